@@ -1,0 +1,638 @@
+//! Configuration: the TOML file as written ([`RawConfig`], serde structs that refuse unknown keys) and the typed,
+//! validated form the rest of the host uses ([`Config`]). Validation happens once, here, at the edge: a bad regex, glob,
+//! URL, number or missing plugin file is reported with the field's path and the offending value, and nothing past this
+//! module re-checks it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use regex::Regex;
+use serde::Deserialize;
+use url::Url;
+
+/// A configuration problem, naming the field and the value that was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field}: {problem} (value: {value})")]
+    Invalid {
+        field: String,
+        value: String,
+        problem: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, value: impl ToString, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        value: value.to_string(),
+        problem: problem.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The file as written.
+
+/// The configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Directory holding the plugins, `<name>.wasm`; relative paths are relative to the config file.
+    pub plugin_dir: PathBuf,
+    /// Limits and batching of the plugin runtime.
+    #[serde(default)]
+    pub runtime: RawRuntime,
+    /// The datasets to manage, each with its store, plugin and guards.
+    #[serde(default, rename = "dataset")]
+    pub datasets: Vec<RawDataset>,
+}
+
+/// `[runtime]`: how plugins are run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRuntime {
+    /// Maximum linear memory of one plugin instance, in MiB. A plugin that grows past it fails its pass.
+    pub memory_limit_mib: u64,
+    /// Wall-clock budget of one call into a plugin (`begin`, one `observe` or `decide` batch), in milliseconds.
+    pub call_timeout_ms: u64,
+    /// Segments per `observe` / `decide` call.
+    pub batch_size: usize,
+}
+
+impl Default for RawRuntime {
+    fn default() -> Self {
+        RawRuntime {
+            memory_limit_mib: 64,
+            call_timeout_ms: 2_000,
+            batch_size: 4_096,
+        }
+    }
+}
+
+/// `[[dataset]]`: one dataset.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataset {
+    /// Unique name, shown in reports and passed to the plugin.
+    pub name: String,
+    /// Plugin that decides for this dataset: the file `<plugin_dir>/<plugin>.wasm`.
+    pub plugin: String,
+    /// Parameters handed to the plugin as strings (numbers and booleans are accepted and converted).
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+    /// The dataset is a directory of files.
+    pub directory: Option<RawDirectory>,
+    /// Limits that a plan must respect to be applied.
+    #[serde(default)]
+    pub guard: RawGuard,
+    /// Actions applied at once (compressions run on this many threads).
+    #[serde(default = "default_parallelism")]
+    pub apply_parallelism: usize,
+}
+
+fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// `[dataset.directory]`: a directory store; every file matching the globs is a segment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirectory {
+    /// Root directory of the dataset; relative paths are relative to the config file.
+    pub root: PathBuf,
+    /// Globs over paths relative to the root; a file is a segment when it matches one (default: every file).
+    #[serde(default = "default_include")]
+    pub include: Vec<String>,
+    /// Globs over relative paths that are never segments, even when included.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Regex over the relative path (`/`-separated, without `.zst`); its named captures become labels.
+    pub labels: Option<String>,
+    /// Where a segment's time comes from: `"mtime"` (default) or `"label:<name>"` for a captured date.
+    #[serde(default = "default_time")]
+    pub time: String,
+    /// chrono format of the captured date when `time` is a label, e.g. `%Y-%m-%d` (the default).
+    #[serde(default = "default_time_format")]
+    pub time_format: String,
+    /// zstd level for compression, 1 to 19.
+    #[serde(default = "default_level")]
+    pub compression_level: i32,
+    /// Archive destination: `file:///path` or `s3://bucket/prefix` (credentials from the usual AWS environment).
+    /// Without it, a plan that archives fails.
+    pub archive_url: Option<String>,
+}
+
+fn default_include() -> Vec<String> {
+    vec!["**".to_string()]
+}
+fn default_time() -> String {
+    "mtime".to_string()
+}
+fn default_time_format() -> String {
+    "%Y-%m-%d".to_string()
+}
+fn default_level() -> i32 {
+    3
+}
+
+/// `[dataset.guard]`: protective limits on one pass.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGuard {
+    /// Largest fraction (0 to 1) of the dataset's bytes that one pass may drop; a plan over it applies nothing.
+    pub max_drop_bytes_fraction: f64,
+}
+
+impl Default for RawGuard {
+    fn default() -> Self {
+        RawGuard {
+            max_drop_bytes_fraction: 0.5,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The validated form.
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub plugin_dir: PathBuf,
+    pub runtime: RuntimeConfig,
+    pub datasets: Vec<DatasetConfig>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeConfig {
+    pub memory_limit_bytes: usize,
+    pub call_timeout: Duration,
+    pub batch_size: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig::from_raw(&RawRuntime::default()).expect("defaults are valid")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatasetConfig {
+    pub name: String,
+    pub plugin: String,
+    /// Path of the plugin file, `<plugin_dir>/<plugin>.wasm`.
+    pub plugin_path: PathBuf,
+    pub params: Vec<(String, String)>,
+    pub store: StoreConfig,
+    pub guard: GuardConfig,
+    pub apply_parallelism: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Directory(DirectoryConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    pub root: PathBuf,
+    pub include: GlobSet,
+    pub exclude: GlobSet,
+    pub labels: Option<Regex>,
+    pub time: TimeSource,
+    pub compression_level: i32,
+    pub archive_url: Option<Url>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeSource {
+    /// The file's modification time.
+    Mtime,
+    /// A label captured by the `labels` regex, parsed with a chrono format (UTC).
+    Label { name: String, format: String },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct GuardConfig {
+    pub max_drop_bytes_fraction: f64,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            max_drop_bytes_fraction: RawGuard::default().max_drop_bytes_fraction,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates config text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        Config::from_raw(raw, base)
+    }
+
+    fn from_raw(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+        let plugin_dir = base.join(&raw.plugin_dir);
+        if !plugin_dir.is_dir() {
+            return Err(invalid(
+                "plugin_dir",
+                plugin_dir.display(),
+                "is not a directory (build the plugins first, see README)",
+            ));
+        }
+        let runtime = RuntimeConfig::from_raw(&raw.runtime)?;
+        if raw.datasets.is_empty() {
+            return Err(invalid("dataset", "[]", "at least one [[dataset]] is required"));
+        }
+        let mut datasets = Vec::with_capacity(raw.datasets.len());
+        for (i, d) in raw.datasets.into_iter().enumerate() {
+            let ds = DatasetConfig::from_raw(d, i, base, &plugin_dir)?;
+            if datasets.iter().any(|o: &DatasetConfig| o.name == ds.name) {
+                return Err(invalid(
+                    format!("dataset[{i}].name"),
+                    &ds.name,
+                    "duplicate dataset name",
+                ));
+            }
+            datasets.push(ds);
+        }
+        Ok(Config {
+            plugin_dir,
+            runtime,
+            datasets,
+        })
+    }
+
+    pub fn dataset(&self, name: &str) -> Option<&DatasetConfig> {
+        self.datasets.iter().find(|d| d.name == name)
+    }
+}
+
+impl RuntimeConfig {
+    pub fn from_raw(raw: &RawRuntime) -> Result<RuntimeConfig, ConfigError> {
+        if !(1..=4096).contains(&raw.memory_limit_mib) {
+            return Err(invalid(
+                "runtime.memory_limit_mib",
+                raw.memory_limit_mib,
+                "must be between 1 and 4096",
+            ));
+        }
+        if !(1..=600_000).contains(&raw.call_timeout_ms) {
+            return Err(invalid(
+                "runtime.call_timeout_ms",
+                raw.call_timeout_ms,
+                "must be between 1 and 600000",
+            ));
+        }
+        if !(1..=1 << 20).contains(&raw.batch_size) {
+            return Err(invalid(
+                "runtime.batch_size",
+                raw.batch_size,
+                "must be between 1 and 1048576",
+            ));
+        }
+        Ok(RuntimeConfig {
+            memory_limit_bytes: (raw.memory_limit_mib as usize) << 20,
+            call_timeout: Duration::from_millis(raw.call_timeout_ms),
+            batch_size: raw.batch_size,
+        })
+    }
+}
+
+impl DatasetConfig {
+    fn from_raw(raw: RawDataset, i: usize, base: &Path, plugin_dir: &Path) -> Result<DatasetConfig, ConfigError> {
+        let at = |f: &str| format!("dataset[{i}].{f}");
+        if raw.name.is_empty() || raw.name.chars().any(|c| c.is_control() || c == '/') {
+            return Err(invalid(
+                at("name"),
+                format!("{:?}", raw.name),
+                "must be non-empty, without '/'",
+            ));
+        }
+        if raw.plugin.is_empty() || raw.plugin.contains(['/', '\\']) || raw.plugin.starts_with('.') {
+            return Err(invalid(
+                at("plugin"),
+                format!("{:?}", raw.plugin),
+                "must be a plugin name (the file <plugin_dir>/<name>.wasm), not a path",
+            ));
+        }
+        let plugin_path = plugin_dir.join(format!("{}.wasm", raw.plugin));
+        if !plugin_path.is_file() {
+            return Err(invalid(
+                at("plugin"),
+                &raw.plugin,
+                format!("no plugin file {}", plugin_path.display()),
+            ));
+        }
+        let mut params = Vec::with_capacity(raw.params.len());
+        for (k, v) in raw.params {
+            let value = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(invalid(
+                        at(&format!("params.{k}")),
+                        other,
+                        "must be a string, number or boolean",
+                    ));
+                }
+            };
+            params.push((k, value));
+        }
+        let store = match raw.directory {
+            Some(d) => StoreConfig::Directory(DirectoryConfig::from_raw(d, &at("directory"), base)?),
+            None => {
+                return Err(invalid(
+                    at("directory"),
+                    "missing",
+                    "a dataset needs a store: [dataset.directory]",
+                ));
+            }
+        };
+        let f = raw.guard.max_drop_bytes_fraction;
+        if !(0.0..=1.0).contains(&f) {
+            return Err(invalid(
+                at("guard.max_drop_bytes_fraction"),
+                f,
+                "must be between 0 and 1",
+            ));
+        }
+        if !(1..=256).contains(&raw.apply_parallelism) {
+            return Err(invalid(
+                at("apply_parallelism"),
+                raw.apply_parallelism,
+                "must be between 1 and 256",
+            ));
+        }
+        Ok(DatasetConfig {
+            name: raw.name,
+            plugin: raw.plugin,
+            plugin_path,
+            params,
+            store,
+            guard: GuardConfig {
+                max_drop_bytes_fraction: f,
+            },
+            apply_parallelism: raw.apply_parallelism,
+        })
+    }
+}
+
+fn glob_set(patterns: &[String], field: &str) -> Result<GlobSet, ConfigError> {
+    let mut b = GlobSetBuilder::new();
+    for (j, p) in patterns.iter().enumerate() {
+        // literal_separator keeps `*` from crossing `/`, as in a shell.
+        let g = GlobBuilder::new(p).literal_separator(true).build().map_err(|e| {
+            invalid(
+                format!("{field}[{j}]"),
+                format!("{p:?}"),
+                format!("invalid glob: {}", e.kind()),
+            )
+        })?;
+        b.add(g);
+    }
+    b.build()
+        .map_err(|e| invalid(field, format!("{patterns:?}"), format!("invalid globs: {e}")))
+}
+
+impl DirectoryConfig {
+    fn from_raw(raw: RawDirectory, at: &str, base: &Path) -> Result<DirectoryConfig, ConfigError> {
+        let root = base.join(&raw.root);
+        if !root.is_dir() {
+            return Err(invalid(format!("{at}.root"), root.display(), "is not a directory"));
+        }
+        let include = glob_set(&raw.include, &format!("{at}.include"))?;
+        let exclude = glob_set(&raw.exclude, &format!("{at}.exclude"))?;
+        let labels = match &raw.labels {
+            None => None,
+            Some(re) => Some(
+                Regex::new(re)
+                    .map_err(|e| invalid(format!("{at}.labels"), format!("{re:?}"), format!("invalid regex: {e}")))?,
+            ),
+        };
+        let time = match raw.time.as_str() {
+            "mtime" => TimeSource::Mtime,
+            t => match t.strip_prefix("label:") {
+                Some(name) => {
+                    let has_capture = labels
+                        .as_ref()
+                        .is_some_and(|re| re.capture_names().flatten().any(|c| c == name));
+                    if !has_capture {
+                        return Err(invalid(
+                            format!("{at}.time"),
+                            format!("{t:?}"),
+                            format!("the labels regex has no named capture {name:?}"),
+                        ));
+                    }
+                    check_time_format(&raw.time_format, &format!("{at}.time_format"))?;
+                    TimeSource::Label {
+                        name: name.to_string(),
+                        format: raw.time_format.clone(),
+                    }
+                }
+                None => {
+                    return Err(invalid(
+                        format!("{at}.time"),
+                        format!("{t:?}"),
+                        "must be \"mtime\" or \"label:<capture name>\"",
+                    ));
+                }
+            },
+        };
+        if !(1..=19).contains(&raw.compression_level) {
+            return Err(invalid(
+                format!("{at}.compression_level"),
+                raw.compression_level,
+                "must be between 1 and 19",
+            ));
+        }
+        let archive_url = match &raw.archive_url {
+            None => None,
+            Some(u) => Some(parse_archive_url(u, base).map_err(|p| invalid(format!("{at}.archive_url"), u, p))?),
+        };
+        Ok(DirectoryConfig {
+            root,
+            include,
+            exclude,
+            labels,
+            time,
+            compression_level: raw.compression_level,
+            archive_url,
+        })
+    }
+}
+
+fn check_time_format(format: &str, field: &str) -> Result<(), ConfigError> {
+    use chrono::format::{Item, StrftimeItems};
+    if StrftimeItems::new(format).any(|i| matches!(i, Item::Error)) {
+        return Err(invalid(field, format!("{format:?}"), "invalid chrono format"));
+    }
+    Ok(())
+}
+
+/// Accepts `file:///abs`, `file://relative` is refused; `s3://bucket[/prefix]`. A `file://` URL's directory must exist.
+fn parse_archive_url(u: &str, base: &Path) -> Result<Url, String> {
+    let url = Url::parse(u).map_err(|e| format!("invalid URL: {e}"))?;
+    match url.scheme() {
+        "file" => {
+            let path = url
+                .to_file_path()
+                .map_err(|()| "a file:// URL needs an absolute path, e.g. file:///var/archive".to_string())?;
+            let path = base.join(path);
+            if !path.is_dir() {
+                return Err(format!("archive directory {} does not exist", path.display()));
+            }
+            Ok(url)
+        }
+        "s3" => {
+            if url.host_str().unwrap_or("").is_empty() {
+                return Err("an s3:// URL needs a bucket, e.g. s3://bucket/prefix".to_string());
+            }
+            Ok(url)
+        }
+        other => Err(format!("unsupported scheme {other:?}: use file:// or s3://")),
+    }
+}
+
+/// Parses a `key=value` parameter given on the command line.
+pub fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        std::fs::write(dir.path().join("plugins/p.wasm"), b"").unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        dir
+    }
+
+    fn parse(dir: &Path, dataset_extra: &str, dir_extra: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "plugin_dir = \"plugins\"\n[[dataset]]\nname = \"logs\"\nplugin = \"p\"\n{dataset_extra}\n\
+             [dataset.directory]\nroot = \"data\"\n{dir_extra}\n"
+        );
+        Config::parse(&text, dir)
+    }
+
+    #[test]
+    fn a_minimal_config_gets_protective_defaults() {
+        let d = setup();
+        let c = parse(d.path(), "", "").unwrap();
+        assert_eq!(c.runtime.memory_limit_bytes, 64 << 20);
+        assert_eq!(c.runtime.call_timeout, Duration::from_secs(2));
+        assert_eq!(c.datasets[0].guard.max_drop_bytes_fraction, 0.5);
+        let StoreConfig::Directory(dir) = &c.datasets[0].store;
+        assert_eq!(dir.time, TimeSource::Mtime);
+        assert!(dir.include.is_match("a/b.log"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let d = setup();
+        let e = parse(d.path(), "colour = \"red\"", "").unwrap_err().to_string();
+        assert!(e.contains("unknown field `colour`"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_regex_names_the_field_and_the_value() {
+        let d = setup();
+        let e = parse(d.path(), "", "labels = '(?P<x'").unwrap_err().to_string();
+        assert!(e.contains("dataset[0].directory.labels") && e.contains("(?P<x"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_glob_names_the_field_and_the_value() {
+        let d = setup();
+        let e = parse(d.path(), "", "include = ['a/[b']").unwrap_err().to_string();
+        assert!(
+            e.contains("dataset[0].directory.include[0]") && e.contains("a/[b"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_plugin_file_is_refused() {
+        let d = setup();
+        let text = "plugin_dir = \"plugins\"\n[[dataset]]\nname = \"l\"\nplugin = \"nope\"\n[dataset.directory]\nroot = \"data\"\n";
+        let e = Config::parse(text, d.path()).unwrap_err().to_string();
+        assert!(e.contains("dataset[0].plugin") && e.contains("nope.wasm"), "{e}");
+    }
+
+    #[test]
+    fn an_unreachable_archive_directory_is_refused() {
+        let d = setup();
+        let e = parse(d.path(), "", "archive_url = \"file:///nonexistent/archive\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("archive_url") && e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn a_time_label_must_be_a_capture_of_the_regex() {
+        let d = setup();
+        let e = parse(d.path(), "", "labels = '(?P<day>\\d+)'\ntime = \"label:date\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no named capture \"date\""), "{e}");
+        parse(d.path(), "", "labels = '(?P<date>\\d+)'\ntime = \"label:date\"").unwrap();
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        let d = setup();
+        let e = parse(d.path(), "[dataset.guard]\nmax_drop_bytes_fraction = 1.5", "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_drop_bytes_fraction") && e.contains("1.5"), "{e}");
+        let e = parse(d.path(), "", "compression_level = 40").unwrap_err().to_string();
+        assert!(e.contains("compression_level") && e.contains("40"), "{e}");
+    }
+
+    #[test]
+    fn numeric_params_become_strings_sorted_by_key() {
+        let d = setup();
+        let c = parse(d.path(), "params = { z = 7, a = \"x\", b = true }", "").unwrap();
+        assert_eq!(
+            c.datasets[0].params,
+            [
+                ("a".into(), "x".into()),
+                ("b".into(), "true".into()),
+                ("z".into(), "7".into())
+            ]
+        );
+    }
+}

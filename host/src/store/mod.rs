@@ -1,0 +1,135 @@
+//! Stores: where a dataset's segments live and how actions on them are carried out, crash-safely.
+//!
+//! One trait, [`Store`], one file per store. A store lists segments ([`Store::scan`]), repairs what an interrupted pass
+//! left behind ([`Store::recover`]) and applies a group of planned actions ([`Store::apply`]). The pass never touches
+//! data itself; it only asks the store.
+//!
+//! The contract every store keeps: if the process dies at any instant, every segment's content still exists, complete,
+//! in at least one visible place, no visible name holds a partial copy, and the next `recover` removes temporary
+//! leftovers and resolves any duplicate to exactly one copy.
+
+pub mod archive;
+pub mod dir;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::config::{DatasetConfig, StoreConfig};
+use crate::segment::{Action, Segment, Symbols, Tier};
+
+/// A store failure, naming the segment or location concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("archive {url}: {source}")]
+    Archive { url: String, source: object_store::Error },
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl StoreError {
+    pub fn io(what: &'static str, path: impl std::fmt::Display, source: std::io::Error) -> Self {
+        StoreError::Io {
+            what,
+            path: path.to_string(),
+            source,
+        }
+    }
+}
+
+/// The result of a scan: segments (in no particular order; the pass sorts them) and what was skipped and why.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub segments: Vec<Segment>,
+    /// Entries that are not segments of this pass, with the reason (e.g. "no date in name"; "duplicate pending
+    /// recovery").
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: String,
+}
+
+/// What `recover` found (and, unless in report-only mode, did).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Recovery {
+    /// Temporary files of interrupted actions removed (or, report-only, that would be removed).
+    pub temp_removed: Vec<String>,
+    /// Duplicates resolved to one copy: `(name, kept tier, removed tier)`.
+    pub duplicates_resolved: Vec<(String, Tier, Tier)>,
+    /// Duplicates whose copies differ: left alone, excluded from passes until a human resolves them.
+    pub conflicts: Vec<Skipped>,
+}
+
+impl Recovery {
+    pub fn is_empty(&self) -> bool {
+        self.temp_removed.is_empty() && self.duplicates_resolved.is_empty() && self.conflicts.is_empty()
+    }
+}
+
+/// One planned action for a store to apply. Never `Keep`.
+#[derive(Debug, Clone)]
+pub struct Work<'a> {
+    pub segment: &'a Segment,
+    pub action: Action,
+}
+
+/// What applying one action did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Bytes the segment occupied before.
+    pub bytes_before: u64,
+    /// Bytes it occupies after in its new tier (0 when dropped; for an archive, 0 locally).
+    pub bytes_after: u64,
+}
+
+/// Called with the number of actions finished since the last call, for progress bars.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
+
+/// A place where a dataset's segments live.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// A short description for reports, e.g. `directory /var/log/app (archive file:///srv/archive)`.
+    fn describe(&self) -> String;
+
+    /// Whether the store can carry out `action` at all (e.g. archiving needs an archive destination). A plan using
+    /// an unsupported action is refused whole before anything is applied.
+    fn supports(&self, action: Action) -> bool {
+        let _ = action;
+        true
+    }
+
+    /// Finds leftovers of interrupted actions: temporary files, and segments present in two tiers at once. With
+    /// `repair` it removes the temporaries and resolves duplicates whose copies are identical to the copy in the later
+    /// tier; without it (dry run) it only reports. Copies that differ are reported as conflicts and left alone.
+    async fn recover(&self, repair: bool) -> Result<Recovery, StoreError>;
+
+    /// Lists the dataset's segments. Label keys and values are interned into `symbols`. Duplicates (a segment in two
+    /// tiers) appear once, in their later tier, or are skipped when they conflict.
+    async fn scan(&self, symbols: &mut Symbols) -> Result<Scan, StoreError>;
+
+    /// Applies a group of actions with at most `parallelism` in flight, each crash-safely. Returns one result per
+    /// action, in order; a failed action leaves its segment as it was (or recoverable by `recover`).
+    async fn apply(
+        &self,
+        work: &[Work<'_>],
+        parallelism: usize,
+        progress: Progress<'_>,
+    ) -> Vec<Result<Applied, StoreError>>;
+}
+
+/// Opens the store of a dataset, checking that it is reachable (root readable, archive destination listable).
+pub async fn open(dataset: &DatasetConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match &dataset.store {
+        StoreConfig::Directory(cfg) => Ok(Arc::new(dir::DirectoryStore::open(cfg.clone()).await?)),
+    }
+}
