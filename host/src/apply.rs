@@ -1,0 +1,39 @@
+//! Apply: hands the store a plan's actions in groups, with bounded parallelism, and collects one outcome per action.
+//!
+//! Groups let a store amortise durability (one filesystem sync per group instead of one per file) while keeping each
+//! action crash-safe; the group size also bounds how much work a shutdown has to wait for.
+
+use crate::segment::{Action, Decision, Segment};
+use crate::store::{Applied, Store, StoreError, Work};
+
+/// Actions handed to the store at once.
+pub const GROUP: usize = 512;
+
+/// Applies every non-keep decision. Returns, per segment, `None` for keep, else the action's outcome.
+pub async fn apply(
+    store: &dyn Store,
+    segments: &[Segment],
+    decisions: &[Decision],
+    parallelism: usize,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Vec<Option<Result<Applied, StoreError>>> {
+    let mut outcomes: Vec<Option<Result<Applied, StoreError>>> = (0..segments.len()).map(|_| None).collect();
+    let todo: Vec<usize> = (0..segments.len())
+        .filter(|&i| decisions[i].action != Action::Keep)
+        .collect();
+    for chunk in todo.chunks(GROUP) {
+        let work: Vec<Work<'_>> = chunk
+            .iter()
+            .map(|&i| Work {
+                segment: &segments[i],
+                action: decisions[i].action,
+            })
+            .collect();
+        let results = store.apply(&work, parallelism, progress).await;
+        debug_assert_eq!(results.len(), chunk.len());
+        for (&i, r) in chunk.iter().zip(results) {
+            outcomes[i] = Some(r);
+        }
+    }
+    outcomes
+}

@@ -1,0 +1,17 @@
+//! The retention host: scans a dataset's segments, asks a sandboxed WebAssembly plugin what to do with each, checks
+//! the plan against guards, and applies it crash-safely.
+//!
+//! The modules follow the data's path: [`config`] -> [`store`] (scan) -> [`plugin`] (plan) -> [`guard`] -> [`apply`]
+//! -> [`report`], tied together by [`pass`]; [`cli`] is the command line over all of it.
+
+pub mod apply;
+pub mod cli;
+pub mod config;
+pub mod crashpoint;
+pub mod demo;
+pub mod guard;
+pub mod pass;
+pub mod plugin;
+pub mod report;
+pub mod segment;
+pub mod store;

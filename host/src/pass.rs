@@ -1,0 +1,186 @@
+//! One pass over one dataset: recover -> scan -> plan (plugin) -> guard -> apply -> report.
+//!
+//! The whole plan is made before anything is touched; a plugin failure, invalid output or a tripped guard means no
+//! action of the pass is applied. A dry run repairs nothing and applies nothing.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::config::{DatasetConfig, RuntimeConfig};
+use crate::plugin::{LoadedPlugin, PassInput};
+use crate::report::{Outcome, PassReport, PassStatus, PluginSummary, Stats, Timings};
+use crate::segment::{Action, Symbols, TierTotals, sort_oldest_first};
+use crate::store::{Recovery, Store};
+use crate::{apply, guard};
+
+/// How to run a pass.
+#[derive(Debug, Clone)]
+pub struct PassOptions {
+    pub dry_run: bool,
+    /// The pass's "now", given to the plugin.
+    pub now: DateTime<Utc>,
+}
+
+/// Runs one pass. Never panics on bad data or a bad plugin: failures end up in the report's status and error.
+pub async fn run(
+    dataset: &DatasetConfig,
+    store: Arc<dyn Store>,
+    plugin: Arc<LoadedPlugin>,
+    runtime: RuntimeConfig,
+    opts: &PassOptions,
+    progress: &(dyn Fn(PassEvent) + Send + Sync),
+) -> PassReport {
+    let started = Instant::now();
+    let mut report = PassReport {
+        pass_id: uuid::Uuid::now_v7().to_string(),
+        dataset: dataset.name.clone(),
+        dry_run: opts.dry_run,
+        status: PassStatus::Ok,
+        error: None,
+        started_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        now: opts.now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        duration_ms: 0.0,
+        timings: Timings::default(),
+        plugin: Some(PluginSummary {
+            name: plugin.meta.name.clone(),
+            version: plugin.meta.version.clone(),
+            digest: plugin.meta.digest.clone(),
+        }),
+        store: store.describe(),
+        recovery: Recovery::default(),
+        skipped: Vec::new(),
+        totals_before: TierTotals::default(),
+        stats: Stats::default(),
+        segments: Vec::new(),
+        plugin_log: Vec::new(),
+        plugin_log_dropped: 0,
+    };
+    if let Err(e) = run_inner(dataset, store, plugin, runtime, opts, progress, &mut report).await {
+        report.status = match e {
+            PassError::Guard(_) => PassStatus::Refused,
+            _ => PassStatus::Failed,
+        };
+        report.error = Some(e.to_string());
+    }
+    report.duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    report
+}
+
+/// Progress of a pass, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub enum PassEvent {
+    /// Applying starts with this many actions.
+    ApplyStarted(u64),
+    /// This many more actions finished.
+    Applied(u64),
+    ApplyFinished,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
+    #[error(transparent)]
+    Guard(#[from] guard::GuardTripped),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+async fn run_inner(
+    dataset: &DatasetConfig,
+    store: Arc<dyn Store>,
+    plugin: Arc<LoadedPlugin>,
+    runtime: RuntimeConfig,
+    opts: &PassOptions,
+    progress: &(dyn Fn(PassEvent) + Send + Sync),
+    report: &mut PassReport,
+) -> Result<(), PassError> {
+    let step = Instant::now();
+    report.recovery = store.recover(!opts.dry_run).await?;
+    report.timings.recover_ms = ms(step);
+
+    let step = Instant::now();
+    let mut symbols = Symbols::new();
+    let scan = store.scan(&mut symbols).await?;
+    report.skipped = scan.skipped;
+    let mut segments = scan.segments;
+    sort_oldest_first(&mut segments);
+    report.totals_before = TierTotals::of(&segments);
+    let segments = Arc::new(segments);
+    report.timings.scan_ms = ms(step);
+
+    // Plugins run synchronously under their own deadlines; keep them off the async workers.
+    let step = Instant::now();
+    let plan = {
+        let segments = segments.clone();
+        let dataset_name = dataset.name.clone();
+        let params = dataset.params.clone();
+        let pass_id = report.pass_id.clone();
+        let now_ms = opts.now.timestamp_millis();
+        let dry_run = opts.dry_run;
+        tokio::task::spawn_blocking(move || {
+            let input = PassInput {
+                pass_id: &pass_id,
+                dataset: &dataset_name,
+                now_ms,
+                dry_run,
+                params: &params,
+            };
+            plugin.plan(input, segments, &symbols, runtime.batch_size)
+        })
+        .await
+        .map_err(|e| PassError::Other(format!("planning task failed: {e}")))??
+    };
+    report.timings.plan_ms = ms(step);
+    report.plugin_log = plan.log;
+    report.plugin_log_dropped = plan.log_dropped;
+    let decisions = plan.decisions;
+    let reasons = plan.reasons;
+    // The plugin is done with the segments; the report takes them over (names move instead of being copied).
+    let segments = Arc::try_unwrap(segments).unwrap_or_else(|shared| (*shared).clone());
+
+    let archives = decisions.iter().filter(|d| d.action == Action::Archive).count();
+    if archives > 0 && !store.supports(Action::Archive) {
+        report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
+        return Err(PassError::Other(format!(
+            "the plan archives {archives} segments but dataset {} has no archive destination (archive_url); \
+             nothing was applied",
+            dataset.name
+        )));
+    }
+    if let Err(e) = guard::check(&dataset.guard, &segments, &decisions) {
+        report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
+        return Err(e.into());
+    }
+    if opts.dry_run {
+        report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
+        return Ok(());
+    }
+
+    let step = Instant::now();
+    let actions = decisions.iter().filter(|d| d.action != Action::Keep).count() as u64;
+    progress(PassEvent::ApplyStarted(actions));
+    let on_progress = |n: u64| progress(PassEvent::Applied(n));
+    let outcomes = apply::apply(&*store, &segments, &decisions, dataset.apply_parallelism, &on_progress).await;
+    progress(PassEvent::ApplyFinished);
+    report.timings.apply_ms = ms(step);
+    for (i, o) in outcomes.iter().enumerate() {
+        if let Some(Err(e)) = o {
+            tracing::warn!(dataset = %dataset.name, segment = %segments[i].name, "action failed: {e}");
+        }
+    }
+    report.record_plan(segments, &decisions, &reasons, |i| match &outcomes[i] {
+        None => (Outcome::Done, None, 0),
+        Some(Ok(a)) => (Outcome::Done, None, a.bytes_after),
+        Some(Err(e)) => (Outcome::Failed, Some(e.to_string()), 0),
+    });
+    Ok(())
+}

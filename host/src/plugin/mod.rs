@@ -1,0 +1,573 @@
+//! The plugin runtime: loads, checks and runs decision plugins in a sandbox.
+//!
+//! One [`Runtime`] holds one wasmtime `Engine` (pooling allocator, epoch interruption) and a cache of compiled plugins
+//! keyed by the sha256 of their bytes. A [`LoadedPlugin`] is a compiled component that passed the world check and
+//! answered `info`; every pass gets a fresh [`PluginRun`] (a new `Store` and instance), so no state leaks from one pass
+//! to the next. Every call runs under an epoch deadline and a memory cap; any failure is a [`PluginError`] naming the
+//! plugin, the call and the cause.
+
+pub mod batch;
+mod bindings;
+mod host;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+pub use bindings::{POLICY_EXPORT, WORLD};
+pub use host::{LogLine, MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
+
+use crate::config::RuntimeConfig;
+use crate::segment::{Decision, Reasons, Segment, Symbols};
+use batch::BatchBuilder;
+use bindings::{Plugin, PluginPre};
+use host::HostState;
+
+/// How often the engine's epoch advances; the granularity of call deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Longest reason text kept; longer ones are cut (the WIT documents this figure).
+pub const MAX_REASON_BYTES: usize = 512;
+
+/// Why a call into a plugin failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The call ran past its deadline.
+    Timeout,
+    /// The plugin grew its memory past the cap.
+    Memory,
+    /// The plugin trapped (panic, `unreachable`, out-of-bounds access, ...).
+    Trap,
+    /// The plugin answered, but the answer breaks the contract.
+    InvalidOutput,
+    /// The plugin returned an error of its own (e.g. a bad parameter).
+    Refused,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Memory => "memory",
+            FailureKind::Trap => "trap",
+            FailureKind::InvalidOutput => "invalid-output",
+            FailureKind::Refused => "refused",
+        }
+    }
+}
+
+/// A plugin that could not be loaded, or a call into it that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot read plugin {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is not a WebAssembly file (garbage bytes: it starts with {start})")]
+    NotWasm { path: String, start: String },
+    #[error(
+        "{path} is a core WebAssembly module, not a component: build the plugin for wasm32-wasip2 \
+         (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule { path: String },
+    #[error("{path} is not a valid WebAssembly component: {detail}")]
+    Invalid { path: String, detail: String },
+    #[error("{path} is a component of another world, not {world}: {detail}", world = WORLD)]
+    WrongWorld { path: String, detail: String },
+    #[error("plugin {plugin} failed in {call}: {kind}: {detail}", kind = kind.as_str())]
+    Call {
+        /// `name version (sha256 prefix)`, or the file path before `info` answered.
+        plugin: String,
+        /// The call and, for batches, which one (`decide batch 3`).
+        call: String,
+        kind: FailureKind,
+        detail: String,
+    },
+}
+
+impl PluginError {
+    /// The failure kind of a failed call, for metrics and tests.
+    pub fn kind(&self) -> Option<FailureKind> {
+        match self {
+            PluginError::Call { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
+/// What a plugin says about itself, plus what the host measured loading it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginMeta {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// Hex sha256 of the component's bytes: the plugin's identity.
+    pub digest: String,
+    pub size_bytes: u64,
+    pub compile_ms: f64,
+    /// The component's imports, e.g. `retention:policy/host@0.1.0`, `wasi:cli/environment@0.2.0`.
+    pub imports: Vec<String>,
+}
+
+impl PluginMeta {
+    /// `name version (sha256 1a2b3c4d)`, as used in error messages.
+    pub fn label(&self) -> String {
+        format!("{} {} (sha256 {})", self.name, self.version, &self.digest[..12])
+    }
+}
+
+/// The engine and the compiled plugins.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: RuntimeConfig,
+    cache: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+}
+
+impl Runtime {
+    /// Creates the engine and starts the epoch ticker that enforces call deadlines.
+    pub fn new(limits: RuntimeConfig) -> anyhow::Result<Arc<Runtime>> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(2_048)
+            .total_memories(256)
+            .total_tables(1_024)
+            .max_memories_per_component(8)
+            .max_memory_size(limits.memory_limit_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(wasm_err)?;
+        let mut linker = Linker::new(&engine);
+        // Plugins built with wasi-libc import WASI interfaces even when unused; linking them to an empty context
+        // lets such plugins load while giving them nothing.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_err)?;
+        Plugin::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(wasm_err)?;
+
+        let weak = engine.weak();
+        std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            limits,
+            cache: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn limits(&self) -> RuntimeConfig {
+        self.limits
+    }
+
+    /// Loads the plugin at `path`: read, identify by digest, compile (or reuse the cached compile), check the world,
+    /// and ask for its info on a throw-away instance.
+    pub fn load_file(self: &Arc<Self>, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        self.load_bytes(&bytes, &shown)
+    }
+
+    /// Like [`Runtime::load_file`], from bytes; `shown` names the plugin in errors.
+    pub fn load_bytes(self: &Arc<Self>, bytes: &[u8], shown: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let digest = hex::encode(Sha256::digest(bytes));
+        if let Some(p) = self.cache.lock().expect("cache lock").get(&digest) {
+            return Ok(p.clone());
+        }
+        check_header(bytes, shown)?;
+        let started = Instant::now();
+        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Invalid {
+            path: shown.to_string(),
+            detail: format!("{e:#}"),
+        })?;
+        let compile_ms = started.elapsed().as_secs_f64() * 1e3;
+        let imports = check_world(&self.engine, &component, shown)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::WrongWorld {
+                path: shown.to_string(),
+                detail: format!("{e:#}"),
+            })?;
+        let pre = PluginPre::new(pre).map_err(|e| PluginError::WrongWorld {
+            path: shown.to_string(),
+            detail: format!("{e:#}"),
+        })?;
+
+        let mut meta = PluginMeta {
+            name: String::new(),
+            version: String::new(),
+            description: String::new(),
+            digest: digest.clone(),
+            size_bytes: bytes.len() as u64,
+            compile_ms,
+            imports,
+        };
+        let mut plugin = LoadedPlugin {
+            meta: meta.clone(),
+            pre,
+            runtime: self.clone(),
+        };
+        // Before `info` answers, errors name the file.
+        plugin.meta.name = shown.to_string();
+        let mut run = plugin.instantiate("load")?;
+        let info = run.call("info", |p, s| p.retention_policy_policy().call_info(s))?;
+        meta.name = info.name;
+        meta.version = info.version;
+        meta.description = info.description;
+        for (what, v) in [("name", &meta.name), ("version", &meta.version)] {
+            if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) {
+                return Err(PluginError::Call {
+                    plugin: shown.to_string(),
+                    call: "info".into(),
+                    kind: FailureKind::InvalidOutput,
+                    detail: format!("{what} must be 1 to 128 printable characters, got {v:?}"),
+                });
+            }
+        }
+        host::truncate_utf8(&mut meta.description, 1024);
+        plugin.meta = meta;
+        let plugin = Arc::new(plugin);
+        self.cache.lock().expect("cache lock").insert(digest, plugin.clone());
+        Ok(plugin)
+    }
+}
+
+/// Tells garbage, core modules and components apart before compiling, so that each gets its own message.
+fn check_header(bytes: &[u8], shown: &str) -> Result<(), PluginError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        let start: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        return Err(PluginError::NotWasm {
+            path: shown.to_string(),
+            start: if start.is_empty() {
+                "nothing (empty file)".into()
+            } else {
+                start.join(" ")
+            },
+        });
+    }
+    match bytes[4..8] {
+        [1, 0, 0, 0] => Err(PluginError::CoreModule {
+            path: shown.to_string(),
+        }),
+        [_, _, 1, 0] => Ok(()),
+        _ => Err(PluginError::Invalid {
+            path: shown.to_string(),
+            detail: format!("unknown WebAssembly version/layer {:02x?}", &bytes[4..8]),
+        }),
+    }
+}
+
+/// Checks that the component exports our policy interface (in our version) and imports nothing but our host
+/// interface and WASI. Returns the import names.
+fn check_world(engine: &Engine, component: &Component, shown: &str) -> Result<Vec<String>, PluginError> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let wrong = |detail: String| PluginError::WrongWorld {
+        path: shown.to_string(),
+        detail,
+    };
+    if !exports.iter().any(|e| e == POLICY_EXPORT) {
+        let ours = format!("{}/policy@", bindings::PACKAGE);
+        return Err(match exports.iter().find(|e| e.starts_with(&ours)) {
+            Some(other) => wrong(format!(
+                "it exports {other}, a version this host does not implement (it implements {POLICY_EXPORT})"
+            )),
+            None => wrong(format!(
+                "it does not export {POLICY_EXPORT}; its exports are [{}]",
+                exports.join(", ")
+            )),
+        });
+    }
+    for (name, item) in ty.imports(engine) {
+        let allowed = name == bindings::HOST_IMPORT || name == bindings::TYPES_IMPORT || name.starts_with("wasi:");
+        if !allowed {
+            return Err(wrong(format!(
+                "it imports {name}, which this host does not provide (only {}, {} and WASI)",
+                bindings::HOST_IMPORT,
+                bindings::TYPES_IMPORT
+            )));
+        }
+        if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+            return Err(wrong(format!("its import {name} is not an interface")));
+        }
+    }
+    Ok(imports)
+}
+
+/// A compiled plugin that passed its checks. Cheap to share; instantiate once per pass.
+pub struct LoadedPlugin {
+    pub meta: PluginMeta,
+    pre: PluginPre<HostState>,
+    runtime: Arc<Runtime>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin").field("meta", &self.meta).finish()
+    }
+}
+
+impl LoadedPlugin {
+    /// A fresh instance in a fresh store, for one pass. `tag` labels its log lines.
+    pub fn instantiate(&self, tag: &str) -> Result<PluginRun, PluginError> {
+        let limits = self.runtime.limits;
+        let mut store = Store::new(
+            &self.runtime.engine,
+            HostState::new(limits.memory_limit_bytes, format!("{} {tag}", self.meta.name)),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
+        let instance = self.pre.instantiate(&mut store);
+        let mut run = PluginRun {
+            store,
+            instance: None,
+            label: self.meta.label_or_name(),
+            timeout: limits.call_timeout,
+            batch: 0,
+        };
+        match instance {
+            Ok(i) => {
+                run.instance = Some(i);
+                Ok(run)
+            }
+            Err(e) => Err(run.classify("instantiate", e)),
+        }
+    }
+
+    /// Runs the plugin over a whole pass: `begin`, optional `observe` batches, `decide` batches. Returns one decision
+    /// per segment, in order, or the first failure (nothing of a failed plan may be applied).
+    pub fn plan(
+        &self,
+        context: PassInput<'_>,
+        segments: Arc<Vec<Segment>>,
+        symbols: &Symbols,
+        batch_size: usize,
+    ) -> Result<PlanOutput, PluginError> {
+        let mut run = self.instantiate(context.pass_id)?;
+        let totals = crate::segment::TierTotals::of(&segments);
+        let options = run.begin(&context, &totals)?;
+        let mut builder = BatchBuilder::new();
+        if options.observe_first {
+            for start in (0..segments.len()).step_by(batch_size) {
+                let range = start..(start + batch_size).min(segments.len());
+                let batch = builder.fill(&segments[range.clone()], start as u64, symbols);
+                run.observe(batch, &segments, range)?;
+            }
+            // `observe` already sent every symbol the batches use; `decide` gets the same batches without them.
+        }
+        let mut decisions = Vec::with_capacity(segments.len());
+        let mut reasons = Reasons::default();
+        for start in (0..segments.len()).step_by(batch_size) {
+            let range = start..(start + batch_size).min(segments.len());
+            let batch = builder.fill(&segments[range.clone()], start as u64, symbols);
+            run.decide(batch, &segments, range, &mut decisions, &mut reasons)?;
+        }
+        let state = run.store.data_mut();
+        Ok(PlanOutput {
+            decisions,
+            reasons,
+            observe_first: options.observe_first,
+            log: std::mem::take(&mut state.log.lines),
+            log_dropped: state.log.dropped,
+        })
+    }
+}
+
+impl PluginMeta {
+    fn label_or_name(&self) -> String {
+        if self.version.is_empty() {
+            self.name.clone()
+        } else {
+            self.label()
+        }
+    }
+}
+
+/// What a pass tells the plugin in `begin`.
+#[derive(Debug, Clone)]
+pub struct PassInput<'a> {
+    pub pass_id: &'a str,
+    pub dataset: &'a str,
+    pub now_ms: i64,
+    pub dry_run: bool,
+    pub params: &'a [(String, String)],
+}
+
+/// The plugin's plan for a pass.
+#[derive(Debug)]
+pub struct PlanOutput {
+    /// One decision per segment, in the order of the segments given.
+    pub decisions: Vec<Decision>,
+    /// The texts the decisions' reasons refer to.
+    pub reasons: Reasons,
+    pub observe_first: bool,
+    pub log: Vec<LogLine>,
+    pub log_dropped: u64,
+}
+
+/// wasmtime has its own error type (not anyhow's) since v42.
+fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}")
+}
+
+fn deadline_ticks(timeout: Duration) -> u64 {
+    (timeout.as_millis() as u64).div_ceil(EPOCH_TICK.as_millis() as u64) + 1
+}
+
+/// One instance of a plugin, for one pass.
+pub struct PluginRun {
+    store: Store<HostState>,
+    instance: Option<Plugin>,
+    label: String,
+    timeout: Duration,
+    /// Index of the current batch, for error messages.
+    batch: usize,
+}
+
+impl PluginRun {
+    /// Calls into the plugin under a fresh deadline, classifying any failure.
+    fn call<T>(
+        &mut self,
+        call: &str,
+        f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T, PluginError> {
+        let instance = self.instance.as_ref().expect("instantiated");
+        self.store.set_epoch_deadline(deadline_ticks(self.timeout));
+        match f(instance, &mut self.store) {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.classify(call, e)),
+        }
+    }
+
+    fn classify(&mut self, call: &str, e: wasmtime::Error) -> PluginError {
+        let (kind, detail) = if let Some(asked) = self.store.data_mut().limiter.exceeded.take() {
+            (
+                FailureKind::Memory,
+                format!(
+                    "memory limit of {} MiB exceeded (the plugin asked for {} MiB)",
+                    self.store.data().limiter.cap_bytes >> 20,
+                    asked.div_ceil(1 << 20)
+                ),
+            )
+        } else if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+            (
+                FailureKind::Timeout,
+                format!("no answer within the deadline of {} ms", self.timeout.as_millis()),
+            )
+        } else {
+            (FailureKind::Trap, format!("{e:#}"))
+        };
+        PluginError::Call {
+            plugin: self.label.clone(),
+            call: call.to_string(),
+            kind,
+            detail,
+        }
+    }
+
+    fn refused(&self, call: &str, kind: FailureKind, detail: String) -> PluginError {
+        PluginError::Call {
+            plugin: self.label.clone(),
+            call: call.to_string(),
+            kind,
+            detail,
+        }
+    }
+
+    /// `begin`: hands the plugin the pass context.
+    pub fn begin(
+        &mut self,
+        input: &PassInput<'_>,
+        totals: &crate::segment::TierTotals,
+    ) -> Result<bindings::PassOptions, PluginError> {
+        let t = |t: crate::segment::Tally| bindings::TierTotals {
+            segments: t.segments,
+            bytes: t.bytes,
+        };
+        let ctx = bindings::PassContext {
+            pass_id: input.pass_id.to_string(),
+            dataset: input.dataset.to_string(),
+            now_ms: input.now_ms,
+            dry_run: input.dry_run,
+            params: input
+                .params
+                .iter()
+                .map(|(k, v)| bindings::Param {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            totals: bindings::DatasetTotals {
+                hot: t(totals.hot),
+                compressed: t(totals.compressed),
+                archived: t(totals.archived),
+            },
+        };
+        let r = self.call("begin", |p, s| p.retention_policy_policy().call_begin(s, &ctx))?;
+        r.map_err(|msg| self.refused("begin", FailureKind::Refused, bounded(msg)))
+    }
+
+    /// `observe`: shows the plugin one batch.
+    pub fn observe(
+        &mut self,
+        batch: &bindings::SegmentBatch,
+        segments: &Arc<Vec<Segment>>,
+        range: std::ops::Range<usize>,
+    ) -> Result<(), PluginError> {
+        let call = format!("observe (batch {})", self.batch);
+        self.batch += 1;
+        self.set_batch(segments, range);
+        let r = self.call(&call, |p, s| p.retention_policy_policy().call_observe(s, batch));
+        self.clear_batch();
+        r?.map_err(|msg| self.refused(&call, FailureKind::Refused, bounded(msg)))
+    }
+
+    /// `decide`: asks for one batch's verdicts, checks them against the contract and appends the decisions.
+    pub fn decide(
+        &mut self,
+        batch: &bindings::SegmentBatch,
+        segments: &Arc<Vec<Segment>>,
+        range: std::ops::Range<usize>,
+        out: &mut Vec<Decision>,
+        reasons: &mut Reasons,
+    ) -> Result<(), PluginError> {
+        let call = format!("decide (batch {})", self.batch);
+        self.batch += 1;
+        self.set_batch(segments, range.clone());
+        let r = self.call(&call, |p, s| p.retention_policy_policy().call_decide(s, batch));
+        self.clear_batch();
+        let verdicts = r?.map_err(|msg| self.refused(&call, FailureKind::Refused, bounded(msg)))?;
+        batch::check_and_append(&verdicts, &segments[range], out, reasons)
+            .map_err(|detail| self.refused(&call, FailureKind::InvalidOutput, detail))
+    }
+
+    fn set_batch(&mut self, segments: &Arc<Vec<Segment>>, range: std::ops::Range<usize>) {
+        let b = &mut self.store.data_mut().batch;
+        b.segments = Some(segments.clone());
+        b.range = range;
+    }
+
+    fn clear_batch(&mut self) {
+        self.store.data_mut().batch = host::CurrentBatch::default();
+    }
+}
+
+/// A plugin's own error message, bounded so that a hostile plugin cannot fill reports.
+fn bounded(mut msg: String) -> String {
+    host::truncate_utf8(&mut msg, MAX_LOG_LINE_BYTES);
+    msg
+}

@@ -1,0 +1,301 @@
+//! Reports: what a pass planned and did, as a struct that serialises to JSON (`--json`) and renders as text.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::plugin::LogLine;
+use crate::segment::{Action, Segment, Tier, TierTotals};
+use crate::store::{Recovery, Skipped};
+
+/// How a pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassStatus {
+    /// Planned (and unless a dry run, applied); individual actions may still have failed (see `stats.failed`).
+    Ok,
+    /// A guard refused the plan; nothing was applied.
+    Refused,
+    /// The pass could not plan (plugin failure, store unreachable, ...); nothing was applied.
+    Failed,
+}
+
+/// The plugin that planned a pass.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginSummary {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+}
+
+/// Segments, rows and bytes of one action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ActionStats {
+    pub segments: u64,
+    /// Sum of rows over segments whose row count is known.
+    pub rows: u64,
+    /// Bytes of the segments before the action.
+    pub bytes: u64,
+}
+
+/// Per-action figures of a pass: planned in a dry run, done in a real pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub kept: ActionStats,
+    pub compressed: ActionStats,
+    pub archived: ActionStats,
+    pub dropped: ActionStats,
+    /// Actions that failed and left their segment as it was.
+    pub failed: u64,
+    /// Bytes no longer held locally (drops, archives, compression savings); in a dry run, drops and archives only,
+    /// as compression savings are unknown until done.
+    pub freed_bytes: u64,
+}
+
+impl Stats {
+    pub fn of_mut(&mut self, action: Action) -> &mut ActionStats {
+        match action {
+            Action::Keep => &mut self.kept,
+            Action::Compress => &mut self.compressed,
+            Action::Archive => &mut self.archived,
+            Action::Drop => &mut self.dropped,
+        }
+    }
+
+    pub fn of(&self, action: Action) -> ActionStats {
+        match action {
+            Action::Keep => self.kept,
+            Action::Compress => self.compressed,
+            Action::Archive => self.archived,
+            Action::Drop => self.dropped,
+        }
+    }
+}
+
+/// Wall-clock time of each step of a pass, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    pub recover_ms: f64,
+    pub scan_ms: f64,
+    pub plan_ms: f64,
+    pub apply_ms: f64,
+}
+
+/// What happened to one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Dry run, or a plan that was refused: nothing done.
+    Planned,
+    Done,
+    Failed,
+}
+
+/// One line of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentRow {
+    pub name: String,
+    pub tier: Tier,
+    pub action: Action,
+    pub reason: Option<String>,
+    pub bytes: u64,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything about one pass over one dataset.
+#[derive(Debug, Clone, Serialize)]
+pub struct PassReport {
+    pub pass_id: String,
+    pub dataset: String,
+    pub dry_run: bool,
+    pub status: PassStatus,
+    /// Why the pass failed or was refused.
+    pub error: Option<String>,
+    /// When the pass started (RFC 3339, UTC).
+    pub started_at: String,
+    /// The "now" the plugin was given (RFC 3339, UTC).
+    pub now: String,
+    pub duration_ms: f64,
+    /// Where the time went.
+    pub timings: Timings,
+    pub plugin: Option<PluginSummary>,
+    pub store: String,
+    pub recovery: Recovery,
+    pub skipped: Vec<Skipped>,
+    pub totals_before: TierTotals,
+    pub stats: Stats,
+    /// Every segment with its decision, oldest first.
+    pub segments: Vec<SegmentRow>,
+    /// What the plugin logged (bounded), and how many lines were dropped beyond the bound.
+    pub plugin_log: Vec<LogLine>,
+    pub plugin_log_dropped: u64,
+}
+
+impl PassReport {
+    /// Fills `segments` and `stats` from a plan; `outcome(i)` says what happened to segment `i`.
+    /// Takes the segments by value: their names move into the rows instead of being copied.
+    pub fn record_plan(
+        &mut self,
+        segments: Vec<Segment>,
+        decisions: &[crate::segment::Decision],
+        reasons: &crate::segment::Reasons,
+        mut outcome: impl FnMut(usize) -> (Outcome, Option<String>, u64),
+    ) {
+        self.segments.reserve(segments.len());
+        for (i, (s, d)) in segments.into_iter().zip(decisions).enumerate() {
+            let (o, error, bytes_after) = outcome(i);
+            let counted = d.action == Action::Keep || o != Outcome::Failed;
+            if counted {
+                let st = self.stats.of_mut(d.action);
+                st.segments += 1;
+                st.rows += s.rows.unwrap_or(0);
+                st.bytes += s.bytes;
+                self.stats.freed_bytes += match (d.action, o) {
+                    (Action::Keep, _) => 0,
+                    (Action::Compress, Outcome::Done) => s.bytes.saturating_sub(bytes_after),
+                    (Action::Compress, _) => 0,
+                    (Action::Archive | Action::Drop, _) => s.bytes,
+                };
+            } else {
+                self.stats.failed += 1;
+            }
+            self.segments.push(SegmentRow {
+                name: s.name,
+                tier: s.tier,
+                action: d.action,
+                reason: reasons.of(d).map(str::to_string),
+                bytes: s.bytes,
+                outcome: o,
+                error,
+            });
+        }
+    }
+
+    /// Renders the report for a terminal. A dry run lists every segment; a real pass lists what it did.
+    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+        let mode = if self.dry_run { "dry run" } else { "pass" };
+        write!(out, "dataset {}: {mode} {}", self.dataset, self.pass_id)?;
+        if let Some(p) = &self.plugin {
+            write!(out, ", plugin {} {} (sha256 {})", p.name, p.version, &p.digest[..12])?;
+        }
+        writeln!(out, ", now {}", self.now)?;
+        writeln!(out, "  store: {}", self.store)?;
+        for t in &self.recovery.temp_removed {
+            let verb = if self.dry_run { "would remove" } else { "removed" };
+            writeln!(out, "  recovery: {verb} leftover temporary file {t}")?;
+        }
+        for (name, kept, removed) in &self.recovery.duplicates_resolved {
+            let verb = if self.dry_run { "would keep" } else { "kept" };
+            writeln!(
+                out,
+                "  recovery: {name} was both {kept} and {removed}: {verb} the {kept} copy"
+            )?;
+        }
+        for c in &self.recovery.conflicts {
+            writeln!(out, "  conflict: {}: {} (left alone)", c.name, c.reason)?;
+        }
+        for s in &self.skipped {
+            writeln!(out, "  skipped: {}: {}", s.name, s.reason)?;
+        }
+        let rows: Vec<&SegmentRow> = self
+            .segments
+            .iter()
+            .filter(|r| self.dry_run || r.action != Action::Keep)
+            .collect();
+        if !rows.is_empty() {
+            let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).clamp(7, 60);
+            writeln!(
+                out,
+                "  {:<8} {:<10} {:>9}  {:<width$}  REASON",
+                "ACTION", "TIER", "BYTES", "SEGMENT"
+            )?;
+            for r in rows {
+                let mark = match r.outcome {
+                    Outcome::Failed => " FAILED",
+                    _ => "",
+                };
+                write!(
+                    out,
+                    "  {:<8} {:<10} {:>9}  {:<width$}  {}{mark}",
+                    r.action.as_str(),
+                    r.tier.as_str(),
+                    human_bytes(r.bytes),
+                    r.name,
+                    r.reason.as_deref().unwrap_or("-"),
+                )?;
+                if let Some(e) = &r.error {
+                    write!(out, ": {e}")?;
+                }
+                writeln!(out)?;
+            }
+        }
+        for l in &self.plugin_log {
+            writeln!(out, "  plugin {}: {}", l.level, l.message)?;
+        }
+        if self.plugin_log_dropped > 0 {
+            writeln!(out, "  plugin log: {} more lines dropped", self.plugin_log_dropped)?;
+        }
+        let s = &self.stats;
+        let total = self.totals_before.all();
+        let verb = if self.dry_run { "would free" } else { "freed" };
+        writeln!(
+            out,
+            "  summary: {} segments ({}): keep {}, compress {} ({}), archive {} ({}), drop {} ({}); {verb} {}; \
+             {} failed; {:.2} s",
+            total.segments,
+            human_bytes(total.bytes),
+            s.kept.segments,
+            s.compressed.segments,
+            human_bytes(s.compressed.bytes),
+            s.archived.segments,
+            human_bytes(s.archived.bytes),
+            s.dropped.segments,
+            human_bytes(s.dropped.bytes),
+            human_bytes(s.freed_bytes),
+            s.failed,
+            self.duration_ms / 1e3
+        )?;
+        let t = &self.timings;
+        writeln!(
+            out,
+            "  time: recover {:.0} ms, scan {:.0} ms, plan {:.0} ms, apply {:.0} ms",
+            t.recover_ms, t.scan_ms, t.plan_ms, t.apply_ms
+        )?;
+        match self.status {
+            PassStatus::Ok => {}
+            PassStatus::Refused => writeln!(out, "  REFUSED: {}", self.error.as_deref().unwrap_or("?"))?,
+            PassStatus::Failed => writeln!(out, "  FAILED: {}", self.error.as_deref().unwrap_or("?"))?,
+        }
+        Ok(())
+    }
+}
+
+/// `1.5 KiB`, `3.2 GiB`; exact below 1 KiB.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_as_humans_write_them() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+}
