@@ -1,0 +1,644 @@
+//! The archive destination of a directory store: an object store reached through `object_store`, either a local
+//! directory (`file:///abs/dir`, [`LocalFileSystem`]) or S3 (`s3://bucket/prefix`, credentials from the usual AWS
+//! environment through [`AmazonS3Builder::from_env`]).
+//!
+//! Keys mirror the dataset's relative paths under the URL's prefix: a hot file `a/b.log` is archived as
+//! `<prefix>/a/b.log`, a compressed one `a/b.log.zst` as `<prefix>/a/b.log.zst`, so archived bytes are stored exactly as
+//! they were and the logical name stays the path without `.zst`.
+//!
+//! Uploads stream the file through [`BufWriter`] (one `put` for small files, a multipart upload in parts of
+//! [`Archive::part_size`] for large ones), so a 10 GB file is never held in memory, and hash it on the way so that the
+//! copy can be verified by reading it back. [`LocalFileSystem`] writes through a staging file `<path>#<digits>` that its
+//! listings hide, and renames it into place without fsync: this module makes a local destination durable itself
+//! ([`Archive::sync`]) and finds staging files that a crash left behind ([`Archive::staging_leftovers`]).
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+use object_store::path::{Path as ObjectPath, PathPart};
+use object_store::{GetResultPayload, ObjectStore};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+use super::StoreError;
+
+/// Size of the parts of a multipart upload, and the size up to which a file is uploaded with one `put`. S3 needs
+/// parts of at least 5 MiB.
+const DEFAULT_PART_SIZE: usize = 8 << 20;
+
+/// Size of the chunks read from a file or an object while hashing or uploading it.
+const CHUNK: usize = 1 << 20;
+
+/// An archive destination.
+#[derive(Debug)]
+pub struct Archive {
+    url: Url,
+    store: Arc<dyn ObjectStore>,
+    /// Key prefix of the dataset's objects (the URL's path for S3, empty for a local directory, which is the root of
+    /// its [`LocalFileSystem`]).
+    prefix: ObjectPath,
+    /// The directory of a `file://` destination (canonical).
+    local_dir: Option<PathBuf>,
+    part_size: usize,
+}
+
+/// An object of the archive.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// Key relative to the prefix, `/`-separated, decoded: the relative path the file had in the dataset.
+    pub rel: String,
+    pub location: ObjectPath,
+    pub size: u64,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// The size and SHA-256 of some content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Content {
+    pub size: u64,
+    pub sha256: [u8; 32],
+}
+
+impl Archive {
+    /// Connects to the destination of `url` and checks that it can be listed.
+    pub async fn open(url: &Url) -> Result<Archive, StoreError> {
+        let err = |source| StoreError::Archive {
+            url: url.to_string(),
+            source,
+        };
+        let (store, prefix, local_dir): (Arc<dyn ObjectStore>, ObjectPath, Option<PathBuf>) = match url.scheme() {
+            "file" => {
+                let dir = url.to_file_path().map_err(|()| {
+                    StoreError::Refused(format!("archive {url}: a file:// URL needs an absolute path"))
+                })?;
+                let dir =
+                    std::fs::canonicalize(&dir).map_err(|e| StoreError::io("cannot open archive directory", url, e))?;
+                let fs = LocalFileSystem::new_with_prefix(&dir).map_err(err)?;
+                (Arc::new(fs), ObjectPath::default(), Some(dir))
+            }
+            "s3" => {
+                let s3 = AmazonS3Builder::from_env()
+                    .with_url(url.as_str())
+                    .build()
+                    .map_err(err)?;
+                let prefix = ObjectPath::from_url_path(url.path()).map_err(|e| err(e.into()))?;
+                (Arc::new(s3), prefix, None)
+            }
+            other => {
+                return Err(StoreError::Refused(format!(
+                    "archive {url}: unsupported scheme {other:?}, use file:// or s3://"
+                )));
+            }
+        };
+        let archive = Archive {
+            url: url.clone(),
+            store,
+            prefix,
+            local_dir,
+            part_size: DEFAULT_PART_SIZE,
+        };
+        // Listing one entry proves that the destination exists and that the credentials can read it.
+        if let Some(Err(e)) = archive.store.list(archive.list_prefix()).next().await {
+            return Err(err(e));
+        }
+        Ok(archive)
+    }
+
+    /// Sets the multipart part size (tests use small parts to exercise multipart uploads with small files; S3 needs
+    /// at least 5 MiB).
+    pub fn with_part_size(mut self, bytes: usize) -> Self {
+        self.part_size = bytes.max(1);
+        self
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The directory of a `file://` destination.
+    pub fn local_dir(&self) -> Option<&Path> {
+        self.local_dir.as_deref()
+    }
+
+    fn list_prefix(&self) -> Option<&ObjectPath> {
+        (!self.prefix.as_ref().is_empty()).then_some(&self.prefix)
+    }
+
+    fn error(&self, source: object_store::Error) -> StoreError {
+        StoreError::Archive {
+            url: self.url.to_string(),
+            source,
+        }
+    }
+
+    /// The key of the dataset file at `rel` (relative, `/`-separated).
+    pub fn key(&self, rel: &str) -> ObjectPath {
+        self.prefix
+            .parts()
+            .chain(rel.split('/').filter(|p| !p.is_empty()).map(PathPart::from))
+            .collect()
+    }
+
+    /// The relative path of the object at `location`, if it is under the prefix.
+    pub fn rel_of(&self, location: &ObjectPath) -> Option<String> {
+        let mut rel = String::new();
+        for part in location.prefix_match(&self.prefix)? {
+            if !rel.is_empty() {
+                rel.push('/');
+            }
+            rel.push_str(&percent_decode(part.as_ref())?);
+        }
+        (!rel.is_empty()).then_some(rel)
+    }
+
+    /// A displayable address of `location`, for reports and errors.
+    pub fn display(&self, location: &ObjectPath) -> String {
+        match &self.local_dir {
+            Some(dir) => format!("file://{}/{location}", dir.display()),
+            None => format!(
+                "{}://{}/{location}",
+                self.url.scheme(),
+                self.url.host_str().unwrap_or("")
+            ),
+        }
+    }
+
+    /// Every object under the prefix.
+    pub async fn list(&self) -> Result<Vec<Object>, StoreError> {
+        let mut out = Vec::new();
+        let mut stream = self.store.list(self.list_prefix());
+        while let Some(meta) = stream.next().await {
+            let meta = meta.map_err(|e| self.error(e))?;
+            let Some(rel) = self.rel_of(&meta.location) else {
+                continue;
+            };
+            out.push(Object {
+                rel,
+                location: meta.location,
+                size: meta.size,
+                last_modified: meta.last_modified,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Size and modification time of an object, `None` when there is none at `location`.
+    pub async fn head(&self, location: &ObjectPath) -> Result<Option<(u64, DateTime<Utc>)>, StoreError> {
+        match self.store.head(location).await {
+            Ok(meta) => Ok(Some((meta.size, meta.last_modified))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Uploads the file at `src` to `location`, which must not exist yet (an object there may hold another file that
+    /// had the same name, e.g. a log rotated under a reused name). Returns the size and hash of what was read.
+    pub async fn upload(&self, src: &Path, location: &ObjectPath) -> Result<Content, StoreError> {
+        if self.head(location).await?.is_some() {
+            return Err(StoreError::Refused(format!(
+                "archive object {} already exists; not overwriting it",
+                self.display(location)
+            )));
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+        let path = src.to_path_buf();
+        // Reading and hashing are blocking work; the upload is async: a bounded channel between them keeps at most a
+        // few chunks in memory.
+        let reader = tokio::task::spawn_blocking(move || -> io::Result<Content> {
+            let mut file = std::fs::File::open(&path)?;
+            let len = file.metadata()?.len();
+            let mut sha = Sha256::new();
+            let mut size = 0u64;
+            loop {
+                // Sized to what is left (plus one byte to see the end), so a small file costs a small buffer.
+                let want = (CHUNK as u64).min(len.saturating_sub(size) + 1);
+                let mut buf = Vec::with_capacity(want as usize);
+                (&mut file).take(want).read_to_end(&mut buf)?;
+                if buf.is_empty() {
+                    break;
+                }
+                sha.update(&buf);
+                size += buf.len() as u64;
+                if tx.blocking_send(Bytes::from(buf)).is_err() {
+                    return Err(io::Error::other("upload stopped"));
+                }
+            }
+            Ok(Content {
+                size,
+                sha256: sha.finalize().into(),
+            })
+        });
+        let mut writer =
+            BufWriter::with_capacity(self.store.clone(), location.clone(), self.part_size).with_max_concurrency(2);
+        let mut put_error = None;
+        while let Some(chunk) = rx.recv().await {
+            if let Err(e) = writer.put(chunk).await {
+                put_error = Some(e);
+                break;
+            }
+        }
+        drop(rx);
+        let read = reader
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(format!("reader task failed: {e}"))));
+        match (read, put_error) {
+            (Ok(content), None) => {
+                writer
+                    .shutdown()
+                    .await
+                    .map_err(|e| StoreError::io("cannot upload to archive", self.display(location), e))?;
+                Ok(content)
+            }
+            (read, put_error) => {
+                // Best effort: a multipart upload left behind is only a cost, never a visible object.
+                let _ = writer.abort().await;
+                Err(match (read, put_error) {
+                    (_, Some(e)) => self.error(e),
+                    (Err(e), None) => StoreError::io("cannot read", src.display(), e),
+                    (Ok(_), None) => unreachable!(),
+                })
+            }
+        }
+    }
+
+    /// Reads the object at `location` back and hashes it; with `decompress`, hashes its zstd-decompressed content
+    /// (failing with `InvalidData`/`UnexpectedEof` if it is not a complete zstd stream).
+    pub async fn digest(&self, location: &ObjectPath, decompress: bool) -> Result<Content, StoreError> {
+        let got = self.store.get(location).await.map_err(|e| self.error(e))?;
+        let what = "cannot read back archive object";
+        match got.payload {
+            // A local object is a file: hash it on a blocking thread in large reads rather than as a stream of small
+            // chunks.
+            GetResultPayload::File(file, path) => tokio::task::spawn_blocking(move || digest_reader(file, decompress))
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))
+                .and_then(|r| r)
+                .map_err(|e| StoreError::io(what, path.display(), e)),
+            GetResultPayload::Stream(mut stream) => {
+                let mut d = Digester::new(decompress);
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| self.error(e))?;
+                    d.update(&chunk)
+                        .map_err(|e| StoreError::io(what, self.display(location), e))?;
+                }
+                d.finish().map_err(|e| StoreError::io(what, self.display(location), e))
+            }
+        }
+    }
+
+    /// Checks that the object at `location` holds exactly `expected`: size by HEAD, content by reading it back.
+    pub async fn verify(&self, location: &ObjectPath, expected: &Content) -> Result<(), StoreError> {
+        let Some((size, _)) = self.head(location).await? else {
+            return Err(StoreError::Refused(format!(
+                "archive object {} is missing after upload",
+                self.display(location)
+            )));
+        };
+        if size != expected.size {
+            return Err(StoreError::Refused(format!(
+                "archive object {} has {size} bytes after upload, expected {}",
+                self.display(location),
+                expected.size
+            )));
+        }
+        let got = self.digest(location, false).await?;
+        if got != *expected {
+            return Err(StoreError::Refused(format!(
+                "archive object {} reads back different from the source (sha256 {} instead of {})",
+                self.display(location),
+                hex::encode(got.sha256),
+                hex::encode(expected.sha256)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Deletes the object at `location`.
+    pub async fn delete(&self, location: &ObjectPath) -> Result<(), StoreError> {
+        self.store.delete(location).await.map_err(|e| self.error(e))
+    }
+
+    /// Makes what was written to or deleted from a local destination durable ([`LocalFileSystem`] does not fsync).
+    /// Object stores proper are durable when a request returns.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let Some(dir) = self.local_dir.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || super::dir::sync_filesystems([dir.as_path()]))
+            .await
+            .map_err(|e| StoreError::io("cannot sync archive", &self.url, io::Error::other(e.to_string())))?
+            .map_err(|(p, e)| StoreError::io("cannot sync archive directory", p.display(), e))
+    }
+
+    /// Staging files of [`LocalFileSystem`] (`<path>#<digits>`) left by interrupted uploads to a local destination,
+    /// as absolute paths. Empty for other destinations.
+    pub fn staging_leftovers(&self) -> io::Result<Vec<PathBuf>> {
+        let Some(dir) = &self.local_dir else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d)? {
+                let entry = entry?;
+                let ft = entry.file_type()?;
+                if ft.is_dir() {
+                    stack.push(entry.path());
+                } else if ft.is_file() && is_staging_name(&entry.file_name().to_string_lossy()) {
+                    out.push(entry.path());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Whether `name` is a [`LocalFileSystem`] staging file name: `<anything>#<digits>`.
+fn is_staging_name(name: &str) -> bool {
+    match name.rsplit_once('#') {
+        Some((_, digits)) => !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    }
+}
+
+/// Decodes the `%XX` escapes that `object_store` puts in key parts; `None` if the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_string());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Hashes content as it streams by, optionally decompressing it first (zstd, checking its frame checksums and that
+/// the stream ends on a complete frame).
+pub(crate) struct Digester {
+    inner: DigestInner,
+}
+
+enum DigestInner {
+    Raw(HashSink),
+    Zstd(Box<zstd::stream::write::Decoder<'static, HashSink>>),
+    Failed(io::Error),
+}
+
+#[derive(Default)]
+struct HashSink {
+    sha: Sha256,
+    size: u64,
+}
+
+impl Write for HashSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sha.update(buf);
+        self.size += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl HashSink {
+    fn content(self) -> Content {
+        Content {
+            size: self.size,
+            sha256: self.sha.finalize().into(),
+        }
+    }
+}
+
+impl Digester {
+    pub(crate) fn new(decompress: bool) -> Self {
+        let inner = if decompress {
+            match zstd::stream::write::Decoder::new(HashSink::default()) {
+                Ok(d) => DigestInner::Zstd(Box::new(d)),
+                Err(e) => DigestInner::Failed(e),
+            }
+        } else {
+            DigestInner::Raw(HashSink::default())
+        };
+        Digester { inner }
+    }
+
+    pub(crate) fn update(&mut self, buf: &[u8]) -> io::Result<()> {
+        match &mut self.inner {
+            DigestInner::Raw(h) => h.write_all(buf),
+            DigestInner::Zstd(d) => d.write_all(buf).map_err(invalid),
+            DigestInner::Failed(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+
+    pub(crate) fn finish(self) -> io::Result<Content> {
+        match self.inner {
+            DigestInner::Raw(h) => Ok(h.content()),
+            DigestInner::Zstd(d) => Ok(d.finish().map_err(invalid)?.content()),
+            DigestInner::Failed(e) => Err(e),
+        }
+    }
+}
+
+/// zstd reports a corrupt stream as `Other`; callers tell "not a complete copy" from I/O trouble by `InvalidData`.
+fn invalid(e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => e,
+        _ => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+    }
+}
+
+/// Hashes everything `reader` yields, optionally decompressing it (see [`Digester`]).
+pub(crate) fn digest_reader(mut reader: impl Read, decompress: bool) -> io::Result<Content> {
+    let mut d = Digester::new(decompress);
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        d.update(&buf[..n])?;
+    }
+    d.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn local() -> (tempfile::TempDir, Archive) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(dir.path()).unwrap();
+        let a = Archive::open(&url).await.unwrap();
+        (dir, a)
+    }
+
+    fn sha(b: &[u8]) -> [u8; 32] {
+        Sha256::digest(b).into()
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_destination_is_reported_with_its_url() {
+        let url = Url::parse("file:///nonexistent/retention-archive").unwrap();
+        let e = Archive::open(&url).await.unwrap_err().to_string();
+        assert!(e.contains("file:///nonexistent/retention-archive"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn keys_mirror_relative_paths_and_list_back_to_them() {
+        let (dir, a) = local().await;
+        let src = dir.path().join("src");
+        std::fs::write(&src, b"hello").unwrap();
+        for rel in [
+            "a.log",
+            "x/y/z.log.zst",
+            "with space.log",
+            "per%cent#1.log",
+            "ünï/cödé.log",
+            "star*?.log",
+        ] {
+            let key = a.key(rel);
+            a.upload(&src, &key).await.unwrap();
+            assert_eq!(a.rel_of(&key).as_deref(), Some(rel));
+        }
+        let mut listed: Vec<_> = a.list().await.unwrap().into_iter().map(|o| o.rel).collect();
+        listed.sort();
+        let mut want = vec![
+            "a.log",
+            "per%cent#1.log",
+            "src",
+            "star*?.log",
+            "with space.log",
+            "x/y/z.log.zst",
+            "ünï/cödé.log",
+        ];
+        want.sort();
+        assert_eq!(listed, want);
+    }
+
+    #[tokio::test]
+    async fn an_upload_streams_the_file_and_reads_back_equal() {
+        let (dir, a) = local().await;
+        let a = a.with_part_size(64 << 10);
+        // Large enough for several parts and several read chunks.
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let src = dir.path().join("big.bin");
+        std::fs::write(&src, &data).unwrap();
+        let key = a.key("archived/big.bin");
+        let content = a.upload(&src, &key).await.unwrap();
+        assert_eq!(
+            content,
+            Content {
+                size: data.len() as u64,
+                sha256: sha(&data)
+            }
+        );
+        a.verify(&key, &content).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("archived/big.bin")).unwrap(), data);
+        assert!(a.staging_leftovers().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_existing_object_is_never_overwritten() {
+        let (dir, a) = local().await;
+        std::fs::write(dir.path().join("a.log"), b"older file of the same name").unwrap();
+        let src = dir.path().join("src");
+        std::fs::write(&src, b"new").unwrap();
+        let e = a.upload(&src, &a.key("a.log")).await.unwrap_err().to_string();
+        assert!(e.contains("already exists"), "{e}");
+        assert_eq!(
+            std::fs::read(dir.path().join("a.log")).unwrap(),
+            b"older file of the same name"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_copy_that_differs_fails_verification() {
+        let (dir, a) = local().await;
+        std::fs::write(dir.path().join("a.log"), b"abc").unwrap();
+        let key = a.key("a.log");
+        let same_size = Content {
+            size: 3,
+            sha256: sha(b"abd"),
+        };
+        let e = a.verify(&key, &same_size).await.unwrap_err().to_string();
+        assert!(e.contains("reads back different"), "{e}");
+        let other_size = Content {
+            size: 4,
+            sha256: sha(b"abcd"),
+        };
+        let e = a.verify(&key, &other_size).await.unwrap_err().to_string();
+        assert!(e.contains("has 3 bytes"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn staging_files_are_found_but_never_listed() {
+        let (dir, a) = local().await;
+        std::fs::create_dir_all(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/a.log#1"), b"partial").unwrap();
+        std::fs::write(dir.path().join("b.log#23"), b"partial").unwrap();
+        std::fs::write(dir.path().join("c#d.log"), b"an object").unwrap();
+        let found = a.staging_leftovers().unwrap();
+        assert_eq!(found, [dir.path().join("b.log#23"), dir.path().join("d/a.log#1")]);
+        let listed: Vec<_> = a.list().await.unwrap().into_iter().map(|o| o.rel).collect();
+        assert_eq!(listed, ["c#d.log"]);
+    }
+
+    #[tokio::test]
+    async fn a_digest_can_see_through_compression_and_tells_a_truncated_stream() {
+        let (dir, a) = local().await;
+        let data = b"some log line\n".repeat(1000);
+        let z = zstd::encode_all(&data[..], 3).unwrap();
+        std::fs::write(dir.path().join("a.log.zst"), &z).unwrap();
+        std::fs::write(dir.path().join("cut.log.zst"), &z[..z.len() / 2]).unwrap();
+        let got = a.digest(&a.key("a.log.zst"), true).await.unwrap();
+        assert_eq!(
+            got,
+            Content {
+                size: data.len() as u64,
+                sha256: sha(&data)
+            }
+        );
+        assert_eq!(a.digest(&a.key("a.log.zst"), false).await.unwrap().sha256, sha(&z));
+        let e = a.digest(&a.key("cut.log.zst"), true).await.unwrap_err();
+        let StoreError::Io { source, .. } = e else {
+            panic!("{e}")
+        };
+        assert!(
+            matches!(source.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData),
+            "{source}"
+        );
+    }
+
+    #[test]
+    fn percent_escapes_decode_and_stray_percents_survive() {
+        assert_eq!(percent_decode("a%23b%25").as_deref(), Some("a#b%"));
+        assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
+        assert_eq!(percent_decode("%zz").as_deref(), Some("%zz"));
+        assert_eq!(percent_decode("%C3%BC").as_deref(), Some("ü"));
+    }
+}

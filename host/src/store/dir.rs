@@ -1,0 +1,2559 @@
+//! The directory store: a dataset is a directory tree and each file matching its globs is a segment.
+//!
+//! # Names and tiers
+//!
+//! A segment's name is its path relative to the root, `/`-separated, without a `.zst` suffix: `a/b.log` is the name of
+//! both the hot file `a/b.log` and its compressed copy `a/b.log.zst`. Globs and the labels regex see that name. A
+//! segment is *hot* (the plain file), *compressed* (`<file>.zst` beside it, zstd with a content checksum, mtime and
+//! permissions copied from the source as the zstd CLI does, so compressing a file does not make it look new) or
+//! *archived* (an object in the archive destination, see [`super::archive`]). An archived segment's time is its
+//! object's last-modified time (the time it was archived) unless the time comes from a label.
+//!
+//! # Temporaries
+//!
+//! Our only temporary files are `.<basename>.retention-tmp` in the directory of the file they will become, so that
+//! the final rename is atomic. Scans never report them; [`Store::recover`] removes them, along with the staging files
+//! `<path>#<digits>` of a `file://` archive.
+//!
+//! # Crash safety
+//!
+//! Each action keeps this invariant at every instant: the file's content exists, complete, in at least one visible
+//! place, and no visible name holds a partial copy. A group of actions runs in phases so that durability costs one
+//! `syncfs` per phase instead of two fsyncs per file:
+//!
+//! - compress: (1) compress every file to its temporary, in parallel; (2) `syncfs`; (3) rename each temporary to
+//!   `<file>.zst` (never over an existing file); (4) `syncfs`, making the renames durable; (5) check that each source is
+//!   unchanged since the scan and remove it.
+//! - archive: (1) upload each file, read it back and compare sizes and SHA-256; (2) `syncfs` a `file://` destination;
+//!   (3) check that each source is unchanged and remove it.
+//! - drop: remove each file or object; then `syncfs`.
+//!
+//! A crash between phases leaves at worst a temporary (removed by `recover`) or a segment in two tiers, which `recover`
+//! resolves to the later tier after checking that both copies hold the same content. [`CRASH_POINTS`] names the
+//! instants between steps where tests kill the process (see [`crate::crashpoint`]).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, FileTimes, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, NaiveDateTime};
+use futures::StreamExt;
+use globset::GlobSet;
+use object_store::path::Path as ObjectPath;
+use regex::{CaptureLocations, Regex};
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::archive::{Archive, Content, Object, digest_reader};
+use super::{Applied, Progress, Recovery, Scan, Skipped, Store, StoreError, Work};
+use crate::config::{DirectoryConfig, TimeSource};
+use crate::crashpoint::hit_for;
+use crate::segment::{Action, Labels, Segment, Sym, Symbols, Tier};
+
+/// Every point where the actions of this store can be made to crash or fail, in protocol order. Each names the step
+/// just completed.
+pub const CRASH_POINTS: &[&str] = &[
+    // A temporary holds part of the compressed data.
+    "compress:tmp-partial",
+    // A temporary holds all of it (once per file).
+    "compress:tmp-written",
+    // The group's temporaries are durable.
+    "compress:synced",
+    // A temporary was renamed to `<file>.zst` (once per file).
+    "compress:renamed",
+    // The renames are durable.
+    "compress:dir-synced",
+    // A source was removed (once per file).
+    "compress:source-removed",
+    // An object was uploaded (once per file).
+    "archive:uploaded",
+    // An object was read back and found equal to its source (once per file).
+    "archive:verified",
+    // A `file://` destination was made durable.
+    "archive:synced",
+    // A source was removed (once per file).
+    "archive:source-removed",
+    // A file or object was removed (once per segment).
+    "drop:removed",
+    // The removals are durable.
+    "drop:synced",
+    // `recover` removed a temporary.
+    "recover:temp-removed",
+    // `recover` removed the earlier copy of a duplicate.
+    "recover:duplicate-removed",
+];
+
+const ZST: &str = ".zst";
+const TMP_SUFFIX: &str = ".retention-tmp";
+
+/// Actions per phase group: larger groups spread one `syncfs` over more files, smaller ones leave fewer duplicates
+/// after a crash and report progress more often.
+const COMPRESS_GROUP: usize = 4096;
+const ARCHIVE_GROUP: usize = 256;
+const DROP_GROUP: usize = 4096;
+
+/// Files up to this size are compressed in one call from memory; larger ones are streamed.
+const WHOLE_FILE: u64 = 4 << 20;
+
+/// A dataset stored as files under a root directory, with an optional archive destination.
+pub struct DirectoryStore {
+    inner: Arc<Inner>,
+    archive: Option<Archive>,
+}
+
+/// What the walk threads need.
+struct Inner {
+    root: PathBuf,
+    include: GlobSet,
+    exclude: GlobSet,
+    labels: Option<Regex>,
+    /// Named groups of `labels`: (group index, name). A label's "slot" is its index here.
+    label_groups: Vec<(usize, String)>,
+    time: Option<TimeLabel>,
+    level: i32,
+    /// The archive directory, relative to the root, when it lies inside it: not part of the dataset.
+    skip_dir: Option<String>,
+}
+
+struct TimeLabel {
+    slot: usize,
+    name: String,
+    format: String,
+}
+
+/// What a name tells about a segment: label spans `(slot, start, end)` in the name and the time from a label.
+#[derive(Debug, Clone)]
+struct Described {
+    labels: Vec<(u16, u32, u32)>,
+    time_ms: Option<i64>,
+}
+
+/// A file found by the walk.
+#[derive(Debug)]
+struct Found {
+    /// Path of the file relative to the root.
+    rel: String,
+    tier: Tier,
+    size: u64,
+    mtime_ns: i64,
+    /// Device, to sync each filesystem involved once.
+    dev: u64,
+    described: Result<Described, String>,
+    /// Its name exists elsewhere too (hot and `.zst`, or local and archived).
+    dup: bool,
+}
+
+impl Found {
+    fn name(&self) -> &str {
+        match self.tier {
+            Tier::Compressed => &self.rel[..self.rel.len() - ZST.len()],
+            _ => &self.rel,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Walked {
+    /// One batch per directory: appending them to one vector would copy them again and again.
+    files: Vec<Vec<Found>>,
+    temps: Vec<String>,
+    skipped: Vec<Skipped>,
+}
+
+/// One copy of a segment that exists in several places.
+enum Copy {
+    Local(Found),
+    Archived(Object),
+}
+
+impl Copy {
+    fn tier(&self) -> Tier {
+        match self {
+            Copy::Local(f) => f.tier,
+            Copy::Archived(_) => Tier::Archived,
+        }
+    }
+
+    /// Whether its bytes are zstd-compressed.
+    fn compressed(&self) -> bool {
+        match self {
+            Copy::Local(f) => f.tier == Tier::Compressed,
+            Copy::Archived(o) => o.rel.ends_with(ZST),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Copy::Local(f) => f.size,
+            Copy::Archived(o) => o.size,
+        }
+    }
+
+    /// Orders copies by tier, then plain before compressed.
+    fn rank(&self) -> (Tier, bool) {
+        (self.tier(), self.compressed())
+    }
+}
+
+/// A segment present in several places.
+struct Group {
+    name: String,
+    /// Sorted by [`Copy::rank`]; the last is the latest.
+    copies: Vec<Copy>,
+}
+
+/// What to do with a [`Group`].
+enum Verdict {
+    /// All copies hold the same content: keep the last, remove the others.
+    Same,
+    Conflict(String),
+}
+
+/// Everything a scan or a recovery looks at.
+struct Inventory {
+    files: Vec<Vec<Found>>,
+    objects: Vec<Object>,
+    groups: Vec<Group>,
+    temps: Vec<String>,
+    skipped: Vec<Skipped>,
+}
+
+fn rel_join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        let mut s = String::with_capacity(dir.len() + 1 + name.len());
+        s.push_str(dir);
+        s.push('/');
+        s.push_str(name);
+        s
+    }
+}
+
+fn is_temp_name(file_name: &str) -> bool {
+    file_name.starts_with('.') && file_name.ends_with(TMP_SUFFIX) && file_name.len() > TMP_SUFFIX.len() + 1
+}
+
+/// The temporary that becomes `dst`.
+fn temp_for(dst: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(dst.file_name().unwrap_or_default());
+    name.push(TMP_SUFFIX);
+    dst.with_file_name(name)
+}
+
+/// Logical name of an archived object or a local file: its relative path without `.zst`.
+fn logical(rel: &str) -> &str {
+    match rel.strip_suffix(ZST) {
+        Some(n) if !n.is_empty() && !n.ends_with('/') => n,
+        _ => rel,
+    }
+}
+
+fn parse_time(value: &str, format: &str) -> Option<i64> {
+    if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
+        return Some(t.and_utc().timestamp_millis());
+    }
+    NaiveDate::parse_from_str(value, format)
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+fn mtime_ns(md: &std::fs::Metadata) -> i64 {
+    md.mtime().saturating_mul(1_000_000_000).saturating_add(md.mtime_nsec())
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |e| StoreError::io(what, path.display(), e)
+}
+
+/// Makes everything written to the filesystems holding `dirs` durable: one `syncfs` per directory given (callers
+/// pass one per filesystem). Falls back to a global `sync` where `syncfs` is missing.
+pub(crate) fn sync_filesystems<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<(), (PathBuf, io::Error)> {
+    for dir in dirs {
+        let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| (dir.to_path_buf(), e.into()))?;
+        match rustix::fs::syncfs(&fd) {
+            Ok(()) => {}
+            Err(Errno::NOSYS) => rustix::fs::sync(),
+            Err(e) => return Err((dir.to_path_buf(), e.into())),
+        }
+    }
+    Ok(())
+}
+
+/// Renames `from` to `to` unless `to` exists (atomically where the filesystem supports `RENAME_NOREPLACE`).
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(Errno::INVAL | Errno::NOSYS | Errno::NOTSUP) => {
+            if std::fs::symlink_metadata(to).is_ok() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            std::fs::rename(from, to)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens a file for reading without following a symlink (a file replaced by a link since the scan is refused).
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    Ok(File::from(fd))
+}
+
+/// Refuses when a file's size or mtime differ from what the scan saw.
+fn check_unchanged(path: &Path, size: u64, mtime: i64, seg_bytes: u64, seg_mtime: i64) -> Result<(), StoreError> {
+    if size == seg_bytes && mtime == seg_mtime {
+        return Ok(());
+    }
+    Err(StoreError::Refused(format!(
+        "{} changed since the scan ({seg_bytes} -> {size} bytes, mtime {seg_mtime} -> {mtime} ns); left as it is, \
+         it may still be written to",
+        path.display()
+    )))
+}
+
+/// Runs `f` on the jobs `which` of `jobs` on up to `parallelism` blocking threads, each with its own state from
+/// `init`. Returns `(index, result)` in no particular order.
+async fn run_blocking<J, S, R>(
+    jobs: &Arc<Vec<J>>,
+    which: Vec<usize>,
+    parallelism: usize,
+    init: impl Fn() -> S + Send + Sync + 'static,
+    f: impl Fn(&mut S, &J) -> R + Send + Sync + 'static,
+) -> Vec<(usize, R)>
+where
+    J: Send + Sync + 'static,
+    R: Send + 'static,
+{
+    if which.is_empty() {
+        return Vec::new();
+    }
+    let threads = parallelism.clamp(1, which.len());
+    let which = Arc::new(which);
+    let next = Arc::new(AtomicUsize::new(0));
+    let work = Arc::new((init, f));
+    let mut handles = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let (jobs, which, next, work) = (jobs.clone(), which.clone(), next.clone(), work.clone());
+        handles.push(tokio::task::spawn_blocking(move || {
+            let mut state = (work.0)();
+            let mut out = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = which.get(k) else { break };
+                out.push((i, (work.1)(&mut state, &jobs[i])));
+            }
+            out
+        }));
+    }
+    let mut all = Vec::with_capacity(which.len());
+    for h in handles {
+        match h.await {
+            Ok(v) => all.extend(v),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("blocking task of the directory store did not finish: {e}"),
+        }
+    }
+    all
+}
+
+impl DirectoryStore {
+    /// Opens the store of `cfg`: the root must be a readable directory and the archive destination listable.
+    pub async fn open(cfg: DirectoryConfig) -> Result<DirectoryStore, StoreError> {
+        let root = cfg.root.clone();
+        let md = std::fs::metadata(&root).map_err(io_err("cannot open dataset root", &root))?;
+        if !md.is_dir() {
+            return Err(StoreError::Refused(format!(
+                "dataset root {} is not a directory",
+                root.display()
+            )));
+        }
+        std::fs::read_dir(&root).map_err(io_err("cannot read dataset root", &root))?;
+        let archive = match &cfg.archive_url {
+            Some(url) => Some(Archive::open(url).await?),
+            None => None,
+        };
+        let mut skip_dir = None;
+        if let Some(adir) = archive.as_ref().and_then(|a| a.local_dir()) {
+            let croot = std::fs::canonicalize(&root).map_err(io_err("cannot open dataset root", &root))?;
+            if croot.starts_with(adir) {
+                return Err(StoreError::Refused(format!(
+                    "dataset root {} lies inside its archive directory {}",
+                    root.display(),
+                    adir.display()
+                )));
+            }
+            // An archive inside the dataset would otherwise be scanned as hot files.
+            if let Ok(rel) = adir.strip_prefix(&croot) {
+                skip_dir = Some(rel.to_str().map(str::to_string).ok_or_else(|| {
+                    StoreError::Refused(format!("archive directory {} is not valid UTF-8", adir.display()))
+                })?);
+            }
+        }
+        let label_groups: Vec<(usize, String)> = cfg
+            .labels
+            .as_ref()
+            .map(|re| {
+                re.capture_names()
+                    .enumerate()
+                    .filter_map(|(i, n)| n.map(|n| (i, n.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let time = match &cfg.time {
+            TimeSource::Mtime => None,
+            TimeSource::Label { name, format } => {
+                let slot = label_groups.iter().position(|(_, n)| n == name).ok_or_else(|| {
+                    StoreError::Refused(format!(
+                        "time label {name:?} is not a named capture of the labels regex"
+                    ))
+                })?;
+                Some(TimeLabel {
+                    slot,
+                    name: name.clone(),
+                    format: format.clone(),
+                })
+            }
+        };
+        Ok(DirectoryStore {
+            inner: Arc::new(Inner {
+                root,
+                include: cfg.include,
+                exclude: cfg.exclude,
+                labels: cfg.labels,
+                label_groups,
+                time,
+                level: cfg.compression_level,
+                skip_dir,
+            }),
+            archive,
+        })
+    }
+
+    fn archive(&self) -> Result<&Archive, StoreError> {
+        self.archive.as_ref().ok_or_else(|| {
+            StoreError::Refused(format!(
+                "dataset {} has no archive_url: cannot archive",
+                self.inner.root.display()
+            ))
+        })
+    }
+
+    /// Walks the root and lists the archive, grouping names found in more than one place.
+    async fn inventory(&self) -> Result<Inventory, StoreError> {
+        let mut objects = match &self.archive {
+            Some(a) => a.list().await?,
+            None => Vec::new(),
+        };
+        objects.retain(|o| self.inner.matches(logical(&o.rel)));
+        let mut archived: HashSet<String> = HashSet::with_capacity(objects.len());
+        let mut twice: HashSet<String> = HashSet::new();
+        for o in &objects {
+            let n = logical(&o.rel);
+            if !archived.insert(n.to_string()) {
+                twice.insert(n.to_string());
+            }
+        }
+        let inner = self.inner.clone();
+        let archived = Arc::new(archived);
+        let walked = tokio::task::spawn_blocking(move || inner.walk(archived))
+            .await
+            .map_err(|e| {
+                StoreError::io(
+                    "cannot walk",
+                    self.inner.root.display(),
+                    io::Error::other(e.to_string()),
+                )
+            })?;
+        let mut groups: HashMap<String, Vec<Copy>> = HashMap::new();
+        let mut files = walked.files;
+        for batch in &mut files {
+            if batch.iter().any(|f| f.dup) {
+                for f in batch.extract_if(.., |f| f.dup) {
+                    groups.entry(f.name().to_string()).or_default().push(Copy::Local(f));
+                }
+            }
+        }
+        let mut objs = Vec::with_capacity(objects.len());
+        for o in objects {
+            let n = logical(&o.rel);
+            if twice.contains(n) || groups.contains_key(n) {
+                groups.entry(n.to_string()).or_default().push(Copy::Archived(o));
+            } else {
+                objs.push(o);
+            }
+        }
+        let mut groups: Vec<Group> = groups
+            .into_iter()
+            .map(|(name, mut copies)| {
+                copies.sort_by_key(Copy::rank);
+                Group { name, copies }
+            })
+            .collect();
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Inventory {
+            files,
+            objects: objs,
+            groups,
+            temps: walked.temps,
+            skipped: walked.skipped,
+        })
+    }
+
+    fn copy_label(&self, c: &Copy) -> String {
+        match c {
+            Copy::Local(f) => format!("{} copy {}", f.tier, f.rel),
+            Copy::Archived(o) => format!(
+                "archived copy {}",
+                self.archive
+                    .as_ref()
+                    .map_or_else(|| o.location.to_string(), |a| a.display(&o.location))
+            ),
+        }
+    }
+
+    /// Size and hash of a copy's bytes, or with `decompress` of its decompressed content. The error is a reason for
+    /// a report.
+    async fn content(&self, c: &Copy, decompress: bool) -> Result<Content, String> {
+        let r = match c {
+            Copy::Local(f) => {
+                let path = self.inner.root.join(&f.rel);
+                tokio::task::spawn_blocking(move || digest_reader(open_no_follow(&path)?, decompress))
+                    .await
+                    .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
+            }
+            Copy::Archived(o) => match self
+                .archive
+                .as_ref()
+                .expect("archived copies come from the archive")
+                .digest(&o.location, decompress)
+                .await
+            {
+                Ok(c) => Ok(c),
+                Err(StoreError::Io { source, .. }) => Err(source),
+                Err(e) => return Err(format!("cannot read the {}: {e}", self.copy_label(c))),
+            },
+        };
+        r.map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+                format!("the {} is incomplete or corrupt ({e})", self.copy_label(c))
+            }
+            _ => format!("cannot read the {}: {e}", self.copy_label(c)),
+        })
+    }
+
+    /// Whether two copies hold the same content: the same bytes when both are stored alike (for a `.zst`, a complete
+    /// copy of a complete file), else the same content once the compressed one is decompressed.
+    async fn same_content(&self, a: &Copy, b: &Copy) -> Result<bool, String> {
+        if a.compressed() == b.compressed() {
+            if a.size() != b.size() {
+                return Ok(false);
+            }
+            return Ok(self.content(a, false).await? == self.content(b, false).await?);
+        }
+        Ok(self.content(a, a.compressed()).await? == self.content(b, b.compressed()).await?)
+    }
+
+    async fn resolve(&self, g: &Group) -> Verdict {
+        let archived: Vec<&Copy> = g.copies.iter().filter(|c| c.tier() == Tier::Archived).collect();
+        if archived.len() > 1 {
+            return Verdict::Conflict(format!(
+                "archived twice, as {} and {}; both kept until resolved by hand",
+                self.copy_label(archived[0]),
+                self.copy_label(archived[1])
+            ));
+        }
+        let (latest, earlier) = g.copies.split_last().expect("a group has copies");
+        for c in earlier {
+            match self.same_content(c, latest).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Verdict::Conflict(format!(
+                        "the {} differs from the {}; both kept until resolved by hand",
+                        self.copy_label(c),
+                        self.copy_label(latest)
+                    ));
+                }
+                Err(reason) => return Verdict::Conflict(format!("{reason}; all copies kept until resolved by hand")),
+            }
+        }
+        Verdict::Same
+    }
+
+    /// The local path and (for archived segments) the object of a segment, checking its locator.
+    fn locate(&self, seg: &Segment) -> Result<Located, StoreError> {
+        let bad = || StoreError::Refused(format!("segment {:?} has a locator this store did not make", seg.name));
+        if seg.name.is_empty() || seg.name.starts_with('/') || seg.name.split('/').any(|p| p == ".." || p == ".") {
+            return Err(bad());
+        }
+        match seg.tier {
+            Tier::Hot | Tier::Compressed => {
+                let expect_zst = seg.tier == Tier::Compressed;
+                let ok = match seg.locator.strip_suffix(ZST) {
+                    Some(n) if expect_zst => n == seg.name,
+                    _ => !expect_zst && seg.locator == seg.name,
+                };
+                if !ok {
+                    return Err(bad());
+                }
+                Ok(Located::Local(self.inner.root.join(&seg.locator)))
+            }
+            Tier::Archived => {
+                let a = self.archive()?;
+                let location = ObjectPath::parse(&seg.locator).map_err(|_| bad())?;
+                match a.rel_of(&location) {
+                    Some(rel) if logical(&rel) == seg.name => Ok(Located::Archived(location)),
+                    _ => Err(bad()),
+                }
+            }
+        }
+    }
+
+    async fn compress_group(
+        &self,
+        work: &[Work<'_>],
+        group: &[(usize, PathBuf)],
+        parallelism: usize,
+        results: &mut [Option<Result<Applied, StoreError>>],
+    ) {
+        let jobs: Arc<Vec<CompressJob>> = Arc::new(
+            group
+                .iter()
+                .map(|(i, src)| {
+                    let mut dst = src.clone().into_os_string();
+                    dst.push(ZST);
+                    let dst = PathBuf::from(dst);
+                    CompressJob {
+                        tmp: temp_for(&dst),
+                        src: src.clone(),
+                        dst,
+                        bytes: work[*i].segment.bytes,
+                        modified_ns: work[*i].segment.modified_ns,
+                    }
+                })
+                .collect(),
+        );
+        let mut state: Vec<Option<Result<(u64, u64), StoreError>>> = (0..jobs.len()).map(|_| None).collect();
+        let root = self.inner.root.clone();
+
+        // (1) Compress to temporaries, in parallel.
+        let level = self.inner.level;
+        let all = (0..jobs.len()).collect();
+        for (j, r) in run_blocking(&jobs, all, parallelism, move || Compressor::new(level), Compressor::run).await {
+            state[j] = Some(r);
+        }
+        // (2) Make the temporaries durable.
+        let ok = |state: &[Option<Result<(u64, u64), StoreError>>]| -> Vec<usize> {
+            (0..state.len()).filter(|&j| matches!(state[j], Some(Ok(_)))).collect()
+        };
+        let written = ok(&state);
+        let dirs = distinct_dirs(written.iter().map(|&j| {
+            let Some(Ok((dev, _))) = &state[j] else { unreachable!() };
+            (*dev, &jobs[j].dst)
+        }));
+        if written.is_empty() {
+            // Nothing to make durable (every file was refused or failed).
+        } else if let Err(e) = sync_and_hit(dirs.clone(), "compress:synced", &root).await {
+            for &j in &written {
+                let _ = std::fs::remove_file(&jobs[j].tmp);
+                state[j] = Some(Err(e.again()));
+            }
+        }
+        // (3) Rename the temporaries into place.
+        let renamed = run_blocking(
+            &jobs,
+            ok(&state),
+            parallelism,
+            || (),
+            |(), job| {
+                rename_no_replace(&job.tmp, &job.dst)
+                    .map_err(|e| {
+                        let _ = std::fs::remove_file(&job.tmp);
+                        if e.kind() == io::ErrorKind::AlreadyExists {
+                            StoreError::Refused(format!("{} already exists; not overwriting it", job.dst.display()))
+                        } else {
+                            StoreError::io("cannot rename into place", job.dst.display(), e)
+                        }
+                    })
+                    .and_then(|()| {
+                        hit_for("compress:renamed", &job.dst).map_err(io_err("cannot rename into place", &job.dst))
+                    })
+            },
+        )
+        .await;
+        for (j, r) in renamed {
+            if let Err(e) = r {
+                state[j] = Some(Err(e));
+            }
+        }
+        // (4) Make the renames durable before any source goes.
+        let renamed = ok(&state);
+        if renamed.is_empty() {
+            // Nothing was renamed.
+        } else if let Err(e) = sync_and_hit(dirs, "compress:dir-synced", &root).await {
+            for &j in &renamed {
+                // The source is still there: taking the new copy away leaves the segment as it was.
+                let _ = std::fs::remove_file(&jobs[j].dst);
+                state[j] = Some(Err(e.again()));
+            }
+        }
+        // (5) Remove the sources that did not change since the scan.
+        let removed = run_blocking(
+            &jobs,
+            ok(&state),
+            parallelism,
+            || (),
+            |(), job| {
+                let md = std::fs::symlink_metadata(&job.src).map_err(io_err("cannot check source", &job.src))?;
+                if let Err(e) = check_unchanged(&job.src, md.len(), mtime_ns(&md), job.bytes, job.modified_ns) {
+                    let _ = std::fs::remove_file(&job.dst);
+                    return Err(e);
+                }
+                std::fs::remove_file(&job.src).map_err(io_err("cannot remove source", &job.src))?;
+                hit_for("compress:source-removed", &job.src).map_err(io_err("cannot remove source", &job.src))
+            },
+        )
+        .await;
+        for (j, r) in removed {
+            state[j] = Some(r.map(|()| match state[j] {
+                Some(Ok(v)) => v,
+                _ => unreachable!(),
+            }));
+        }
+        for (j, s) in state.into_iter().enumerate() {
+            let (i, _) = group[j];
+            results[i] = Some(match s.expect("every job has a state") {
+                Ok((_, zsize)) => Ok(Applied {
+                    bytes_before: jobs[j].bytes,
+                    bytes_after: zsize,
+                }),
+                Err(e) => Err(e),
+            });
+        }
+    }
+
+    async fn archive_group(
+        &self,
+        work: &[Work<'_>],
+        group: &[(usize, PathBuf)],
+        parallelism: usize,
+        results: &mut [Option<Result<Applied, StoreError>>],
+    ) {
+        let archive = self.archive.as_ref().expect("checked before");
+        let root = &self.inner.root;
+        let jobs: Vec<ArchiveJob> = group
+            .iter()
+            .map(|(i, src)| {
+                let seg = work[*i].segment;
+                ArchiveJob {
+                    src: src.clone(),
+                    location: archive.key(&seg.locator),
+                    bytes: seg.bytes,
+                    modified_ns: seg.modified_ns,
+                }
+            })
+            .collect();
+        // (1) Upload and verify.
+        let mut state: Vec<Result<(), StoreError>> = futures::stream::iter(0..jobs.len())
+            .map(|j| upload_one(archive, &jobs[j]))
+            .buffered(parallelism)
+            .collect()
+            .await;
+        // (2) Make a local destination durable.
+        let uploaded: Vec<usize> = (0..jobs.len()).filter(|&j| state[j].is_ok()).collect();
+        if !uploaded.is_empty() {
+            let synced = async {
+                archive.sync().await?;
+                hit_for("archive:synced", root).map_err(io_err("cannot sync archive", root))
+            };
+            if let Err(e) = synced.await {
+                for &j in &uploaded {
+                    let _ = archive.delete(&jobs[j].location).await;
+                    state[j] = Err(e.again());
+                }
+            }
+        }
+        // (3) Remove the sources that did not change since the scan.
+        let jobs = Arc::new(jobs);
+        let uploaded: Vec<usize> = (0..jobs.len()).filter(|&j| state[j].is_ok()).collect();
+        let removed = run_blocking(
+            &jobs,
+            uploaded,
+            parallelism,
+            || (),
+            |(), job| {
+                let md = std::fs::symlink_metadata(&job.src).map_err(io_err("cannot check source", &job.src))?;
+                if let Err(e) = check_unchanged(&job.src, md.len(), mtime_ns(&md), job.bytes, job.modified_ns) {
+                    return Ok(Err(e));
+                }
+                std::fs::remove_file(&job.src).map_err(io_err("cannot remove source", &job.src))?;
+                hit_for("archive:source-removed", &job.src).map_err(io_err("cannot remove source", &job.src))?;
+                Ok(Ok(()))
+            },
+        )
+        .await;
+        for (j, r) in removed {
+            state[j] = match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(changed)) => {
+                    let _ = archive.delete(&jobs[j].location).await;
+                    Err(changed)
+                }
+                Err(e) => Err(e),
+            };
+        }
+        for (j, s) in state.into_iter().enumerate() {
+            results[group[j].0] = Some(s.map(|()| Applied {
+                bytes_before: jobs[j].bytes,
+                bytes_after: 0,
+            }));
+        }
+    }
+
+    async fn drop_group(
+        &self,
+        work: &[Work<'_>],
+        group: &[(usize, Located)],
+        parallelism: usize,
+        results: &mut [Option<Result<Applied, StoreError>>],
+    ) {
+        let root = &self.inner.root;
+        let mut local = Vec::new();
+        let mut local_idx = Vec::new();
+        for (k, (i, loc)) in group.iter().enumerate() {
+            let seg = work[*i].segment;
+            match loc {
+                Located::Local(path) => {
+                    local_idx.push(k);
+                    local.push((path.clone(), seg.bytes, seg.modified_ns));
+                }
+                Located::Archived(location) => {
+                    let archive = self.archive.as_ref().expect("located in the archive");
+                    let r = async {
+                        let Some((size, _)) = archive.head(location).await? else {
+                            return Err(StoreError::Refused(format!(
+                                "archive object {} is gone since the scan",
+                                archive.display(location)
+                            )));
+                        };
+                        if size != seg.bytes {
+                            return Err(StoreError::Refused(format!(
+                                "archive object {} changed since the scan ({} -> {size} bytes); left as it is",
+                                archive.display(location),
+                                seg.bytes
+                            )));
+                        }
+                        archive.delete(location).await?;
+                        hit_for("drop:removed", root).map_err(io_err("cannot drop", root))?;
+                        Ok(Applied {
+                            bytes_before: seg.bytes,
+                            bytes_after: 0,
+                        })
+                    };
+                    results[*i] = Some(r.await);
+                }
+            }
+        }
+        let local = Arc::new(local);
+        let removed = run_blocking(
+            &local,
+            (0..local.len()).collect(),
+            parallelism,
+            || (),
+            |(), (path, bytes, mtime)| {
+                let md = std::fs::symlink_metadata(path).map_err(io_err("cannot check", path))?;
+                check_unchanged(path, md.len(), mtime_ns(&md), *bytes, *mtime)?;
+                std::fs::remove_file(path).map_err(io_err("cannot remove", path))?;
+                hit_for("drop:removed", path).map_err(io_err("cannot remove", path))?;
+                Ok((
+                    md.dev(),
+                    Applied {
+                        bytes_before: *bytes,
+                        bytes_after: 0,
+                    },
+                ))
+            },
+        )
+        .await;
+        let mut devs = Vec::new();
+        for (j, r) in removed {
+            let (i, _) = &group[local_idx[j]];
+            results[*i] = Some(r.map(|(dev, applied)| {
+                devs.push((dev, &local[j].0));
+                applied
+            }));
+        }
+        let mut dirs = distinct_dirs(devs.into_iter());
+        let any_archived = group.iter().any(|(_, l)| matches!(l, Located::Archived(_)));
+        if dirs.is_empty() && !any_archived {
+            return;
+        }
+        if any_archived && let Some(adir) = self.archive.as_ref().and_then(|a| a.local_dir()) {
+            dirs.push(adir.to_path_buf());
+        }
+        if let Err(e) = sync_and_hit(dirs, "drop:synced", root).await {
+            for (i, _) in group {
+                if let Some(Ok(_)) = results[*i] {
+                    results[*i] = Some(Err(StoreError::Refused(format!(
+                        "removed, but the removal may not be durable: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+
+    fn check(&self, w: &Work<'_>) -> Result<Option<Located>, StoreError> {
+        let seg = w.segment;
+        if w.action == Action::Keep {
+            return Ok(None);
+        }
+        if !w.action.allowed_from(seg.tier) {
+            return Err(StoreError::Refused(format!(
+                "cannot {} segment {} from tier {}",
+                w.action, seg.name, seg.tier
+            )));
+        }
+        if w.action == Action::Archive {
+            self.archive()?;
+        }
+        self.locate(seg).map(Some)
+    }
+}
+
+/// Where a segment's bytes are.
+#[derive(Debug, Clone)]
+enum Located {
+    Local(PathBuf),
+    Archived(ObjectPath),
+}
+
+struct CompressJob {
+    src: PathBuf,
+    tmp: PathBuf,
+    dst: PathBuf,
+    bytes: u64,
+    modified_ns: i64,
+}
+
+struct ArchiveJob {
+    src: PathBuf,
+    location: ObjectPath,
+    bytes: u64,
+    modified_ns: i64,
+}
+
+/// Phase 1 of an archive for one file: upload, then read back and compare; on failure the object is taken back.
+async fn upload_one(archive: &Archive, job: &ArchiveJob) -> Result<(), StoreError> {
+    let md = std::fs::symlink_metadata(&job.src).map_err(io_err("cannot read", &job.src))?;
+    check_unchanged(&job.src, md.len(), mtime_ns(&md), job.bytes, job.modified_ns)?;
+    let content = archive.upload(&job.src, &job.location).await?;
+    let verified = async {
+        hit_for("archive:uploaded", &job.src).map_err(io_err("cannot archive", &job.src))?;
+        archive.verify(&job.location, &content).await?;
+        hit_for("archive:verified", &job.src).map_err(io_err("cannot archive", &job.src))
+    };
+    if let Err(e) = verified.await {
+        // We created the object (upload refuses to overwrite): take it back.
+        let _ = archive.delete(&job.location).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// One directory per device among `(device, file)` pairs: what [`sync_filesystems`] needs.
+fn distinct_dirs<'a>(files: impl Iterator<Item = (u64, &'a PathBuf)>) -> Vec<PathBuf> {
+    let mut seen = HashMap::new();
+    for (dev, f) in files {
+        seen.entry(dev)
+            .or_insert_with(|| f.parent().unwrap_or(Path::new("/")).to_path_buf());
+    }
+    seen.into_values().collect()
+}
+
+/// Syncs the filesystems of `dirs` on a blocking thread, then marks `point`.
+async fn sync_and_hit(dirs: Vec<PathBuf>, point: &'static str, root: &Path) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(move || sync_filesystems(dirs.iter().map(PathBuf::as_path)))
+        .await
+        .map_err(|e| StoreError::io("cannot sync", root.display(), io::Error::other(e.to_string())))?
+        .map_err(|(p, e)| StoreError::io("cannot sync", p.display(), e))?;
+    hit_for(point, root).map_err(io_err("cannot sync", root))
+}
+
+impl StoreError {
+    /// The same failure, for each of the actions of a group that a group step failed.
+    fn again(&self) -> StoreError {
+        match self {
+            StoreError::Io { what, path, source } => StoreError::Io {
+                what,
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            other => StoreError::Refused(other.to_string()),
+        }
+    }
+}
+
+/// A compression thread's state: one zstd context and buffers reused across files, as the zstd CLI does.
+struct Compressor {
+    cctx: zstd::zstd_safe::CCtx<'static>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
+impl Compressor {
+    fn new(level: i32) -> Compressor {
+        use zstd::zstd_safe::{CCtx, CParameter};
+        let mut cctx = CCtx::create();
+        // Level is validated by the config (1..=19); the checksum lets any reader detect a corrupt copy.
+        let _ = cctx.set_parameter(CParameter::CompressionLevel(level));
+        let _ = cctx.set_parameter(CParameter::ChecksumFlag(true));
+        Compressor {
+            cctx,
+            input: Vec::new(),
+            output: Vec::new(),
+        }
+    }
+
+    /// Phase 1 for one file: compresses `job.src` into `job.tmp`. Returns the device and the compressed size.
+    fn run(&mut self, job: &CompressJob) -> Result<(u64, u64), StoreError> {
+        let src = open_no_follow(&job.src).map_err(io_err("cannot open", &job.src))?;
+        let before = src.metadata().map_err(io_err("cannot read", &job.src))?;
+        if !before.is_file() {
+            return Err(StoreError::Refused(format!(
+                "{} is not a regular file",
+                job.src.display()
+            )));
+        }
+        check_unchanged(&job.src, before.len(), mtime_ns(&before), job.bytes, job.modified_ns)?;
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+            .open(&job.tmp)
+            .map_err(io_err("cannot create", &job.tmp))?;
+        let r = self.write(job, &src, &before, &mut out);
+        if r.is_err() {
+            let _ = std::fs::remove_file(&job.tmp);
+        }
+        r.map(|zsize| (before.dev(), zsize))
+    }
+
+    fn write(
+        &mut self,
+        job: &CompressJob,
+        mut src: &File,
+        before: &std::fs::Metadata,
+        out: &mut File,
+    ) -> Result<u64, StoreError> {
+        let len = before.len();
+        let changed = || {
+            StoreError::Refused(format!(
+                "{} changed while being compressed; left as it is, it may still be written to",
+                job.src.display()
+            ))
+        };
+        let wr = io_err("cannot write", &job.tmp);
+        let zsize = if len <= WHOLE_FILE {
+            self.input.clear();
+            src.take(len + 1)
+                .read_to_end(&mut self.input)
+                .map_err(io_err("cannot read", &job.src))?;
+            if self.input.len() as u64 != len {
+                return Err(changed());
+            }
+            self.output.clear();
+            self.output.reserve(zstd::zstd_safe::compress_bound(self.input.len()));
+            self.cctx
+                .compress2(&mut self.output, &self.input)
+                .map_err(|c| wr(io::Error::other(zstd::zstd_safe::get_error_name(c))))?;
+            let half = self.output.len() / 2;
+            out.write_all(&self.output[..half])
+                .map_err(io_err("cannot write", &job.tmp))?;
+            hit_for("compress:tmp-partial", &job.tmp).map_err(io_err("cannot write", &job.tmp))?;
+            out.write_all(&self.output[half..])
+                .map_err(io_err("cannot write", &job.tmp))?;
+            self.output.len() as u64
+        } else {
+            let mut enc = zstd::stream::write::Encoder::with_context(
+                io::BufWriter::with_capacity(1 << 20, &mut *out),
+                &mut self.cctx,
+            );
+            // The frame header then records the size, as the CLI's does; a file that grows breaks the frame.
+            enc.set_pledged_src_size(Some(len))
+                .map_err(io_err("cannot compress", &job.src))?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0u64;
+            loop {
+                let n = match src.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(StoreError::io("cannot read", job.src.display(), e)),
+                };
+                total += n as u64;
+                if total > len {
+                    return Err(changed());
+                }
+                enc.write_all(&buf[..n]).map_err(io_err("cannot write", &job.tmp))?;
+                if total == n as u64 {
+                    hit_for("compress:tmp-partial", &job.tmp).map_err(io_err("cannot write", &job.tmp))?;
+                }
+            }
+            if total != len {
+                return Err(changed());
+            }
+            let mut w = enc.finish().map_err(io_err("cannot write", &job.tmp))?;
+            w.flush().map_err(io_err("cannot write", &job.tmp))?;
+            drop(w);
+            out.metadata().map_err(io_err("cannot write", &job.tmp))?.len()
+        };
+        let after = src.metadata().map_err(io_err("cannot read", &job.src))?;
+        if after.len() != len || mtime_ns(&after) != mtime_ns(before) {
+            return Err(changed());
+        }
+        // Keep the source's times and permissions, as the zstd CLI does: the segment's age must not restart.
+        let mut times = FileTimes::new();
+        if let (Ok(a), Ok(m)) = (before.accessed(), before.modified()) {
+            times = times.set_accessed(a).set_modified(m);
+        }
+        out.set_times(times).map_err(io_err("cannot set times of", &job.tmp))?;
+        out.set_permissions(Permissions::from_mode(before.mode() & 0o777))
+            .map_err(io_err("cannot set permissions of", &job.tmp))?;
+        hit_for("compress:tmp-written", &job.tmp).map_err(io_err("cannot write", &job.tmp))?;
+        Ok(zsize)
+    }
+}
+
+impl Inner {
+    fn matches(&self, name: &str) -> bool {
+        self.include.is_match(name) && !self.exclude.is_match(name)
+    }
+
+    /// Labels and time of the segment `name`, or why it cannot be a segment.
+    fn describe(
+        &self,
+        name: &str,
+        locs: &mut Option<CaptureLocations>,
+        cache: &mut Option<(String, Option<i64>)>,
+    ) -> Result<Described, String> {
+        let mut labels = Vec::new();
+        if let (Some(re), Some(locs)) = (&self.labels, locs.as_mut())
+            && re.captures_read(locs, name).is_some()
+        {
+            for (slot, (group, _)) in self.label_groups.iter().enumerate() {
+                if let Some((s, e)) = locs.get(*group) {
+                    labels.push((slot as u16, s as u32, e as u32));
+                }
+            }
+        }
+        let time_ms = match &self.time {
+            None => None,
+            Some(t) => {
+                let Some(&(_, s, e)) = labels.iter().find(|l| l.0 as usize == t.slot) else {
+                    return Err(format!("no {:?} label in the name, so its age is unknown", t.name));
+                };
+                let value = &name[s as usize..e as usize];
+                let ms = match cache {
+                    Some((v, ms)) if v == value => *ms,
+                    _ => {
+                        let ms = parse_time(value, &t.format);
+                        *cache = Some((value.to_string(), ms));
+                        ms
+                    }
+                };
+                match ms {
+                    Some(ms) => Some(ms),
+                    None => {
+                        return Err(format!(
+                            "label {}={value:?} is not a time in format {:?}, so its age is unknown",
+                            t.name, t.format
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(Described { labels, time_ms })
+    }
+
+    /// Walks the root on a pool of threads: each directory is read, its files stat'ed (relative to the directory)
+    /// and described by the thread that read it.
+    fn walk(self: Arc<Self>, archived: Arc<HashSet<String>>) -> Walked {
+        let sink = Arc::new(Mutex::new(Walked::default()));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (inner, out) = (self.clone(), sink.clone());
+        // A pool of our own: the global rayon pool may be busy compiling a plugin, and jwalk gives up on a busy pool.
+        let walker = jwalk::WalkDirGeneric::<((), ())>::new(&self.root)
+            .skip_hidden(false)
+            .follow_links(false)
+            .sort(false)
+            .parallelism(jwalk::Parallelism::RayonNewPool(threads))
+            .process_read_dir(move |depth, dir, _, children| {
+                if depth.is_some() {
+                    inner.read_dir(dir, children, &archived, &out);
+                }
+            });
+        let mut skipped = Vec::new();
+        for entry in walker {
+            match entry {
+                Ok(e) => {
+                    if let Some(err) = e.read_children_error {
+                        skipped.push(Skipped {
+                            name: self.rel_display(&e.parent_path.join(&e.file_name)),
+                            reason: format!("cannot read directory: {err}"),
+                        });
+                    }
+                }
+                Err(err) => skipped.push(Skipped {
+                    name: err.path().map_or_else(|| "?".to_string(), |p| self.rel_display(p)),
+                    reason: format!("cannot read: {err}"),
+                }),
+            }
+        }
+        let mut w = std::mem::take(&mut *sink.lock().unwrap_or_else(|e| e.into_inner()));
+        w.skipped.extend(skipped);
+        w
+    }
+
+    fn rel_display(&self, p: &Path) -> String {
+        p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().into_owned()
+    }
+
+    /// Processes the entries of one directory: files become [`Found`]s, temporaries are noted, subdirectories stay in
+    /// `children` to be walked.
+    fn read_dir(
+        &self,
+        dir: &Path,
+        children: &mut Vec<jwalk::Result<jwalk::DirEntry<((), ())>>>,
+        archived: &HashSet<String>,
+        sink: &Mutex<Walked>,
+    ) {
+        let mut out = Walked::default();
+        let Some(rel_dir) = dir.strip_prefix(&self.root).ok().and_then(Path::to_str) else {
+            // Directories with non-UTF-8 names are not descended into (see below); nothing else gets here.
+            children.clear();
+            return;
+        };
+        let dirfd = match rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                out.skipped.push(Skipped {
+                    name: rel_dir.to_string(),
+                    reason: format!("cannot open directory: {e}"),
+                });
+                children.clear();
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .skipped
+                    .extend(out.skipped);
+                return;
+            }
+        };
+        let mut locs = self.labels.as_ref().map(Regex::capture_locations);
+        let mut cache = None;
+        let mut files = Vec::with_capacity(children.len());
+        children.retain_mut(|child| {
+            let Ok(e) = child else { return true };
+            let Some(file_name) = e.file_name.to_str() else {
+                let lossy = rel_join(rel_dir, &e.file_name.to_string_lossy());
+                if e.file_type.is_dir() || self.matches(logical(&lossy)) {
+                    out.skipped.push(Skipped {
+                        name: lossy,
+                        reason: "name is not valid UTF-8".to_string(),
+                    });
+                }
+                e.read_children_path = None;
+                return false;
+            };
+            if e.file_type.is_dir() {
+                return match &self.skip_dir {
+                    Some(skip) => rel_join(rel_dir, file_name) != *skip,
+                    None => true,
+                };
+            }
+            if is_temp_name(file_name) {
+                // Only the temporaries of this dataset's segments: datasets may share a root.
+                let target = rel_join(rel_dir, &file_name[1..file_name.len() - TMP_SUFFIX.len()]);
+                if self.matches(logical(&target)) {
+                    out.temps.push(rel_join(rel_dir, file_name));
+                }
+                return false;
+            }
+            let rel = rel_join(rel_dir, file_name);
+            let compressed = file_name.len() > ZST.len() && file_name.ends_with(ZST);
+            let name = if compressed {
+                &rel[..rel.len() - ZST.len()]
+            } else {
+                &rel[..]
+            };
+            if !self.matches(name) {
+                return false;
+            }
+            let not_regular = || Skipped {
+                name: name.to_string(),
+                reason: format!("{rel} is not a regular file (symlinks and special files are never segments)"),
+            };
+            if !e.file_type.is_file() {
+                out.skipped.push(not_regular());
+                return false;
+            }
+            let st = match rustix::fs::statat(&dirfd, file_name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                // Removed since the directory was read.
+                Err(Errno::NOENT) => return false,
+                Err(err) => {
+                    out.skipped.push(Skipped {
+                        name: name.to_string(),
+                        reason: format!("cannot stat {rel}: {err}"),
+                    });
+                    return false;
+                }
+            };
+            if rustix::fs::FileType::from_raw_mode(st.st_mode as _) != rustix::fs::FileType::RegularFile {
+                out.skipped.push(not_regular());
+                return false;
+            }
+            let described = self.describe(name, &mut locs, &mut cache);
+            let dup = !archived.is_empty() && archived.contains(name);
+            #[allow(clippy::unnecessary_cast, reason = "the field types differ between architectures")]
+            files.push(Found {
+                tier: if compressed { Tier::Compressed } else { Tier::Hot },
+                size: st.st_size as u64,
+                mtime_ns: (st.st_mtime as i64)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(st.st_mtime_nsec as i64),
+                dev: st.st_dev as u64,
+                described,
+                dup,
+                rel,
+            });
+            false
+        });
+        mark_sibling_duplicates(&mut files);
+        let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
+        if !files.is_empty() {
+            s.files.push(files);
+        }
+        s.temps.append(&mut out.temps);
+        s.skipped.append(&mut out.skipped);
+    }
+}
+
+/// Marks files of one directory present both hot and compressed.
+fn mark_sibling_duplicates(files: &mut [Found]) {
+    if !files.iter().any(|f| f.tier == Tier::Compressed) || !files.iter().any(|f| f.tier == Tier::Hot) {
+        return;
+    }
+    let compressed: HashMap<&str, usize> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.tier == Tier::Compressed)
+        .map(|(i, f)| (f.name(), i))
+        .collect();
+    let pairs: Vec<(usize, usize)> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.tier == Tier::Hot)
+        .filter_map(|(i, f)| compressed.get(f.name()).map(|&j| (i, j)))
+        .collect();
+    for (i, j) in pairs {
+        files[i].dup = true;
+        files[j].dup = true;
+    }
+}
+
+/// Turns walk results into segments, interning labels.
+struct Builder<'a> {
+    inner: &'a Inner,
+    symbols: &'a mut Symbols,
+    keys: Vec<Option<Sym>>,
+    locs: Option<CaptureLocations>,
+    cache: Option<(String, Option<i64>)>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(inner: &'a Inner, symbols: &'a mut Symbols) -> Self {
+        Builder {
+            keys: vec![None; inner.label_groups.len()],
+            locs: inner.labels.as_ref().map(Regex::capture_locations),
+            cache: None,
+            inner,
+            symbols,
+        }
+    }
+
+    fn labels(&mut self, name: &str, d: &Described) -> Labels {
+        let mut out = Labels::with_capacity(d.labels.len());
+        for &(slot, s, e) in &d.labels {
+            let key = match self.keys[slot as usize] {
+                Some(k) => k,
+                None => {
+                    let k = self.symbols.intern(&self.inner.label_groups[slot as usize].1);
+                    self.keys[slot as usize] = Some(k);
+                    k
+                }
+            };
+            out.push((key, self.symbols.intern(&name[s as usize..e as usize])));
+        }
+        out.sort_unstable_by_key(|l| l.0);
+        out
+    }
+
+    fn local(&mut self, f: Found, scan: &mut Scan) {
+        let name = f.name().to_string();
+        match &f.described {
+            Ok(d) => {
+                let labels = self.labels(&name, d);
+                let t = d.time_ms.unwrap_or(f.mtime_ns.div_euclid(1_000_000));
+                scan.segments.push(Segment {
+                    name,
+                    tier: f.tier,
+                    start_ms: t,
+                    end_ms: t,
+                    rows: None,
+                    bytes: f.size,
+                    labels,
+                    locator: f.rel,
+                    modified_ns: f.mtime_ns,
+                });
+            }
+            Err(reason) => scan.skipped.push(Skipped {
+                name,
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    fn object(&mut self, o: Object, scan: &mut Scan) {
+        let name = logical(&o.rel).to_string();
+        match self.inner.describe(&name, &mut self.locs, &mut self.cache) {
+            Ok(d) => {
+                let labels = self.labels(&name, &d);
+                let ms = o.last_modified.timestamp_millis();
+                let t = d.time_ms.unwrap_or(ms);
+                scan.segments.push(Segment {
+                    name,
+                    tier: Tier::Archived,
+                    start_ms: t,
+                    end_ms: t,
+                    rows: None,
+                    bytes: o.size,
+                    labels,
+                    locator: o.location.to_string(),
+                    modified_ns: o
+                        .last_modified
+                        .timestamp_nanos_opt()
+                        .unwrap_or(ms.saturating_mul(1_000_000)),
+                });
+            }
+            Err(reason) => scan.skipped.push(Skipped { name, reason }),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for DirectoryStore {
+    fn describe(&self) -> String {
+        match &self.archive {
+            Some(a) => format!("directory {} (archive {})", self.inner.root.display(), a.url()),
+            None => format!("directory {}", self.inner.root.display()),
+        }
+    }
+
+    fn supports(&self, action: Action) -> bool {
+        action != Action::Archive || self.archive.is_some()
+    }
+
+    async fn recover(&self, repair: bool) -> Result<Recovery, StoreError> {
+        let inv = self.inventory().await?;
+        let mut rec = Recovery::default();
+        let root = &self.inner.root;
+        for t in inv.temps {
+            if repair {
+                let path = root.join(&t);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::io("cannot remove temporary", path.display(), e)),
+                }
+                hit_for("recover:temp-removed", &path).map_err(io_err("cannot remove temporary", &path))?;
+            }
+            rec.temp_removed.push(t);
+        }
+        if let Some(a) = &self.archive {
+            let adir = a.local_dir().unwrap_or(Path::new(""));
+            let staging = a
+                .staging_leftovers()
+                .map_err(|e| StoreError::io("cannot list archive directory", a.url(), e))?;
+            for path in staging {
+                let rel = path.strip_prefix(adir).unwrap_or(&path).to_string_lossy().into_owned();
+                // Only the uploads of this dataset's segments: datasets may share an archive directory.
+                let target = rel.rsplit_once('#').map_or(&rel[..], |(t, _)| t);
+                if !self.inner.matches(logical(target)) {
+                    continue;
+                }
+                if repair {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(StoreError::io("cannot remove staging file", path.display(), e)),
+                    }
+                    hit_for("recover:temp-removed", root).map_err(io_err("cannot remove staging file", &path))?;
+                }
+                rec.temp_removed
+                    .push(format!("{}/{rel}", a.url().as_str().trim_end_matches('/')));
+            }
+        }
+        let mut synced_dirs = Vec::new();
+        for g in &inv.groups {
+            match self.resolve(g).await {
+                Verdict::Conflict(reason) => rec.conflicts.push(Skipped {
+                    name: g.name.clone(),
+                    reason,
+                }),
+                Verdict::Same => {
+                    let (latest, earlier) = g.copies.split_last().expect("a group has copies");
+                    for c in earlier {
+                        let Copy::Local(f) = c else {
+                            unreachable!("only one archived copy, always the latest")
+                        };
+                        if repair {
+                            let path = root.join(&f.rel);
+                            // The copy must still be what was compared.
+                            let md = std::fs::symlink_metadata(&path).map_err(io_err("cannot check", &path))?;
+                            check_unchanged(&path, md.len(), mtime_ns(&md), f.size, f.mtime_ns)?;
+                            std::fs::remove_file(&path).map_err(io_err("cannot remove duplicate", &path))?;
+                            hit_for("recover:duplicate-removed", &path)
+                                .map_err(io_err("cannot remove duplicate", &path))?;
+                            synced_dirs.push((f.dev, path));
+                        }
+                        rec.duplicates_resolved.push((g.name.clone(), latest.tier(), c.tier()));
+                    }
+                }
+            }
+        }
+        if !synced_dirs.is_empty() {
+            let dirs = distinct_dirs(synced_dirs.iter().map(|(d, p)| (*d, p)));
+            tokio::task::spawn_blocking(move || sync_filesystems(dirs.iter().map(PathBuf::as_path)))
+                .await
+                .map_err(|e| StoreError::io("cannot sync", root.display(), io::Error::other(e.to_string())))?
+                .map_err(|(p, e)| StoreError::io("cannot sync", p.display(), e))?;
+        }
+        Ok(rec)
+    }
+
+    async fn scan(&self, symbols: &mut Symbols) -> Result<Scan, StoreError> {
+        let inv = self.inventory().await?;
+        let mut scan = Scan {
+            segments: Vec::with_capacity(
+                inv.files.iter().map(Vec::len).sum::<usize>() + inv.objects.len() + inv.groups.len(),
+            ),
+            skipped: inv.skipped,
+        };
+        let mut b = Builder::new(&self.inner, symbols);
+        for f in inv.files.into_iter().flatten() {
+            b.local(f, &mut scan);
+        }
+        for o in inv.objects {
+            b.object(o, &mut scan);
+        }
+        for mut g in inv.groups {
+            match self.resolve(&g).await {
+                Verdict::Same => match g.copies.pop().expect("a group has copies") {
+                    Copy::Local(f) => b.local(f, &mut scan),
+                    Copy::Archived(o) => b.object(o, &mut scan),
+                },
+                Verdict::Conflict(reason) => scan.skipped.push(Skipped {
+                    name: g.name,
+                    reason: format!("duplicate with conflicting copies: {reason}"),
+                }),
+            }
+        }
+        Ok(scan)
+    }
+
+    async fn apply(
+        &self,
+        work: &[Work<'_>],
+        parallelism: usize,
+        progress: Progress<'_>,
+    ) -> Vec<Result<Applied, StoreError>> {
+        let parallelism = parallelism.max(1);
+        let mut results: Vec<Option<Result<Applied, StoreError>>> = (0..work.len()).map(|_| None).collect();
+        let (mut compress, mut archive, mut drop) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, w) in work.iter().enumerate() {
+            match self.check(w) {
+                Err(e) => results[i] = Some(Err(e)),
+                Ok(None) => {
+                    results[i] = Some(Ok(Applied {
+                        bytes_before: w.segment.bytes,
+                        bytes_after: w.segment.bytes,
+                    }))
+                }
+                Ok(Some(loc)) => match (w.action, loc) {
+                    (Action::Compress, Located::Local(p)) => compress.push((i, p)),
+                    (Action::Archive, Located::Local(p)) => archive.push((i, p)),
+                    (Action::Drop, loc) => drop.push((i, loc)),
+                    (action, _) => {
+                        results[i] = Some(Err(StoreError::Refused(format!(
+                            "cannot {action} segment {} from tier {}",
+                            w.segment.name, w.segment.tier
+                        ))))
+                    }
+                },
+            }
+        }
+        let done = results.iter().filter(|r| r.is_some()).count() as u64;
+        if done > 0 {
+            progress(done);
+        }
+        for group in compress.chunks(COMPRESS_GROUP) {
+            self.compress_group(work, group, parallelism, &mut results).await;
+            progress(group.len() as u64);
+        }
+        for group in archive.chunks(ARCHIVE_GROUP) {
+            self.archive_group(work, group, parallelism, &mut results).await;
+            progress(group.len() as u64);
+        }
+        for group in drop.chunks(DROP_GROUP) {
+            self.drop_group(work, group, parallelism, &mut results).await;
+            progress(group.len() as u64);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every action has a result"))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use globset::{GlobBuilder, GlobSetBuilder};
+
+    use super::*;
+
+    fn globs(patterns: &[&str]) -> GlobSet {
+        let mut b = GlobSetBuilder::new();
+        for p in patterns {
+            b.add(GlobBuilder::new(p).literal_separator(true).build().unwrap());
+        }
+        b.build().unwrap()
+    }
+
+    /// A dataset root and an archive directory in a fresh temporary directory.
+    struct Fx {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        archive: PathBuf,
+    }
+
+    impl Fx {
+        fn new() -> Fx {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("data");
+            let archive = tmp.path().join("archive");
+            std::fs::create_dir(&root).unwrap();
+            std::fs::create_dir(&archive).unwrap();
+            Fx {
+                _tmp: tmp,
+                root,
+                archive,
+            }
+        }
+
+        fn cfg(&self) -> DirectoryConfig {
+            DirectoryConfig {
+                root: self.root.clone(),
+                include: globs(&["**"]),
+                exclude: globs(&[]),
+                labels: None,
+                time: TimeSource::Mtime,
+                compression_level: 3,
+                archive_url: Some(url::Url::from_directory_path(&self.archive).unwrap()),
+            }
+        }
+
+        async fn store(&self) -> DirectoryStore {
+            DirectoryStore::open(self.cfg()).await.unwrap()
+        }
+
+        fn write(&self, rel: &str, content: &[u8]) -> PathBuf {
+            write_file(&self.root.join(rel), content)
+        }
+
+        /// Writes a file with a given mtime, in seconds since the epoch.
+        fn write_at(&self, rel: &str, content: &[u8], secs: u64) -> PathBuf {
+            let p = self.write(rel, content);
+            set_mtime(&p, secs);
+            p
+        }
+
+        fn exists(&self, rel: &str) -> bool {
+            self.root.join(rel).exists()
+        }
+
+        fn archived(&self, rel: &str) -> Option<Vec<u8>> {
+            std::fs::read(self.archive.join(rel)).ok()
+        }
+    }
+
+    fn write_file(p: &Path, content: &[u8]) -> PathBuf {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+        p.to_path_buf()
+    }
+
+    fn set_mtime(p: &Path, secs: u64) {
+        let f = File::options().write(true).open(p).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    fn zst(content: &[u8]) -> Vec<u8> {
+        zstd::encode_all(content, 3).unwrap()
+    }
+
+    fn unzst(content: &[u8]) -> Vec<u8> {
+        zstd::decode_all(content).unwrap()
+    }
+
+    async fn scan(store: &DirectoryStore) -> (Scan, Symbols) {
+        let mut symbols = Symbols::new();
+        let scan = store.scan(&mut symbols).await.unwrap();
+        (scan, symbols)
+    }
+
+    fn seg<'a>(scan: &'a Scan, name: &str) -> &'a Segment {
+        scan.segments
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no segment {name} in {:?}", names(scan)))
+    }
+
+    fn names(scan: &Scan) -> Vec<String> {
+        let mut n: Vec<_> = scan.segments.iter().map(|s| s.name.clone()).collect();
+        n.sort();
+        n
+    }
+
+    fn skipped<'a>(scan: &'a Scan, name: &str) -> &'a str {
+        &scan
+            .skipped
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} not skipped: {:?}", scan.skipped))
+            .reason
+    }
+
+    async fn apply(store: &DirectoryStore, plan: &[(&Segment, Action)]) -> Vec<Result<Applied, StoreError>> {
+        let work: Vec<Work<'_>> = plan.iter().map(|&(segment, action)| Work { segment, action }).collect();
+        let done = AtomicUsize::new(0);
+        let progress = |n: u64| {
+            done.fetch_add(n as usize, Ordering::Relaxed);
+        };
+        let results = store.apply(&work, 2, &progress).await;
+        assert_eq!(
+            done.load(Ordering::Relaxed),
+            plan.len(),
+            "progress counts every action once"
+        );
+        results
+    }
+
+    async fn apply1(store: &DirectoryStore, seg: &Segment, action: Action) -> Result<Applied, StoreError> {
+        apply(store, &[(seg, action)]).await.pop().unwrap()
+    }
+
+    // --- scan ---------------------------------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn segments_are_named_by_relative_path_without_zst_and_sized_in_their_tier() {
+        let fx = Fx::new();
+        fx.write_at("app/a.log", b"hello", 1_700_000_000);
+        fx.write_at("app/b.log.zst", &zst(b"compressed"), 1_700_000_100);
+        let (scan, _) = scan(&fx.store().await).await;
+        assert_eq!(names(&scan), ["app/a.log", "app/b.log"]);
+        let a = seg(&scan, "app/a.log");
+        assert_eq!(
+            (a.tier, a.bytes, a.start_ms, a.end_ms),
+            (Tier::Hot, 5, 1_700_000_000_000, 1_700_000_000_000)
+        );
+        assert_eq!(a.modified_ns, 1_700_000_000_000_000_000);
+        assert_eq!(a.rows, None);
+        let b = seg(&scan, "app/b.log");
+        assert_eq!(b.tier, Tier::Compressed);
+        assert_eq!(b.bytes, zst(b"compressed").len() as u64);
+        assert_eq!(b.start_ms, 1_700_000_100_000);
+        assert!(scan.skipped.is_empty(), "{:?}", scan.skipped);
+    }
+
+    #[tokio::test]
+    async fn include_and_exclude_globs_see_the_logical_name() {
+        let fx = Fx::new();
+        fx.write("a.log", b"1");
+        fx.write("b.log.zst", &zst(b"2"));
+        fx.write("c.txt", b"3");
+        fx.write("old/d.log", b"4");
+        fx.write("deep/er/e.log", b"5");
+        let mut cfg = fx.cfg();
+        cfg.include = globs(&["**/*.log"]);
+        cfg.exclude = globs(&["old/**"]);
+        let (scan, _) = scan(&DirectoryStore::open(cfg).await.unwrap()).await;
+        assert_eq!(names(&scan), ["a.log", "b.log", "deep/er/e.log"]);
+        assert!(
+            scan.skipped.is_empty(),
+            "files outside the globs are not reported: {:?}",
+            scan.skipped
+        );
+    }
+
+    #[tokio::test]
+    async fn labels_come_from_named_captures_sorted_by_key() {
+        let fx = Fx::new();
+        fx.write("web/2024-03-01/access.log", b"x");
+        fx.write("db/2024-03-02/slow.log.zst", &zst(b"y"));
+        fx.write("README", b"z");
+        let mut cfg = fx.cfg();
+        cfg.labels = Some(Regex::new(r"^(?P<service>[a-z]+)/(?P<day>[0-9-]+)/(?P<kind>[a-z]+)\.log$").unwrap());
+        let (scan, symbols) = scan(&DirectoryStore::open(cfg).await.unwrap()).await;
+        let s = seg(&scan, "db/2024-03-02/slow.log");
+        assert_eq!(s.label(&symbols, "service"), Some("db"));
+        assert_eq!(s.label(&symbols, "day"), Some("2024-03-02"));
+        assert_eq!(s.label(&symbols, "kind"), Some("slow"));
+        for s in &scan.segments {
+            assert!(
+                s.labels.windows(2).all(|w| w[0].0 < w[1].0),
+                "sorted, unique keys: {:?}",
+                s.labels
+            );
+        }
+        assert_eq!(
+            seg(&scan, "web/2024-03-01/access.log").label(&symbols, "service"),
+            Some("web")
+        );
+        assert!(seg(&scan, "README").labels.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_time_label_gives_the_segment_its_time_in_utc() {
+        let fx = Fx::new();
+        fx.write("app-2024-03-01.log", b"x");
+        fx.write("app-2024-03-02T10:30.log.zst", &zst(b"y"));
+        let mut cfg = fx.cfg();
+        cfg.labels = Some(Regex::new(r"-(?P<date>[0-9T:-]+)\.log$").unwrap());
+        cfg.time = TimeSource::Label {
+            name: "date".into(),
+            format: "%Y-%m-%d".into(),
+        };
+        let store = DirectoryStore::open(cfg.clone()).await.unwrap();
+        let (scan1, _) = scan(&store).await;
+        assert_eq!(seg(&scan1, "app-2024-03-01.log").start_ms, 1_709_251_200_000);
+        assert!(skipped(&scan1, "app-2024-03-02T10:30.log").contains("not a time"));
+        cfg.time = TimeSource::Label {
+            name: "date".into(),
+            format: "%Y-%m-%dT%H:%M".into(),
+        };
+        let (scan2, _) = scan(&DirectoryStore::open(cfg).await.unwrap()).await;
+        let s = seg(&scan2, "app-2024-03-02T10:30.log");
+        assert_eq!((s.start_ms, s.end_ms), (1_709_375_400_000, 1_709_375_400_000));
+    }
+
+    #[tokio::test]
+    async fn a_file_whose_age_cannot_be_told_is_skipped_with_the_reason() {
+        let fx = Fx::new();
+        fx.write("app-2024-13-45.log", b"bad month");
+        fx.write("app.log", b"no date at all");
+        let mut cfg = fx.cfg();
+        cfg.labels = Some(Regex::new(r"-(?P<date>[0-9-]+)\.log$").unwrap());
+        cfg.time = TimeSource::Label {
+            name: "date".into(),
+            format: "%Y-%m-%d".into(),
+        };
+        let (scan, _) = scan(&DirectoryStore::open(cfg).await.unwrap()).await;
+        assert!(scan.segments.is_empty());
+        let r = skipped(&scan, "app-2024-13-45.log");
+        assert!(
+            r.contains("date=\"2024-13-45\"") && r.contains("%Y-%m-%d") && r.contains("age is unknown"),
+            "{r}"
+        );
+        let r = skipped(&scan, "app.log");
+        assert!(r.contains("no \"date\" label"), "{r}");
+    }
+
+    #[tokio::test]
+    async fn temporaries_and_staging_files_are_never_segments() {
+        let fx = Fx::new();
+        fx.write("a.log", b"x");
+        fx.write(".a.log.zst.retention-tmp", b"partial");
+        fx.write("d/.b.log.zst.retention-tmp", b"partial");
+        write_file(&fx.archive.join("c.log#1"), b"partial upload");
+        let (scan, _) = scan(&fx.store().await).await;
+        assert_eq!(names(&scan), ["a.log"]);
+        assert!(scan.skipped.is_empty(), "{:?}", scan.skipped);
+    }
+
+    #[tokio::test]
+    async fn symlinks_are_skipped_never_followed() {
+        let fx = Fx::new();
+        let outside = write_file(&fx._tmp.path().join("outside.log"), b"not ours");
+        std::os::unix::fs::symlink(&outside, fx.root.join("link.log")).unwrap();
+        let (scan, _) = scan(&fx.store().await).await;
+        assert!(scan.segments.is_empty());
+        assert!(skipped(&scan, "link.log").contains("not a regular file"));
+    }
+
+    #[tokio::test]
+    async fn an_archive_inside_the_root_is_not_part_of_the_dataset() {
+        let fx = Fx::new();
+        fx.write("a.log", b"x");
+        fx.write("archive/old.log", b"archived");
+        let mut cfg = fx.cfg();
+        cfg.archive_url = Some(url::Url::from_directory_path(fx.root.join("archive")).unwrap());
+        let (scan, _) = scan(&DirectoryStore::open(cfg).await.unwrap()).await;
+        assert_eq!(names(&scan), ["a.log", "old.log"]);
+        assert_eq!(seg(&scan, "old.log").tier, Tier::Archived);
+    }
+
+    #[tokio::test]
+    async fn opening_a_store_checks_the_root_and_names_an_unreachable_archive() {
+        let fx = Fx::new();
+        let mut cfg = fx.cfg();
+        cfg.archive_url = Some(url::Url::parse("file:///nonexistent/retention/archive").unwrap());
+        let e = DirectoryStore::open(cfg).await.err().unwrap().to_string();
+        assert!(e.contains("file:///nonexistent/retention/archive"), "{e}");
+        let mut cfg = fx.cfg();
+        cfg.root = fx.root.join("missing");
+        let e = DirectoryStore::open(cfg).await.err().unwrap().to_string();
+        assert!(e.contains("missing"), "{e}");
+        assert!(fx.store().await.describe().contains("archive file://"));
+    }
+
+    // --- actions ------------------------------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn a_compressed_file_replaces_the_hot_one_after_the_pass() {
+        use std::os::unix::fs::PermissionsExt;
+        let fx = Fx::new();
+        let content = b"a log line that repeats\n".repeat(500);
+        let p = fx.write_at("app/a.log", &content, 1_700_000_000);
+        std::fs::set_permissions(&p, Permissions::from_mode(0o640)).unwrap();
+        let store = fx.store().await;
+        let (scan1, _) = scan(&store).await;
+        let applied = apply1(&store, seg(&scan1, "app/a.log"), Action::Compress)
+            .await
+            .unwrap();
+        assert!(!fx.exists("app/a.log"));
+        let z = std::fs::read(fx.root.join("app/a.log.zst")).unwrap();
+        assert_eq!(unzst(&z), content);
+        assert_eq!(
+            applied,
+            Applied {
+                bytes_before: content.len() as u64,
+                bytes_after: z.len() as u64
+            }
+        );
+        let md = std::fs::metadata(fx.root.join("app/a.log.zst")).unwrap();
+        assert_eq!(md.mode() & 0o777, 0o640, "permissions are kept");
+        let (scan2, _) = scan(&store).await;
+        let s = seg(&scan2, "app/a.log");
+        assert_eq!(s.tier, Tier::Compressed);
+        assert_eq!(
+            s.start_ms, 1_700_000_000_000,
+            "compressing does not make a file look new"
+        );
+        assert_eq!(
+            std::fs::read_dir(fx.root.join("app")).unwrap().count(),
+            1,
+            "no temporaries left"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_compressed_file_is_a_standard_zstd_frame_with_size_and_checksum() {
+        let fx = Fx::new();
+        fx.write("a.log", &b"x".repeat(10_000));
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        apply1(&store, seg(&s, "a.log"), Action::Compress).await.unwrap();
+        let z = std::fs::read(fx.root.join("a.log.zst")).unwrap();
+        // Frame header descriptor: bit 2 = content checksum; content size is present (single segment or size flag).
+        assert_eq!(&z[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        assert_ne!(z[4] & 0b100, 0, "content checksum flag");
+        assert_eq!(zstd::zstd_safe::get_frame_content_size(&z).ok(), Some(Some(10_000)));
+    }
+
+    #[tokio::test]
+    async fn a_file_larger_than_memory_buffers_is_compressed_as_a_stream() {
+        let fx = Fx::new();
+        let content: Vec<u8> = (0..(WHOLE_FILE + 300_000))
+            .map(|i| (i % 253) as u8 ^ (i / 4096) as u8)
+            .collect();
+        fx.write("big.log", &content);
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        apply1(&store, seg(&s, "big.log"), Action::Compress).await.unwrap();
+        let z = std::fs::read(fx.root.join("big.log.zst")).unwrap();
+        assert_eq!(unzst(&z), content);
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&z).ok(),
+            Some(Some(content.len() as u64))
+        );
+        assert!(!fx.exists("big.log"));
+    }
+
+    #[tokio::test]
+    async fn a_file_changed_since_the_scan_is_refused_and_left_as_it_was() {
+        let fx = Fx::new();
+        fx.write_at("a.log", b"first line\n", 1_700_000_000);
+        fx.write_at("b.log", b"first line\n", 1_700_000_000);
+        fx.write_at("c.log", b"first line\n", 1_700_000_000);
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        for n in ["a.log", "b.log", "c.log"] {
+            let mut f = File::options().append(true).open(fx.root.join(n)).unwrap();
+            f.write_all(b"second line\n").unwrap();
+        }
+        let results = apply(
+            &store,
+            &[
+                (seg(&s, "a.log"), Action::Compress),
+                (seg(&s, "b.log"), Action::Archive),
+                (seg(&s, "c.log"), Action::Drop),
+            ],
+        )
+        .await;
+        for r in results {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("changed since the scan"), "{e}");
+        }
+        for n in ["a.log", "b.log", "c.log"] {
+            assert_eq!(std::fs::read(fx.root.join(n)).unwrap(), b"first line\nsecond line\n");
+        }
+        assert_eq!(
+            std::fs::read_dir(&fx.root).unwrap().count(),
+            3,
+            "nothing else was created"
+        );
+        assert_eq!(std::fs::read_dir(&fx.archive).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_existing_zst_is_never_overwritten() {
+        let fx = Fx::new();
+        fx.write("a.log", b"hot");
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        fx.write("a.log.zst", &zst(b"someone else's"));
+        let e = apply1(&store, seg(&s, "a.log"), Action::Compress)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("already exists"), "{e}");
+        assert_eq!(
+            unzst(&std::fs::read(fx.root.join("a.log.zst")).unwrap()),
+            b"someone else's"
+        );
+        assert_eq!(std::fs::read(fx.root.join("a.log")).unwrap(), b"hot");
+        assert!(!fx.exists(".a.log.zst.retention-tmp"));
+    }
+
+    #[tokio::test]
+    async fn an_archived_file_is_stored_as_it_was_and_removed_locally() {
+        let fx = Fx::new();
+        fx.write("app/a.log", b"plain");
+        let z = zst(b"compressed");
+        fx.write("app/b.log.zst", &z);
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        let results = apply(
+            &store,
+            &[
+                (seg(&s, "app/a.log"), Action::Archive),
+                (seg(&s, "app/b.log"), Action::Archive),
+            ],
+        )
+        .await;
+        for r in &results {
+            assert_eq!(r.as_ref().unwrap().bytes_after, 0);
+        }
+        assert_eq!(fx.archived("app/a.log").as_deref(), Some(&b"plain"[..]));
+        assert_eq!(fx.archived("app/b.log.zst"), Some(z.clone()));
+        assert!(!fx.exists("app/a.log") && !fx.exists("app/b.log.zst"));
+        let (s2, _) = scan(&store).await;
+        assert_eq!(names(&s2), ["app/a.log", "app/b.log"]);
+        let b = seg(&s2, "app/b.log");
+        assert_eq!((b.tier, b.bytes), (Tier::Archived, z.len() as u64));
+    }
+
+    #[tokio::test]
+    async fn archiving_without_an_archive_url_is_refused() {
+        let fx = Fx::new();
+        fx.write("a.log", b"x");
+        let mut cfg = fx.cfg();
+        cfg.archive_url = None;
+        let store = DirectoryStore::open(cfg).await.unwrap();
+        let (s, _) = scan(&store).await;
+        let e = apply1(&store, seg(&s, "a.log"), Action::Archive)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no archive_url"), "{e}");
+        assert!(fx.exists("a.log"));
+    }
+
+    #[tokio::test]
+    async fn actions_the_tier_does_not_allow_are_refused() {
+        let fx = Fx::new();
+        fx.write("a.log.zst", &zst(b"x"));
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        let e = apply1(&store, seg(&s, "a.log"), Action::Compress)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot compress segment a.log from tier compressed"), "{e}");
+        let mut forged = seg(&s, "a.log").clone();
+        forged.locator = "../../etc/passwd".into();
+        let e = apply1(&store, &forged, Action::Drop).await.unwrap_err().to_string();
+        assert!(e.contains("locator"), "{e}");
+        assert!(fx.exists("a.log.zst"));
+    }
+
+    #[tokio::test]
+    async fn a_drop_removes_the_segment_in_any_tier() {
+        let fx = Fx::new();
+        fx.write("a.log", b"hot");
+        fx.write("b.log.zst", &zst(b"compressed"));
+        write_file(&fx.archive.join("c.log"), b"archived");
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        let results = apply(
+            &store,
+            &[
+                (seg(&s, "a.log"), Action::Drop),
+                (seg(&s, "b.log"), Action::Drop),
+                (seg(&s, "c.log"), Action::Drop),
+            ],
+        )
+        .await;
+        assert_eq!(
+            results.iter().map(|r| r.as_ref().unwrap().bytes_before).sum::<u64>(),
+            s.segments.iter().map(|s| s.bytes).sum::<u64>()
+        );
+        let (s2, _) = scan(&store).await;
+        assert!(s2.segments.is_empty());
+        assert_eq!(std::fs::read_dir(&fx.root).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&fx.archive).unwrap().count(), 0);
+    }
+
+    // --- recover ------------------------------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn recover_removes_temporaries_and_staging_leftovers_only_when_repairing() {
+        let fx = Fx::new();
+        fx.write("a.log", b"x");
+        fx.write("d/.a.log.zst.retention-tmp", b"partial");
+        write_file(&fx.archive.join("d/b.log#1"), b"partial upload");
+        let store = fx.store().await;
+        let dry = store.recover(false).await.unwrap();
+        let mut removed = dry.temp_removed.clone();
+        removed.sort();
+        assert_eq!(removed.len(), 2);
+        assert_eq!(removed[0], "d/.a.log.zst.retention-tmp");
+        assert!(
+            removed[1].starts_with("file://") && removed[1].ends_with("/d/b.log#1"),
+            "{}",
+            removed[1]
+        );
+        assert!(fx.exists("d/.a.log.zst.retention-tmp") && fx.archive.join("d/b.log#1").exists());
+        let done = store.recover(true).await.unwrap();
+        assert_eq!(done.temp_removed.len(), 2);
+        assert!(!fx.exists("d/.a.log.zst.retention-tmp") && !fx.archive.join("d/b.log#1").exists());
+        assert!(fx.exists("a.log"));
+        assert!(store.recover(true).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn recover_leaves_the_temporaries_of_other_datasets_alone() {
+        let fx = Fx::new();
+        fx.write(".a.log.zst.retention-tmp", b"ours");
+        fx.write(".b.json.zst.retention-tmp", b"another dataset's, maybe in flight");
+        write_file(&fx.archive.join("c.json#1"), b"another dataset's upload");
+        let mut cfg = fx.cfg();
+        cfg.include = globs(&["*.log"]);
+        let rec = DirectoryStore::open(cfg).await.unwrap().recover(true).await.unwrap();
+        assert_eq!(rec.temp_removed, [".a.log.zst.retention-tmp"]);
+        assert!(fx.exists(".b.json.zst.retention-tmp") && fx.archive.join("c.json#1").exists());
+    }
+
+    #[tokio::test]
+    async fn archiving_is_supported_only_with_an_archive_destination() {
+        let fx = Fx::new();
+        assert!(fx.store().await.supports(Action::Archive));
+        let mut cfg = fx.cfg();
+        cfg.archive_url = None;
+        let store = DirectoryStore::open(cfg).await.unwrap();
+        assert!(!store.supports(Action::Archive));
+        assert!(store.supports(Action::Compress) && store.supports(Action::Drop));
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_with_equal_copies_is_scanned_once_and_resolved_to_the_later_tier() {
+        let fx = Fx::new();
+        let content = b"same content\n".repeat(100);
+        fx.write("a.log", &content);
+        fx.write("a.log.zst", &zst(&content));
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        assert_eq!(names(&s), ["a.log"]);
+        assert_eq!(seg(&s, "a.log").tier, Tier::Compressed);
+        let dry = store.recover(false).await.unwrap();
+        assert_eq!(
+            dry.duplicates_resolved,
+            [("a.log".to_string(), Tier::Compressed, Tier::Hot)]
+        );
+        assert!(fx.exists("a.log"), "a dry run touches nothing");
+        let done = store.recover(true).await.unwrap();
+        assert_eq!(done.duplicates_resolved, dry.duplicates_resolved);
+        assert!(!fx.exists("a.log") && fx.exists("a.log.zst"));
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_with_different_copies_is_a_conflict_left_alone() {
+        let fx = Fx::new();
+        fx.write("a.log", b"grew after it was compressed");
+        fx.write("a.log.zst", &zst(b"grew after"));
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        assert!(s.segments.is_empty());
+        let r = skipped(&s, "a.log");
+        assert!(
+            r.contains("conflicting") && r.contains("hot copy a.log differs from the compressed copy a.log.zst"),
+            "{r}"
+        );
+        let rec = store.recover(true).await.unwrap();
+        assert_eq!(rec.conflicts.len(), 1);
+        assert!(rec.duplicates_resolved.is_empty());
+        assert!(fx.exists("a.log") && fx.exists("a.log.zst"));
+    }
+
+    #[tokio::test]
+    async fn a_truncated_zst_beside_its_hot_file_is_a_conflict_not_a_copy() {
+        let fx = Fx::new();
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        fx.write("a.log", &content);
+        let z = zst(&content);
+        fx.write("a.log.zst", &z[..z.len() - 10]);
+        let store = fx.store().await;
+        let rec = store.recover(true).await.unwrap();
+        assert!(
+            rec.conflicts[0].reason.contains("incomplete or corrupt"),
+            "{:?}",
+            rec.conflicts
+        );
+        assert!(fx.exists("a.log") && fx.exists("a.log.zst"));
+    }
+
+    #[tokio::test]
+    async fn a_local_copy_equal_to_its_archived_copy_is_removed_by_recover() {
+        let fx = Fx::new();
+        // Same form (hot and plain object; .zst and .zst object) and cross form (hot and .zst object).
+        fx.write("a.log", b"plain");
+        write_file(&fx.archive.join("a.log"), b"plain");
+        let zb = zst(b"compressed");
+        fx.write("b.log.zst", &zb);
+        write_file(&fx.archive.join("b.log.zst"), &zb);
+        fx.write("c.log", b"crossed");
+        write_file(&fx.archive.join("c.log.zst"), &zst(b"crossed"));
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        assert_eq!(names(&s), ["a.log", "b.log", "c.log"]);
+        assert!(s.segments.iter().all(|s| s.tier == Tier::Archived));
+        let rec = store.recover(true).await.unwrap();
+        let mut resolved = rec.duplicates_resolved.clone();
+        resolved.sort();
+        assert_eq!(
+            resolved,
+            [
+                ("a.log".to_string(), Tier::Archived, Tier::Hot),
+                ("b.log".to_string(), Tier::Archived, Tier::Compressed),
+                ("c.log".to_string(), Tier::Archived, Tier::Hot),
+            ]
+        );
+        assert_eq!(std::fs::read_dir(&fx.root).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&fx.archive).unwrap().count(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_local_copy_differing_from_its_archived_copy_is_a_conflict() {
+        let fx = Fx::new();
+        fx.write("a.log", b"today's a.log");
+        write_file(&fx.archive.join("a.log"), b"last year's a.log");
+        write_file(&fx.archive.join("b.log"), b"archived plain");
+        write_file(&fx.archive.join("b.log.zst"), &zst(b"archived plain"));
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        assert!(s.segments.is_empty(), "{:?}", names(&s));
+        assert!(skipped(&s, "a.log").contains("differs from the archived copy"));
+        assert!(skipped(&s, "b.log").contains("archived twice"));
+        let rec = store.recover(true).await.unwrap();
+        assert_eq!(rec.conflicts.len(), 2);
+        assert!(fx.exists("a.log"));
+        assert_eq!(std::fs::read_dir(&fx.archive).unwrap().count(), 3);
+    }
+
+    // --- crash safety -------------------------------------------------------------------------------------------
+
+    /// A tree exercising every action: `c/` is compressed, `a/` (hot) and `z/` (compressed) archived, `d/` (hot),
+    /// `e/` (compressed) and the archived `x/` dropped. Returns each segment's original content.
+    fn crash_tree(root: &Path, archive: &Path) -> HashMap<String, Vec<u8>> {
+        let mut originals = HashMap::new();
+        for i in 0..4 {
+            let content = format!("line of file {i}\n").repeat(100 + i * 50).into_bytes();
+            for dir in ["c", "a", "d"] {
+                let name = format!("{dir}/{i}.log");
+                write_file(&root.join(&name), &content);
+                originals.insert(name, content.clone());
+            }
+            for dir in ["z", "e"] {
+                let name = format!("{dir}/{i}.log");
+                write_file(&root.join(format!("{name}.zst")), &zst(&content));
+                originals.insert(name, content.clone());
+            }
+            let name = format!("x/{i}.log");
+            write_file(&archive.join(&name), &content);
+            originals.insert(name, content);
+        }
+        // One file large enough to be compressed as a stream.
+        let big: Vec<u8> = (0..WHOLE_FILE + 100_000).map(|i| (i % 241) as u8).collect();
+        write_file(&root.join("c/big.log"), &big);
+        originals.insert("c/big.log".into(), big);
+        originals
+    }
+
+    fn plan_action(name: &str) -> Action {
+        match &name[..1] {
+            "c" => Action::Compress,
+            "a" | "z" => Action::Archive,
+            _ => Action::Drop,
+        }
+    }
+
+    /// Scans and applies the plan of [`crash_tree`] to the segments it still concerns (as a plugin would decide).
+    async fn run_crash_plan(store: &DirectoryStore) -> Vec<Result<Applied, StoreError>> {
+        let (s, _) = scan(store).await;
+        let plan: Vec<(&Segment, Action)> = s
+            .segments
+            .iter()
+            .map(|s| (s, plan_action(&s.name)))
+            .filter(|(s, a)| a.allowed_from(s.tier) && a.tier_after(s.tier) != Some(s.tier))
+            .collect();
+        apply(store, &plan).await
+    }
+
+    type VisibleCopy = (String, Tier, Vec<u8>);
+
+    /// Every visible copy: `(name, tier, content)`, content decompressed. Panics on a visible partial copy.
+    fn visible_copies(root: &Path, archive: &Path) -> (Vec<VisibleCopy>, Vec<PathBuf>) {
+        let mut copies = Vec::new();
+        let mut temps = Vec::new();
+        for (base, archived) in [(root, false), (archive, true)] {
+            let mut stack = vec![base.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.is_dir() {
+                        stack.push(p);
+                        continue;
+                    }
+                    let file_name = p.file_name().unwrap().to_str().unwrap();
+                    let staging = archived
+                        && file_name
+                            .rsplit_once('#')
+                            .is_some_and(|(_, d)| d.bytes().all(|b| b.is_ascii_digit()));
+                    if is_temp_name(file_name) || staging {
+                        temps.push(p);
+                        continue;
+                    }
+                    let rel = p.strip_prefix(base).unwrap().to_str().unwrap().to_string();
+                    let raw = std::fs::read(&p).unwrap();
+                    let content = if rel.ends_with(ZST) {
+                        zstd::decode_all(&raw[..])
+                            .unwrap_or_else(|e| panic!("visible {} is not a complete zstd file: {e}", p.display()))
+                    } else {
+                        raw
+                    };
+                    let tier = match (archived, rel.ends_with(ZST)) {
+                        (true, _) => Tier::Archived,
+                        (false, true) => Tier::Compressed,
+                        (false, false) => Tier::Hot,
+                    };
+                    copies.push((logical(&rel).to_string(), tier, content));
+                }
+            }
+        }
+        (copies, temps)
+    }
+
+    /// The invariant: every visible name holds the complete original content, and every segment that was not dropped
+    /// is visible somewhere. With `settled`, also: no temporaries and exactly one copy of each.
+    fn check_invariant(
+        root: &Path,
+        archive: &Path,
+        originals: &HashMap<String, Vec<u8>>,
+        settled: bool,
+        context: &str,
+    ) {
+        let (copies, temps) = visible_copies(root, archive);
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        for (name, tier, content) in &copies {
+            let original = originals
+                .get(name)
+                .unwrap_or_else(|| panic!("{context}: unexpected visible {name}"));
+            assert!(
+                content == original,
+                "{context}: the {tier} copy of {name} is not the original content"
+            );
+            *count.entry(name).or_default() += 1;
+        }
+        for name in originals.keys() {
+            let n = count.get(name.as_str()).copied().unwrap_or(0);
+            if plan_action(name) != Action::Drop {
+                assert!(n >= 1, "{context}: {name} is visible nowhere");
+            }
+            if settled {
+                assert!(n <= 1, "{context}: {name} has {n} copies after recovery");
+            }
+        }
+        if settled {
+            assert!(
+                temps.is_empty(),
+                "{context}: temporaries left after recovery: {temps:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_injected_failure_leaves_each_file_whole_in_one_visible_place_after_recovery() {
+        for point in CRASH_POINTS.iter().filter(|p| !p.starts_with("recover:")) {
+            let fx = Fx::new();
+            let originals = crash_tree(&fx.root, &fx.archive);
+            let store = fx.store().await;
+            let results = {
+                let _fail = crate::crashpoint::fail_under(&fx.root, point);
+                run_crash_plan(&store).await
+            };
+            assert!(
+                results.iter().any(|r| r.is_err()),
+                "{point}: the injected failure was never reached"
+            );
+            check_invariant(&fx.root, &fx.archive, &originals, false, point);
+            store.recover(true).await.unwrap();
+            check_invariant(&fx.root, &fx.archive, &originals, true, point);
+            // The failed actions can be retried to completion.
+            let retried = run_crash_plan(&store).await;
+            assert!(retried.iter().all(|r| r.is_ok()), "{point}: retry failed: {retried:?}");
+            check_invariant(&fx.root, &fx.archive, &originals, true, point);
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_recover_steps_leave_each_file_whole() {
+        for point in ["recover:temp-removed", "recover:duplicate-removed"] {
+            let fx = Fx::new();
+            let originals = crash_tree(&fx.root, &fx.archive);
+            fx.write("c/.0.log.zst.retention-tmp", b"partial");
+            fx.write("c/1.log.zst", &zst(&originals["c/1.log"]));
+            let store = fx.store().await;
+            {
+                let _fail = crate::crashpoint::fail_under(&fx.root, point);
+                store.recover(true).await.unwrap_err();
+            }
+            check_invariant(&fx.root, &fx.archive, &originals, false, point);
+            store.recover(true).await.unwrap();
+            check_invariant(&fx.root, &fx.archive, &originals, true, point);
+        }
+    }
+
+    /// Environment variable through which [`every_crash_point_keeps_each_file_whole_in_a_visible_place`] hands a
+    /// child process of this test binary its work: `apply|recover <root> <archive>`.
+    const CHILD_ENV: &str = "RETENTION_TEST_CRASH_CHILD";
+
+    /// Not a test of its own: the child process of the crash test, which dies at `RETENTION_CRASH_AT`. Without the
+    /// environment variable it has nothing to do.
+    #[tokio::test]
+    async fn a_crash_child_applies_the_plan_its_parent_hands_it() {
+        let Ok(args) = std::env::var(CHILD_ENV) else { return };
+        let mut args = args.splitn(3, '\t');
+        let (mode, root, archive) = (args.next().unwrap(), args.next().unwrap(), args.next().unwrap());
+        let mut cfg = Fx::new().cfg();
+        cfg.root = root.into();
+        cfg.archive_url = Some(url::Url::from_directory_path(archive).unwrap());
+        let store = DirectoryStore::open(cfg).await.unwrap();
+        match mode {
+            "apply" => drop(run_crash_plan(&store).await),
+            _ => drop(store.recover(true).await),
+        }
+    }
+
+    fn run_child(mode: &str, root: &Path, archive: &Path, point: &str) -> std::process::ExitStatus {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::dir::tests::a_crash_child_applies_the_plan_its_parent_hands_it",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, format!("{mode}\t{}\t{}", root.display(), archive.display()))
+            .env("RETENTION_CRASH_AT", point)
+            .env_remove("RETENTION_FAIL_AT")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_crash_point_keeps_each_file_whole_in_a_visible_place() {
+        use std::os::unix::process::ExitStatusExt;
+        for point in CRASH_POINTS {
+            let fx = Fx::new();
+            let originals = crash_tree(&fx.root, &fx.archive);
+            if point.starts_with("recover:") {
+                // Leave a temporary and a duplicate behind first, then crash while recovering them.
+                let status = run_child("apply", &fx.root, &fx.archive, "compress:renamed");
+                assert_eq!(status.signal(), Some(6), "compress:renamed: {status}");
+                let status = run_child("recover", &fx.root, &fx.archive, point);
+                assert_eq!(
+                    status.signal(),
+                    Some(6),
+                    "{point}: the crash point was never reached ({status})"
+                );
+            } else {
+                let status = run_child("apply", &fx.root, &fx.archive, point);
+                assert_eq!(
+                    status.signal(),
+                    Some(6),
+                    "{point}: the crash point was never reached ({status})"
+                );
+            }
+            check_invariant(&fx.root, &fx.archive, &originals, false, point);
+            let store = fx.store().await;
+            store.recover(true).await.unwrap();
+            check_invariant(&fx.root, &fx.archive, &originals, true, point);
+            let (s, _) = scan(&store).await;
+            assert!(s.skipped.is_empty(), "{point}: {:?}", s.skipped);
+        }
+    }
+}
