@@ -1,0 +1,173 @@
+//! `age-tiering`: moves segments down the tiers as they age — compress, then archive, then drop — with thresholds in
+//! days, optionally overridden per label value.
+//!
+//! Parameters (all optional; an absent threshold, or the value `never`, means the step never happens):
+//! - `compress_after_days`: compress hot segments at least this many days old.
+//! - `archive_after_days`: archive hot or compressed segments at least this many days old.
+//! - `drop_after_days`: drop segments at least this many days old, in any tier.
+//! - `override.<label>.<value>.<threshold>`: the threshold (one of the three names above) for segments whose label
+//!   `<label>` has the value `<value>`, e.g. `override.level.audit.drop_after_days = "2555"` or
+//!   `override.level.debug.drop_after_days = "7"`. The label is the part up to the first `.` after `override.`
+//!   (label names are regex capture names, so they contain no `.`), the threshold is the part after the last `.`,
+//!   and the value is everything between, so values may contain dots (`override.host.db.internal.drop_after_days`).
+//!   The key has no `=`, so `--param key=value` on the command line splits it correctly; in a TOML config, quote it
+//!   (`"override.level.audit.drop_after_days" = 2555`), since a bare dotted key would make nested tables.
+//!
+//! A segment's age is `now - end` in whole days, rounded down. When several overrides match a segment and set the
+//! same threshold, the longest retention wins (`never` beats any number, 30 beats 7): a retention tool should never
+//! delete earlier than one of the rules that apply says. An override replaces the default even when it is shorter.
+//!
+//! Decision per segment: drop if the drop threshold is reached; else archive if the archive threshold is reached and
+//! the segment is hot or compressed; else compress if the compress threshold is reached and it is hot; else keep.
+//! The reason names the age, the threshold and, when it came from an override, the label: "age 9d >=
+//! drop_after_days 7 (level=debug)".
+
+use retention_sdk::prelude::*;
+
+/// The three thresholds, in the order they are checked for the decision.
+const THRESHOLDS: [&str; 3] = ["drop_after_days", "archive_after_days", "compress_after_days"];
+const DROP: usize = 0;
+const ARCHIVE: usize = 1;
+const COMPRESS: usize = 2;
+
+/// A threshold as configured: `None` means never.
+type Days = Option<u32>;
+
+/// Overrides for one label key: per value, the thresholds it sets (`None` = not set by this override).
+struct KeyOverrides {
+    key: String,
+    values: Vec<(String, [Option<Days>; 3])>,
+}
+
+/// Age-based tiering with per-label overrides.
+struct AgeTiering {
+    defaults: [Days; 3],
+    overrides: Vec<KeyOverrides>,
+}
+
+/// Parses a threshold value: a number of days or `never`.
+fn parse_days(key: &str, value: &str) -> Result<Days, String> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    v.parse::<u32>()
+        .map(Some)
+        .map_err(|e| format!("parameter `{key}` = {value:?}: expected a whole number of days or `never` ({e})"))
+}
+
+/// Splits `override.<label>.<value>.<threshold>` into its parts.
+fn parse_override_key(key: &str) -> Result<(&str, &str, usize), String> {
+    let bad = || {
+        format!(
+            "parameter `{key}`: expected override.<label>.<value>.<threshold> with <threshold> one of \
+             compress_after_days, archive_after_days, drop_after_days"
+        )
+    };
+    let rest = key.strip_prefix("override.").ok_or_else(bad)?;
+    let (label, rest) = rest.split_once('.').ok_or_else(bad)?;
+    let (value, threshold) = rest.rsplit_once('.').ok_or_else(bad)?;
+    let which = THRESHOLDS.iter().position(|t| *t == threshold).ok_or_else(bad)?;
+    if label.is_empty() {
+        return Err(bad());
+    }
+    Ok((label, value, which))
+}
+
+impl Plugin for AgeTiering {
+    const INFO: Info = Info {
+        name: "age-tiering",
+        version: env!("CARGO_PKG_VERSION"),
+        description: "Compresses, archives and drops segments by age in days, with per-label overrides.",
+    };
+
+    fn begin(ctx: &Context) -> Result<Self, String> {
+        ctx.check_params_with(&THRESHOLDS, |k| k.starts_with("override."))?;
+        let mut defaults = [None; 3];
+        let mut overrides: Vec<KeyOverrides> = Vec::new();
+        for (key, value) in ctx.params() {
+            if let Some(which) = THRESHOLDS.iter().position(|t| *t == key) {
+                defaults[which] = parse_days(key, value)?;
+                continue;
+            }
+            let (label, label_value, which) = parse_override_key(key)?;
+            let days = parse_days(key, value)?;
+            let group = match overrides.iter().position(|o| o.key == label) {
+                Some(i) => &mut overrides[i],
+                None => {
+                    overrides.push(KeyOverrides {
+                        key: label.to_string(),
+                        values: Vec::new(),
+                    });
+                    overrides.last_mut().expect("just pushed")
+                }
+            };
+            match group.values.iter_mut().find(|(v, _)| v == label_value) {
+                Some((_, set)) => set[which] = Some(days),
+                None => {
+                    let mut set = [None; 3];
+                    set[which] = Some(days);
+                    group.values.push((label_value.to_string(), set));
+                }
+            }
+        }
+        Ok(AgeTiering { defaults, overrides })
+    }
+
+    fn decide(&mut self, seg: &Segment) -> Decision {
+        let age = seg.age_days();
+        if age < 0 {
+            // From the future (clock skew, or a pass with an earlier --now): too young for any rule.
+            return Decision::keep();
+        }
+        // The effective thresholds, each with the override that set it.
+        let mut effective: [(Days, Option<(&str, &str)>); 3] = self.defaults.map(|d| (d, None));
+        let mut overridden = [false; 3];
+        for group in &self.overrides {
+            let Some(value) = seg.label(&group.key) else { continue };
+            for (v, set) in &group.values {
+                if v != value {
+                    continue;
+                }
+                for which in 0..3 {
+                    let Some(days) = set[which] else { continue };
+                    // The first matching override replaces the default; among several, the longest retention wins.
+                    if !overridden[which] || longer(days, effective[which].0) {
+                        effective[which] = (days, Some((group.key.as_str(), v.as_str())));
+                        overridden[which] = true;
+                    }
+                }
+            }
+        }
+        let reached = |which: usize| matches!(effective[which].0, Some(d) if age >= i64::from(d));
+        let tier = seg.tier();
+        let which = if reached(DROP) {
+            DROP
+        } else if reached(ARCHIVE) && Action::Archive.allowed_from(tier) {
+            ARCHIVE
+        } else if reached(COMPRESS) && Action::Compress.allowed_from(tier) {
+            COMPRESS
+        } else {
+            return Decision::keep();
+        };
+        let (days, source) = effective[which];
+        let days = days.expect("a reached threshold has a number of days");
+        let reason = match source {
+            Some((k, v)) => format!("age {age}d >= {} {days} ({k}={v})", THRESHOLDS[which]),
+            None => format!("age {age}d >= {} {days}", THRESHOLDS[which]),
+        };
+        let action = [Action::Drop, Action::Archive, Action::Compress][which];
+        Decision::new(action, reason)
+    }
+}
+
+/// Whether threshold `a` keeps data longer than `b` (`None`, never, is the longest).
+fn longer(a: Days, b: Days) -> bool {
+    match (a, b) {
+        (None, _) => b.is_some(),
+        (Some(_), None) => false,
+        (Some(x), Some(y)) => x > y,
+    }
+}
+
+retention_sdk::export_plugin!(AgeTiering);

@@ -1,0 +1,484 @@
+//! The per-segment view over a batch's columns.
+//!
+//! The host sends a batch as columns (one list per field) plus label columns of symbol ids; [`Segment`] is an index
+//! into them. Everything a plugin reads per segment is O(1) and allocation-free: a label key is resolved to its
+//! column once per batch and cached, label values are symbol ids resolved through the pass's symbol table, and names
+//! are fetched from the host once per batch, on first use.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::num::NonZeroU32;
+use std::time::{Duration, SystemTime};
+
+use crate::bindings::retention::policy::host;
+use crate::bindings::retention::policy::types::LabelColumn;
+use crate::context::ms_to_system_time;
+use crate::time::DAY_MS;
+use crate::types::Tier;
+
+/// Keys up to this many bytes are cached by value; longer ones are looked up among the columns on every call.
+const KEY_INLINE: usize = 16;
+
+/// The key cache is direct-mapped by key length (keys of one plugin usually differ in length), two ways per length.
+const KEY_BUCKETS: usize = KEY_INLINE;
+const KEY_WAYS: usize = 2;
+
+/// A label key resolved in this batch, identified by its text (length and bytes, zero-padded), not by its address:
+/// a plugin may reuse one buffer for different keys. Scalar cells, so that a lookup is a few plain loads; for a
+/// literal key the comparison compiles to integer compares against constants.
+struct KeySlot<'a> {
+    /// The key's length, `usize::MAX` for an empty slot.
+    len: Cell<usize>,
+    w0: Cell<u64>,
+    w1: Cell<u64>,
+    /// The key's column, `None` when no segment of the batch has that label.
+    values: Cell<Option<&'a [u32]>>,
+}
+
+impl KeySlot<'_> {
+    fn empty() -> Self {
+        KeySlot {
+            len: Cell::new(usize::MAX),
+            w0: Cell::new(0),
+            w1: Cell::new(0),
+            values: Cell::new(None),
+        }
+    }
+}
+
+/// A short key's bytes, zero-padded into two words; `None` for keys longer than [`KEY_INLINE`].
+#[inline(always)]
+fn key_words(key: &str) -> Option<(u64, u64)> {
+    let b = key.as_bytes();
+    if b.len() > KEY_INLINE {
+        return None;
+    }
+    let mut buf = [0u8; KEY_INLINE];
+    buf[..b.len()].copy_from_slice(b);
+    let (lo, hi) = buf.split_at(8);
+    Some((
+        u64::from_le_bytes(lo.try_into().expect("8 bytes")),
+        u64::from_le_bytes(hi.try_into().expect("8 bytes")),
+    ))
+}
+
+/// A string of the pass's symbol table (label keys and values). Ids are stable for the whole pass, across batches
+/// and across `observe` and `decide`, so a plugin can key its own maps by symbol instead of by string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Symbol(NonZeroU32);
+
+impl Symbol {
+    /// The id the host assigned (1 for the first symbol of the pass).
+    pub fn id(self) -> u32 {
+        self.0.get()
+    }
+}
+
+/// The names of a batch as the host returned them.
+struct Names {
+    text: String,
+    ends: Vec<u32>,
+}
+
+/// One batch, as columns checked to be consistent; [`Segment`]s index into it.
+pub(crate) struct Batch<'a> {
+    first_index: u64,
+    len: usize,
+    start_ms: &'a [i64],
+    end_ms: &'a [i64],
+    rows: &'a [i64],
+    bytes: &'a [u64],
+    tiers: &'a [Tier],
+    columns: &'a [LabelColumn],
+    symbols: &'a [String],
+    now_ms: i64,
+    total: u64,
+    keys: [KeySlot<'a>; KEY_BUCKETS * KEY_WAYS],
+    names: OnceCell<Names>,
+    failure: RefCell<Option<String>>,
+    failed: Cell<bool>,
+}
+
+/// The columns of a batch, borrowed from the lifted `segment-batch`.
+pub(crate) struct Columns<'a> {
+    pub first_index: u64,
+    pub start_ms: &'a [i64],
+    pub end_ms: &'a [i64],
+    pub rows: &'a [i64],
+    pub bytes: &'a [u64],
+    pub tiers: &'a [Tier],
+    pub labels: &'a [LabelColumn],
+}
+
+impl<'a> Batch<'a> {
+    /// Checks that the columns describe the same segments and that every label key is a known symbol, so that the
+    /// accessors below can neither panic nor read garbage. A malformed batch is a host bug: it fails the call with a
+    /// message.
+    pub(crate) fn new(c: Columns<'a>, symbols: &'a [String], now_ms: i64, total: u64) -> Result<Batch<'a>, String> {
+        let len = c.end_ms.len();
+        let lens = [
+            ("start-ms", c.start_ms.len()),
+            ("rows", c.rows.len()),
+            ("bytes", c.bytes.len()),
+            ("tiers", c.tiers.len()),
+        ];
+        for (field, n) in lens {
+            if n != len {
+                return Err(format!(
+                    "malformed batch at index {}: `{field}` has {n} entries but `end-ms` has {len}",
+                    c.first_index
+                ));
+            }
+        }
+        let known = symbols.len() as u64;
+        for col in c.labels {
+            if col.key == 0 || u64::from(col.key) > known {
+                return Err(format!(
+                    "malformed batch at index {}: label key symbol {} is not in the symbol table ({known} symbols)",
+                    c.first_index, col.key
+                ));
+            }
+            if col.values.len() != len {
+                return Err(format!(
+                    "malformed batch at index {}: label column `{}` has {} entries for {len} segments",
+                    c.first_index,
+                    symbols[col.key as usize - 1],
+                    col.values.len()
+                ));
+            }
+            // Value ids are checked when read (see `symbol_text`), not here: a scan of every column would cost more
+            // than the lookups of a plugin that reads one label.
+        }
+        Ok(Batch {
+            first_index: c.first_index,
+            len,
+            start_ms: c.start_ms,
+            end_ms: c.end_ms,
+            rows: c.rows,
+            bytes: c.bytes,
+            tiers: c.tiers,
+            columns: c.labels,
+            symbols,
+            now_ms,
+            total,
+            keys: std::array::from_fn(|_| KeySlot::empty()),
+            names: OnceCell::new(),
+            failure: RefCell::new(None),
+            failed: Cell::new(false),
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn first_index(&self) -> u64 {
+        self.first_index
+    }
+
+    /// Calls `f` with every segment of the batch in order, until `f` returns false or a failure was recorded.
+    #[inline(always)]
+    pub(crate) fn for_each(&'a self, mut f: impl FnMut(usize, &Segment<'a>) -> bool) {
+        let columns = self
+            .start_ms
+            .iter()
+            .zip(self.end_ms)
+            .zip(self.rows)
+            .zip(self.bytes)
+            .zip(self.tiers);
+        for (i, ((((&start_ms, &end_ms), &rows), &bytes), &tier)) in columns.enumerate() {
+            let seg = Segment {
+                b: self,
+                i,
+                start_ms,
+                end_ms,
+                rows,
+                bytes,
+                tier,
+            };
+            if !f(i, &seg) || self.failed.get() {
+                break;
+            }
+        }
+    }
+
+    /// The name of segment `i` if names were fetched for this batch, for error messages.
+    fn fetched_name(&self, i: usize) -> Option<&str> {
+        let n = self.names.get()?;
+        let start = if i == 0 { 0 } else { *n.ends.get(i - 1)? as usize };
+        n.text.get(start..*n.ends.get(i)? as usize)
+    }
+
+    pub(crate) fn take_failure(&self) -> Option<String> {
+        self.failure.borrow_mut().take()
+    }
+
+    fn fail(&self, message: String) {
+        let mut f = self.failure.borrow_mut();
+        if f.is_none() {
+            *f = Some(message);
+        }
+        self.failed.set(true);
+    }
+
+    /// The column of label `key` in this batch, `None` when no segment of the batch has that label.
+    #[inline(always)]
+    fn column(&self, key: &str) -> Option<&'a [u32]> {
+        if let Some((w0, w1)) = key_words(key) {
+            let bucket = key.len() % KEY_BUCKETS;
+            for slot in &self.keys[bucket * KEY_WAYS..(bucket + 1) * KEY_WAYS] {
+                if slot.len.get() == key.len() && slot.w0.get() == w0 && slot.w1.get() == w1 {
+                    return slot.values.get();
+                }
+            }
+        }
+        self.column_slow(key)
+    }
+
+    /// Finds `key` among the batch's columns by text and caches the answer (present or absent) for short keys.
+    #[cold]
+    #[inline(never)]
+    fn column_slow(&self, key: &str) -> Option<&'a [u32]> {
+        let values = self
+            .columns
+            .iter()
+            .find(|c| self.symbols[c.key as usize - 1] == key)
+            .map(|c| c.values.as_slice());
+        if let Some((w0, w1)) = key_words(key) {
+            // The newer key takes way 0 and the older one moves to way 1: least recently added goes first.
+            let bucket = key.len() % KEY_BUCKETS;
+            let (first, second) = (&self.keys[bucket * KEY_WAYS], &self.keys[bucket * KEY_WAYS + 1]);
+            second.len.set(first.len.get());
+            second.w0.set(first.w0.get());
+            second.w1.set(first.w1.get());
+            second.values.set(first.values.get());
+            first.len.set(key.len());
+            first.w0.set(w0);
+            first.w1.set(w1);
+            first.values.set(values);
+        }
+        values
+    }
+
+    /// The text of a non-zero symbol id from a label column; an id past the table is a host bug, reported as the
+    /// call's error (the label reads as absent meanwhile).
+    #[inline(always)]
+    fn symbol_text(&self, id: u32) -> Option<&'a str> {
+        match self.symbols.get(id as usize - 1) {
+            Some(s) => Some(s),
+            None => {
+                self.unknown_symbol(id);
+                None
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unknown_symbol(&self, id: u32) {
+        self.fail(format!(
+            "malformed batch at index {}: a label refers to symbol {id}, not in the symbol table ({} symbols)",
+            self.first_index,
+            self.symbols.len()
+        ));
+    }
+
+    fn names(&self) -> &Names {
+        self.names.get_or_init(|| {
+            let n = host::batch_names();
+            if n.ends.len() != self.len {
+                self.fail(format!(
+                    "host returned {} segment names for a batch of {} segments (index {})",
+                    n.ends.len(),
+                    self.len,
+                    self.first_index
+                ));
+            }
+            Names {
+                text: n.text,
+                ends: n.ends,
+            }
+        })
+    }
+
+    fn name(&self, i: usize) -> &str {
+        let n = self.names();
+        let start = if i == 0 {
+            Some(0)
+        } else {
+            n.ends.get(i - 1).map(|&e| e as usize)
+        };
+        let end = n.ends.get(i).map(|&e| e as usize);
+        match (start, end) {
+            (Some(s), Some(e)) => match n.text.get(s..e) {
+                Some(name) => name,
+                None => {
+                    self.fail(format!(
+                        "host returned a malformed name for segment {} (bytes {s}..{e} of {})",
+                        self.first_index + i as u64,
+                        n.text.len()
+                    ));
+                    ""
+                }
+            },
+            // The length mismatch was already reported when the names were fetched.
+            _ => "",
+        }
+    }
+}
+
+/// One segment of the pass: a file, a time chunk of a table, an archived object.
+///
+/// A view into the current batch: cheap to read (no allocation, O(1) per call), valid only during the `observe` or
+/// `decide` call that received it.
+pub struct Segment<'a> {
+    b: &'a Batch<'a>,
+    i: usize,
+    // Copied from the columns when the view is made (a few loads the optimiser drops when unused), so that reading
+    // them does not reload the columns from the batch after every call that may touch its caches.
+    start_ms: i64,
+    end_ms: i64,
+    rows: i64,
+    bytes: u64,
+    tier: Tier,
+}
+
+impl<'a> Segment<'a> {
+    /// Index of the segment in the pass: 0 for the oldest, `totals().segments() - 1` for the newest.
+    #[inline]
+    pub fn index(&self) -> u64 {
+        self.b.first_index + self.i as u64
+    }
+
+    /// How many segments of the pass are newer than this one: 0 for the newest. Handy for "keep the last N".
+    #[inline]
+    pub fn from_newest(&self) -> u64 {
+        self.b.total.saturating_sub(self.index() + 1)
+    }
+
+    /// Start of the segment's time range, in milliseconds since the Unix epoch (UTC).
+    #[inline]
+    pub fn start_ms(&self) -> i64 {
+        self.start_ms
+    }
+
+    /// End of the segment's time range, in milliseconds since the Unix epoch (UTC). Ages are measured from it.
+    #[inline]
+    pub fn end_ms(&self) -> i64 {
+        self.end_ms
+    }
+
+    /// Start of the time range as a [`SystemTime`].
+    pub fn start(&self) -> SystemTime {
+        ms_to_system_time(self.start_ms())
+    }
+
+    /// End of the time range as a [`SystemTime`].
+    pub fn end(&self) -> SystemTime {
+        ms_to_system_time(self.end_ms())
+    }
+
+    /// Age in milliseconds: the pass's now minus the segment's end (negative for a segment from the future).
+    #[inline]
+    pub fn age_ms(&self) -> i64 {
+        self.b.now_ms.saturating_sub(self.end_ms)
+    }
+
+    /// Age in whole days, rounded down (so `age_days() >= n` exactly when the segment is at least `n` days old);
+    /// negative for a segment from the future.
+    #[inline]
+    pub fn age_days(&self) -> i64 {
+        self.age_ms().div_euclid(DAY_MS)
+    }
+
+    /// Age as a [`Duration`], zero for a segment from the future.
+    #[inline]
+    pub fn age(&self) -> Duration {
+        Duration::from_millis(self.age_ms().max(0) as u64)
+    }
+
+    /// Size in bytes as stored in the current tier (the compressed size for a compressed segment).
+    #[inline]
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Number of rows (records, lines), when the store knows it.
+    #[inline]
+    pub fn rows(&self) -> Option<u64> {
+        u64::try_from(self.rows).ok()
+    }
+
+    /// Where the segment's bytes live now.
+    #[inline]
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The value of label `key`, `None` when the segment does not have it.
+    ///
+    /// O(1) after the first lookup of `key` in a batch; comparing the result with a literal
+    /// (`seg.label("level") == Some("debug")`) is the idiomatic, fast way to test a label.
+    #[inline(always)]
+    pub fn label(&self, key: &str) -> Option<&'a str> {
+        let id = *self.b.column(key)?.get(self.i)?;
+        if id == 0 { None } else { self.b.symbol_text(id) }
+    }
+
+    /// The value of label `key` as a pass-wide [`Symbol`], for plugins that group or count by label: comparing
+    /// and hashing a `u32` is cheaper than a string, and equal values have equal symbols throughout the pass.
+    #[inline(always)]
+    pub fn label_symbol(&self, key: &str) -> Option<Symbol> {
+        let id = NonZeroU32::new(*self.b.column(key)?.get(self.i)?)?;
+        self.b.symbol_text(id.get()).map(|_| Symbol(id))
+    }
+
+    /// The text of a symbol obtained from [`label_symbol`](Segment::label_symbol) in this pass.
+    pub fn symbol_text(&self, symbol: Symbol) -> &'a str {
+        self.b.symbols.get(symbol.id() as usize - 1).map_or("", String::as_str)
+    }
+
+    /// All labels of the segment, as `(key, value)`, in the batch's column order.
+    pub fn labels(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        let b = self.b;
+        let i = self.i;
+        b.columns.iter().filter_map(move |c| {
+            let v = c.values[i];
+            if v == 0 {
+                None
+            } else {
+                Some((b.symbol_text(c.key)?, b.symbol_text(v)?))
+            }
+        })
+    }
+
+    /// The segment's name (for a directory store: its path relative to the dataset root, `/`-separated, without a
+    /// `.zst` suffix).
+    ///
+    /// Names are not sent with the batch: the first call in a batch fetches all of the batch's names from the host
+    /// in one call, so a plugin that never asks for names never pays for them.
+    pub fn name(&self) -> &'a str {
+        self.b.name(self.i)
+    }
+
+    /// The name, only if the plugin already made the SDK fetch this batch's names (for error messages).
+    pub(crate) fn fetched_name(&self) -> Option<&'a str> {
+        self.b.fetched_name(self.i)
+    }
+
+    /// Fails the pass with `message` once the current `observe` or `decide` call returns (its remaining segments
+    /// are skipped and nothing of the pass is applied). Use it for conditions that make every decision suspect.
+    pub fn fail_pass(&self, message: impl Into<String>) {
+        self.b.fail(message.into());
+    }
+}
+
+impl std::fmt::Debug for Segment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("index", &self.index())
+            .field("end_ms", &self.end_ms())
+            .field("bytes", &self.bytes())
+            .field("tier", &self.tier())
+            .finish_non_exhaustive()
+    }
+}
