@@ -1,0 +1,251 @@
+//! Whole passes with the real binary, beside the shell tools a user would use instead, in one run:
+//! - a dry-run pass over a tree of 200,000 files (plan printed to /dev/null) against
+//!   `find ROOT -type f -printf '%s %T@ %p\n' > /dev/null` on the same tree (target: at most 1.5x find's time);
+//! - compressing the same files with a real pass (`age_tiering`, `compress_after_days = 0`) against the `zstd` command
+//!   line at the same level and thread count (target: at least 0.9x its throughput).
+//!
+//! Run: `cargo build --release --target wasm32-wasip2 --manifest-path guest-plugins/Cargo.toml &&
+//!       cargo bench --bench pass` (see BENCHMARKS.md). Options: `-- --files N --reps N --dir DIR`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const LEVEL: i32 = 3;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let files: usize = arg("--files").map_or(200_000, |v| v.parse().expect("a number"));
+    let reps: usize = arg("--reps").map_or(3, |v| v.parse().expect("a number"));
+    let base = PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let plugins = repo.join("guest-plugins/target/wasm32-wasip2/release");
+    anyhow::ensure!(
+        plugins.join("age_tiering.wasm").is_file(),
+        "build the guest plugins first (see BENCHMARKS.md)"
+    );
+    let bin = env!("CARGO_BIN_EXE_retention");
+    let work = tempfile::Builder::new().prefix("retention-bench-").tempdir_in(&base)?;
+    let pristine = work.path().join("pristine");
+    let t = Instant::now();
+    let bytes = generate(&pristine, files)?;
+    println!(
+        "tree: {files} files, {:.1} MiB, generated in {:.1} s under {}",
+        bytes as f64 / (1 << 20) as f64,
+        t.elapsed().as_secs_f64(),
+        work.path().display()
+    );
+
+    // ---- dry run against find -------------------------------------------------------------------------------------
+    let config = write_config(
+        work.path(),
+        "dry",
+        &pristine,
+        &plugins,
+        "compress_after_days = 1, drop_after_days = 30",
+        1,
+    )?;
+    // Warm the page cache and the plugin, as a user's second run would have them.
+    sh(Command::new("find")
+        .arg(&pristine)
+        .args(["-type", "f"])
+        .stdout(Stdio::null()))?;
+    let find = best(reps, || {
+        sh(Command::new("find")
+            .arg(&pristine)
+            .args(["-type", "f", "-printf", "%s %T@ %p\\n"])
+            .stdout(Stdio::null()))
+    })?;
+    let dry = best(reps, || {
+        sh(Command::new(bin)
+            .args(["run", "--dry-run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null()))
+    })?;
+    println!();
+    println!(
+        "{:<58} {:>10} {:>10}",
+        "dry run over the tree (best of reps)", "seconds", "vs find"
+    );
+    println!(
+        "{:<58} {:>10.3} {:>9.2}x",
+        "find -type f -printf '%s %T@ %p\\n' > /dev/null", find, 1.0
+    );
+    println!(
+        "{:<58} {:>10.3} {:>9.2}x",
+        "retention run --dry-run > /dev/null (target <= 1.5x)",
+        dry,
+        dry / find
+    );
+
+    // ---- compression against the zstd CLI -------------------------------------------------------------------------
+    println!();
+    println!(
+        "{:<58} {:>10} {:>10} {:>10}",
+        "compress every file, level 3 (best of reps)", "seconds", "MiB/s", "vs zstd"
+    );
+    let mut zstd_t1 = f64::MAX;
+    for _ in 0..reps {
+        let tree = fresh_copy(&pristine, &work.path().join("zstd"))?;
+        // zstd compresses the files one after another; -T1 is the same thread count as apply_parallelism = 1.
+        let t = Instant::now();
+        sh(Command::new("sh").arg("-c").arg(format!(
+            "find '{}' -type f -print0 | xargs -0 zstd -q -{LEVEL} -T1 --rm",
+            tree.display()
+        )))?;
+        zstd_t1 = zstd_t1.min(t.elapsed().as_secs_f64());
+    }
+    let rate = |s: f64| bytes as f64 / (1 << 20) as f64 / s;
+    println!(
+        "{:<58} {:>10.3} {:>10.1} {:>9.2}x",
+        "find | xargs zstd -q -3 -T1 --rm",
+        zstd_t1,
+        rate(zstd_t1),
+        1.0
+    );
+    for parallelism in [1, 2] {
+        let mut ours = f64::MAX;
+        for _ in 0..reps {
+            let tree = fresh_copy(&pristine, &work.path().join("ours"))?;
+            let config = write_config(
+                work.path(),
+                "compress",
+                &tree,
+                &plugins,
+                "compress_after_days = 0",
+                parallelism,
+            )?;
+            let t = Instant::now();
+            sh(Command::new(bin)
+                .args(["run", "--config"])
+                .arg(&config)
+                .stdout(Stdio::null()))?;
+            ours = ours.min(t.elapsed().as_secs_f64());
+            let left = count_files(&tree, "log")?;
+            anyhow::ensure!(left == 0, "{left} files were not compressed");
+        }
+        let label = format!("retention run (compress, apply_parallelism = {parallelism})");
+        println!(
+            "{:<58} {:>10.3} {:>10.1} {:>9.2}x",
+            label,
+            ours,
+            rate(ours),
+            zstd_t1 / ours
+        );
+    }
+    println!(
+        "\n(throughput ratio = zstd's time / ours; target >= 0.9 at the same thread count, apply_parallelism = 1)"
+    );
+    Ok(())
+}
+
+fn best(reps: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    let mut best = f64::MAX;
+    for _ in 0..reps {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+fn sh(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status()?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed: {status}");
+    Ok(())
+}
+
+/// `<service>/<level>-<date>-<n>.log`: 100 services, 3 levels, dates over 60 days; log lines of 1 to 6 KiB per file.
+fn generate(root: &Path, files: usize) -> anyhow::Result<u64> {
+    use std::io::Write;
+    let levels = ["debug", "info", "error"];
+    let mut bytes = 0;
+    for i in 0..files {
+        let service = format!("svc-{:02}", i % 100);
+        let dir = root.join(&service);
+        if i < 100 {
+            std::fs::create_dir_all(&dir)?;
+        }
+        let day = (i / 300) % 60;
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Duration::days(day as i64);
+        let level = levels[i % 3];
+        let path = dir.join(format!("{level}-{date}-{i:06}.log"));
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let lines = 10 + (i * 7919) % 50;
+        for l in 0..lines {
+            let n = writeln!(
+                f,
+                "{date}T{:02}:{:02}:{:02}Z {level} {service} request_id={:016x} user={} status={} latency_ms={} \
+                 path=/api/v1/items/{}",
+                l % 24,
+                (l * 7) % 60,
+                (l * 13) % 60,
+                (i as u64) << 20 | l as u64,
+                (i * 31 + l) % 977,
+                [200, 200, 200, 404, 500][l % 5],
+                (i + l * 17) % 900,
+                (i * l) % 10_000
+            );
+            n?;
+        }
+        f.flush()?;
+        bytes += f.get_ref().metadata()?.len();
+    }
+    Ok(bytes)
+}
+
+fn fresh_copy(pristine: &Path, to: &Path) -> anyhow::Result<PathBuf> {
+    if to.exists() {
+        std::fs::remove_dir_all(to)?;
+    }
+    sh(Command::new("cp").arg("-a").arg(pristine).arg(to))?;
+    // Let the copy's writeback settle so that neither contender pays for it.
+    sh(&mut Command::new("sync"))?;
+    Ok(to.to_path_buf())
+}
+
+fn count_files(root: &Path, ext: &str) -> anyhow::Result<usize> {
+    let out = Command::new("find")
+        .arg(root)
+        .args(["-type", "f", "-name"])
+        .arg(format!("*.{ext}"))
+        .output()?;
+    Ok(out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count())
+}
+
+fn write_config(
+    dir: &Path,
+    name: &str,
+    root: &Path,
+    plugins: &Path,
+    params: &str,
+    parallelism: usize,
+) -> anyhow::Result<PathBuf> {
+    let text = format!(
+        r#"plugin_dir = "{plugins}"
+[[dataset]]
+name = "bench"
+plugin = "age_tiering"
+params = {{ {params} }}
+apply_parallelism = {parallelism}
+[dataset.directory]
+root = "{root}"
+labels = '^(?P<service>[^/]+)/(?P<level>\w+)-(?P<date>\d{{4}}-\d{{2}}-\d{{2}})-\d+\.log$'
+time = "label:date"
+compression_level = {LEVEL}
+[dataset.guard]
+max_drop_bytes_fraction = 1.0
+"#,
+        plugins = plugins.display(),
+        root = root.display()
+    );
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, text)?;
+    Ok(p)
+}
