@@ -1,5 +1,7 @@
-//! Boundary throughput: segments per second through a whole plan (`begin` + every `decide` batch) of the
-//! `bench_policy` plugin, beside the same logic compiled natively into the host, in one run.
+//! Boundary throughput: segments per second through the plugin boundary (`begin`, then every batch lowered into the
+//! `bench_policy` plugin, decided, lifted back and checked against the contract), beside the same logic compiled
+//! natively into the host over the same columns, in one run. Also printed: the end-to-end plan from the host's
+//! segment structs, which adds building the column batches.
 //!
 //! Run: `cargo build --release --target wasm32-wasip2 --manifest-path guest-plugins/Cargo.toml &&
 //!       cargo bench --bench boundary` (see BENCHMARKS.md). Optional: `-- --segments N --batch N --reps N`.
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use retention::config::RuntimeConfig;
+use retention::plugin::batch::{Batches, tier_code};
 use retention::plugin::{PassInput, Runtime};
 use retention::segment::{Action, Decision, Labels, Segment, Sym, Symbols, Tier};
 
@@ -41,49 +44,75 @@ fn main() -> anyhow::Result<()> {
     })?;
     let plugin = runtime.load_file(&wasm)?;
 
+    // The host's batch building, timed on its own.
+    let mut build_s = f64::MAX;
+    let mut batches = Batches::build(&segments, batch);
+    for _ in 0..reps {
+        let t = Instant::now();
+        batches = std::hint::black_box(Batches::build(&segments, batch));
+        build_s = build_s.min(t.elapsed().as_secs_f64());
+    }
+
     println!("boundary throughput: {n} segments, 3 labels each, batch {batch}, best of {reps} runs");
     println!(
-        "{:<44} {:>14} {:>14} {:>8}",
-        "case", "plugin seg/s", "native seg/s", "ratio"
+        "{:<40} {:>15} {:>15} {:>7} {:>17}",
+        "case", "plugin seg/s", "native seg/s", "ratio", "end-to-end seg/s"
     );
     for read_names in [false, true] {
         let params = vec![("read_names".to_string(), read_names.to_string())];
+        let input = || PassInput {
+            pass_id: "bench",
+            dataset: "bench",
+            now_ms: NOW_MS,
+            dry_run: true,
+            params: &params,
+        };
         let mut best_plugin = f64::MAX;
         let mut plugin_decisions = Vec::new();
         for _ in 0..reps {
-            let input = PassInput {
-                pass_id: "bench",
-                dataset: "bench",
-                now_ms: NOW_MS,
-                dry_run: true,
-                params: &params,
-            };
             let t = Instant::now();
-            let plan = plugin.plan(input, segments.clone(), &symbols, batch)?;
+            let plan = plugin.plan_batches(input(), segments.clone(), &symbols, &mut batches)?;
             best_plugin = best_plugin.min(t.elapsed().as_secs_f64());
             plugin_decisions = plan.decisions;
+        }
+        let mut best_e2e = f64::MAX;
+        for _ in 0..reps {
+            let t = Instant::now();
+            std::hint::black_box(plugin.plan(input(), segments.clone(), &symbols, batch)?);
+            best_e2e = best_e2e.min(t.elapsed().as_secs_f64());
         }
         let mut best_native = f64::MAX;
         let mut native_decisions = Vec::new();
         for _ in 0..reps {
             let t = Instant::now();
-            native_decisions = std::hint::black_box(native(&segments, &symbols, read_names));
+            native_decisions = std::hint::black_box(native(&batches, &segments, &symbols, read_names));
             best_native = best_native.min(t.elapsed().as_secs_f64());
         }
         // The benchmark is only meaningful if both sides decided the same.
-        let same = plugin_decisions
-            .iter()
-            .zip(&native_decisions)
-            .all(|(p, n)| p.action == n.action);
+        let same = plugin_decisions.len() == n
+            && plugin_decisions
+                .iter()
+                .zip(&native_decisions)
+                .all(|(p, q)| p.action == q.action);
         anyhow::ensure!(same, "plugin and native decisions differ");
         let case = if read_names {
             "time, size, tier, 3 labels + every name"
         } else {
             "time, size, tier, 3 labels"
         };
-        let (p, q) = (n as f64 / best_plugin, n as f64 / best_native);
-        println!("{case:<44} {:>14} {:>14} {:>7.1}x", fmt_rate(p), fmt_rate(q), q / p);
+        let (p, q, e) = (n as f64 / best_plugin, n as f64 / best_native, n as f64 / best_e2e);
+        println!(
+            "{case:<40} {:>15} {:>15} {:>6.1}x {:>17}",
+            fmt_rate(p),
+            fmt_rate(q),
+            q / p,
+            fmt_rate(e)
+        );
     }
+    println!(
+        "building the column batches from segment structs (host, once per pass): {}",
+        fmt_rate(n as f64 / build_s)
+    );
     Ok(())
 }
 
@@ -91,30 +120,35 @@ fn fmt_rate(r: f64) -> String {
     format!("{:.1} M", r / 1e6)
 }
 
-/// The same rule as `guest-plugins/bench-policy`, over the host's own segment structs.
-fn native(segments: &[Segment], symbols: &Symbols, read_names: bool) -> Vec<Decision> {
+/// The same rule as `guest-plugins/bench-policy`, over the same columns the plugin receives.
+fn native(batches: &Batches, segments: &[Segment], symbols: &Symbols, read_names: bool) -> Vec<Decision> {
     let key = |k: &str| symbols.get(k).unwrap_or(Sym::MAX);
     let (service, level) = (key("service"), key("level"));
     let (debug, audit) = (key("debug"), key("audit"));
-    let label = |s: &Segment, k: Sym| s.labels.iter().find(|(kk, _)| *kk == k).map(|(_, v)| *v);
-    segments
-        .iter()
-        .map(|s| {
-            let age = NOW_MS - s.end_ms;
-            let action = if read_names && s.name.ends_with(".tmp") {
+    let mut out = Vec::with_capacity(segments.len());
+    for (range, b) in &batches.list {
+        let column = |k: Sym| b.labels.iter().find(|c| c.key == k).map(|c| &c.values[..]);
+        let (services, levels) = (column(service), column(level));
+        for i in 0..b.end_ms.len() {
+            let age = NOW_MS - b.end_ms[i];
+            let tier = b.tiers[i];
+            let hot = tier == tier_code(Tier::Hot);
+            let archived = tier == tier_code(Tier::Archived);
+            let action = if read_names && segments[range.start + i].name.ends_with(".tmp") {
                 Action::Drop
-            } else if age > 30 * DAY_MS && label(s, level) == Some(debug) {
+            } else if age > 30 * DAY_MS && levels.is_some_and(|l| l[i] == debug) {
                 Action::Drop
-            } else if age > 7 * DAY_MS && s.tier != Tier::Archived && s.bytes > 1_000_000 {
+            } else if age > 7 * DAY_MS && !archived && b.bytes[i] > 1_000_000 {
                 Action::Archive
-            } else if s.tier == Tier::Hot && age > DAY_MS && label(s, service) != Some(audit) {
+            } else if hot && age > DAY_MS && services.is_none_or(|s| s[i] != audit) {
                 Action::Compress
             } else {
                 Action::Keep
             };
-            Decision { action, reason: 0 }
-        })
-        .collect()
+            out.push(Decision { action, reason: 0 });
+        }
+    }
+    out
 }
 
 /// Segments with 3 labels (5 services, 3 levels, 4 regions), ages up to 60 days, sizes up to 4 MB, all tiers.

@@ -35,7 +35,7 @@ struct Misbehave;
 
 fn keep_all(n: usize, reason: Option<String>) -> Verdicts {
     Verdicts {
-        actions: vec![Action::Keep; n],
+        actions: vec![Action::Keep as u8; n],
         reasons: if reason.is_some() { vec![1; n] } else { Vec::new() },
         reason_texts: reason.into_iter().collect(),
     }
@@ -86,10 +86,7 @@ impl Guest for Misbehave {
             let actions = batch
                 .tiers
                 .iter()
-                .map(|t| match t {
-                    Tier::Hot => Action::Compress,
-                    _ => Action::Keep,
-                })
+                .map(|&t| if t == Tier::Hot as u8 { Action::Compress as u8 } else { Action::Keep as u8 })
                 .collect();
             return Ok(Verdicts {
                 actions,
@@ -113,17 +110,17 @@ impl Guest for Misbehave {
             }
             "trap" => panic!("misbehave: deliberate panic in decide"),
             "wrong-count" => Ok(Verdicts {
-                actions: vec![Action::Keep; n.saturating_sub(1)],
+                actions: vec![Action::Keep as u8; n.saturating_sub(1)],
                 reasons: Vec::new(),
                 reason_texts: Vec::new(),
             }),
             "compress-all" => Ok(Verdicts {
-                actions: vec![Action::Compress; n],
+                actions: vec![Action::Compress as u8; n],
                 reasons: Vec::new(),
                 reason_texts: Vec::new(),
             }),
             "bad-reason" => Ok(Verdicts {
-                actions: vec![Action::Keep; n],
+                actions: vec![Action::Keep as u8; n],
                 reasons: vec![7; n],
                 reason_texts: vec!["only one".into()],
             }),

@@ -20,7 +20,10 @@
 //!     };
 //!
 //!     fn begin(ctx: &Context) -> Result<Self, String> {
-//!         Ok(DropOldDebug { days: ctx.param_or("days", 7)? })
+//!         ctx.check_params(&["days"])?;
+//!         let days = ctx.param_or("days", 7)?;
+//!         log!(info, "dropping debug logs older than {days} days from {}", ctx.dataset());
+//!         Ok(DropOldDebug { days })
 //!     }
 //!
 //!     fn decide(&mut self, seg: &Segment) -> Decision {

@@ -88,7 +88,7 @@ pub fn begin<P: Plugin>(slot: &Slot<P>, context: PassContext) -> Result<PassOpti
 }
 
 /// `observe`: shows one batch to the plugin.
-pub fn observe<P: Plugin>(slot: &Slot<P>, batch: SegmentBatch) -> Result<(), String> {
+pub fn observe<P: Plugin>(slot: &Slot<P>, mut batch: SegmentBatch) -> Result<(), String> {
     let Some(pass) = slot.get() else {
         return Err("observe was called before begin".into());
     };
@@ -98,28 +98,14 @@ pub fn observe<P: Plugin>(slot: &Slot<P>, batch: SegmentBatch) -> Result<(), Str
     if pass.phase == Phase::Deciding {
         return Err("observe was called after decide (all observe calls must come first)".into());
     }
-    let SegmentBatch {
-        first_index,
-        symbols,
-        start_ms,
-        end_ms,
-        rows,
-        bytes,
-        tiers,
-        labels,
-    } = batch;
-    pass.symbols.extend(symbols);
-    let columns = Columns {
-        first_index,
-        start_ms: &start_ms,
-        end_ms: &end_ms,
-        rows: &rows,
-        bytes: &bytes,
-        tiers: &tiers,
-        labels: &labels,
-    };
-    check_order(&mut pass.next_index, first_index, end_ms.len(), "observe")?;
-    let batch = Batch::new(columns, &pass.symbols, pass.now_ms, pass.total)?;
+    let batch = open_batch(
+        &mut pass.symbols,
+        &mut pass.next_index,
+        &mut batch,
+        pass.now_ms,
+        pass.total,
+        "observe",
+    )?;
     let plugin = &mut pass.plugin;
     batch.for_each(|_, seg| {
         plugin.observe(seg);
@@ -132,7 +118,7 @@ pub fn observe<P: Plugin>(slot: &Slot<P>, batch: SegmentBatch) -> Result<(), Str
 }
 
 /// `decide`: asks the plugin about every segment of one batch and builds the verdicts.
-pub fn decide<P: Plugin>(slot: &Slot<P>, batch: SegmentBatch) -> Result<Verdicts, String> {
+pub fn decide<P: Plugin>(slot: &Slot<P>, mut batch: SegmentBatch) -> Result<Verdicts, String> {
     let Some(pass) = slot.get() else {
         return Err("decide was called before begin".into());
     };
@@ -141,32 +127,18 @@ pub fn decide<P: Plugin>(slot: &Slot<P>, batch: SegmentBatch) -> Result<Verdicts
         pass.phase = Phase::Deciding;
         pass.next_index = 0;
     }
-    let SegmentBatch {
-        first_index,
-        symbols,
-        start_ms,
-        end_ms,
-        rows,
-        bytes,
-        tiers,
-        labels,
-    } = batch;
-    pass.symbols.extend(symbols);
-    let columns = Columns {
-        first_index,
-        start_ms: &start_ms,
-        end_ms: &end_ms,
-        rows: &rows,
-        bytes: &bytes,
-        tiers: &tiers,
-        labels: &labels,
-    };
-    check_order(&mut pass.next_index, first_index, end_ms.len(), "decide")?;
-    let batch = Batch::new(columns, &pass.symbols, pass.now_ms, pass.total)?;
+    let batch = open_batch(
+        &mut pass.symbols,
+        &mut pass.next_index,
+        &mut batch,
+        pass.now_ms,
+        pass.total,
+        "decide",
+    )?;
 
     let n = batch.len();
     // Written by index rather than pushed: the loop then only stores.
-    let mut actions = vec![Action::Keep; n];
+    let mut actions = vec![Action::Keep.code(); n];
     // Allocated on the first reason: a batch without reasons sends an empty list.
     let mut reasons: Vec<u32> = Vec::new();
     let mut invalid = None;
@@ -178,7 +150,7 @@ pub fn decide<P: Plugin>(slot: &Slot<P>, batch: SegmentBatch) -> Result<Verdicts
             invalid = Some(invalid_action(seg, action, &reason));
             return false;
         }
-        actions[i] = action;
+        actions[i] = action.code();
         let id = interner.intern(reason);
         if id != 0 {
             if reasons.is_empty() {
@@ -199,16 +171,36 @@ pub fn decide<P: Plugin>(slot: &Slot<P>, batch: SegmentBatch) -> Result<Verdicts
     })
 }
 
-/// Batches must arrive in order, covering the pass without gaps; anything else is a host bug.
-fn check_order(next_index: &mut u64, first_index: u64, len: usize, call: &str) -> Result<(), String> {
+/// Takes a batch's new symbols into the pass's table, checks that the batch comes next in the pass (batches must
+/// cover the pass in order, without gaps; anything else is a host bug) and views its columns.
+fn open_batch<'a>(
+    symbols: &'a mut Vec<String>,
+    next_index: &mut u64,
+    batch: &'a mut SegmentBatch,
+    now_ms: i64,
+    total: u64,
+    call: &str,
+) -> Result<Batch<'a>, String> {
+    // Moves the strings: the host's copies in our memory become the table's.
+    symbols.append(&mut batch.symbols);
+    let first_index = batch.first_index;
     if first_index != *next_index {
         return Err(format!(
             "{call} received a batch starting at segment {first_index} but expected segment {next_index} (batches \
              must arrive in order)"
         ));
     }
-    *next_index += len as u64;
-    Ok(())
+    *next_index += batch.end_ms.len() as u64;
+    let columns = Columns {
+        first_index,
+        start_ms: &batch.start_ms,
+        end_ms: &batch.end_ms,
+        rows: &batch.rows,
+        bytes: &batch.bytes,
+        tiers: &batch.tiers,
+        labels: &batch.labels,
+    };
+    Batch::new(columns, symbols, now_ms, total)
 }
 
 /// The message for a decision outside the contract's tier table, naming the segment.
@@ -312,7 +304,7 @@ mod tests {
             end_ms: vec![DAY; n],
             rows: vec![-1; n],
             bytes: bytes.to_vec(),
-            tiers: tiers.to_vec(),
+            tiers: tiers.iter().map(|&t| t as u8).collect(),
             labels: vec![LabelColumn {
                 key: 1,
                 values: levels.to_vec(),
@@ -326,11 +318,12 @@ mod tests {
         assert!(!begin(&slot, context(false, 5)).unwrap().observe_first);
         let hot = [Tier::Hot; 4];
         let v = decide(&slot, batch(0, &[2, 3, 2, 0], &[1, 1, 5000, 5000], &hot)).unwrap();
-        assert_eq!(v.actions, [Action::Drop, Action::Keep, Action::Drop, Action::Archive]);
+        let codes = [Action::Drop, Action::Keep, Action::Drop, Action::Archive].map(Action::code);
+        assert_eq!(v.actions, codes);
         assert_eq!(v.reasons, [1, 0, 1, 2]);
         assert_eq!(v.reason_texts, ["old debug", "5000 bytes"]);
         let v = decide(&slot, batch(4, &[3], &[1], &[Tier::Hot])).unwrap();
-        assert_eq!(v.actions, [Action::Keep]);
+        assert_eq!(v.actions, [Action::Keep.code()]);
         assert!(v.reasons.is_empty() && v.reason_texts.is_empty());
     }
 
@@ -340,8 +333,16 @@ mod tests {
         let b = || batch(0, &[3], &[1], &[Tier::Hot]);
         assert_eq!(decide(&slot, b()).unwrap_err(), "decide was called before begin");
         begin(&slot, context(false, 1)).unwrap();
-        assert!(begin(&slot, context(false, 1)).unwrap_err().contains("begin was called twice"));
-        assert!(observe(&slot, b()).unwrap_err().contains("did not ask for observe-first"));
+        assert!(
+            begin(&slot, context(false, 1))
+                .unwrap_err()
+                .contains("begin was called twice")
+        );
+        assert!(
+            observe(&slot, b())
+                .unwrap_err()
+                .contains("did not ask for observe-first")
+        );
         let err = decide(&slot, batch(7, &[3], &[1], &[Tier::Hot])).unwrap_err();
         assert!(err.contains("starting at segment 7 but expected segment 0"), "{err}");
     }
@@ -354,7 +355,11 @@ mod tests {
         observe(&slot, batch(2, &[3], &[1], &[Tier::Hot])).unwrap();
         assert_eq!(slot.get().as_ref().unwrap().plugin.observed, 3);
         decide(&slot, batch(0, &[3, 3], &[1, 1], &[Tier::Hot; 2])).unwrap();
-        assert!(observe(&slot, batch(2, &[3], &[1], &[Tier::Hot])).unwrap_err().contains("after decide"));
+        assert!(
+            observe(&slot, batch(2, &[3], &[1], &[Tier::Hot]))
+                .unwrap_err()
+                .contains("after decide")
+        );
     }
 
     #[test]
@@ -377,11 +382,18 @@ mod tests {
         begin(&slot, context(false, 2)).unwrap();
         let mut b = batch(0, &[3, 3], &[1, 1], &[Tier::Hot; 2]);
         b.bytes.pop();
-        assert!(decide(&slot, b).unwrap_err().contains("`bytes` has 1 entries but `end-ms` has 2"));
+        assert!(
+            decide(&slot, b)
+                .unwrap_err()
+                .contains("`bytes` has 1 entries but `end-ms` has 2")
+        );
 
         let slot = Slot::<Probe>::new();
         begin(&slot, context(false, 2)).unwrap();
         let err = decide(&slot, batch(0, &[3, 99], &[1, 1], &[Tier::Hot; 2])).unwrap_err();
-        assert!(err.contains("refers to symbol 99, not in the symbol table (3 symbols)"), "{err}");
+        assert!(
+            err.contains("refers to symbol 99, not in the symbol table (3 symbols)"),
+            "{err}"
+        );
     }
 }

@@ -87,7 +87,7 @@ pub(crate) struct Batch<'a> {
     end_ms: &'a [i64],
     rows: &'a [i64],
     bytes: &'a [u64],
-    tiers: &'a [Tier],
+    tiers: &'a [u8],
     columns: &'a [LabelColumn],
     symbols: &'a [String],
     now_ms: i64,
@@ -105,7 +105,7 @@ pub(crate) struct Columns<'a> {
     pub end_ms: &'a [i64],
     pub rows: &'a [i64],
     pub bytes: &'a [u64],
-    pub tiers: &'a [Tier],
+    pub tiers: &'a [u8],
     pub labels: &'a [LabelColumn],
 }
 
@@ -148,6 +148,16 @@ impl<'a> Batch<'a> {
             // Value ids are checked when read (see `symbol_text`), not here: a scan of every column would cost more
             // than the lookups of a plugin that reads one label.
         }
+        // Tier codes are checked once here (a tight loop over bytes), so that reading a tier per segment is a plain
+        // conversion.
+        if let Some(i) = c.tiers.iter().position(|&t| Tier::from_code(t).is_none()) {
+            return Err(format!(
+                "malformed batch at index {}: tier code {} of segment {} is not a tier",
+                c.first_index,
+                c.tiers[i],
+                c.first_index + i as u64
+            ));
+        }
         Ok(Batch {
             first_index: c.first_index,
             len,
@@ -171,10 +181,6 @@ impl<'a> Batch<'a> {
         self.len
     }
 
-    pub(crate) fn first_index(&self) -> u64 {
-        self.first_index
-    }
-
     /// Calls `f` with every segment of the batch in order, until `f` returns false or a failure was recorded.
     #[inline(always)]
     pub(crate) fn for_each(&'a self, mut f: impl FnMut(usize, &Segment<'a>) -> bool) {
@@ -185,7 +191,13 @@ impl<'a> Batch<'a> {
             .zip(self.rows)
             .zip(self.bytes)
             .zip(self.tiers);
-        for (i, ((((&start_ms, &end_ms), &rows), &bytes), &tier)) in columns.enumerate() {
+        for (i, ((((&start_ms, &end_ms), &rows), &bytes), &code)) in columns.enumerate() {
+            // Codes were checked in `new`.
+            let tier = match code {
+                0 => Tier::Hot,
+                1 => Tier::Compressed,
+                _ => Tier::Archived,
+            };
             let seg = Segment {
                 b: self,
                 i,

@@ -9,6 +9,17 @@ impl Tier {
     /// Every tier, in order: hot, compressed, archived.
     pub const ALL: [Tier; 3] = [Tier::Hot, Tier::Compressed, Tier::Archived];
 
+    /// The tier of a code in `segment-batch.tiers` (the index of its case), `None` for an unknown code.
+    #[inline]
+    pub const fn from_code(code: u8) -> Option<Tier> {
+        match code {
+            0 => Some(Tier::Hot),
+            1 => Some(Tier::Compressed),
+            2 => Some(Tier::Archived),
+            _ => None,
+        }
+    }
+
     /// The tier's name as the host writes it: `hot`, `compressed` or `archived`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -31,6 +42,12 @@ impl fmt::Display for Tier {
 }
 
 impl Action {
+    /// The code of the action in `verdicts.actions`: the index of its case.
+    #[inline]
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
     /// Every action: keep, compress, archive, drop.
     pub const ALL: [Action; 4] = [Action::Keep, Action::Compress, Action::Archive, Action::Drop];
 

@@ -102,9 +102,15 @@ impl fmt::Display for ByteSize {
         if n.is_multiple_of(unit) {
             return write!(f, "{} {}", n / unit, BINARY[exp - 1]);
         }
-        let text = format!("{:.2}", n as f64 / unit as f64);
-        let text = text.trim_end_matches('0').trim_end_matches('.');
-        write!(f, "{text} {}", BINARY[exp - 1])
+        // Integer arithmetic rounded to hundredths: float formatting would add ~20 KB to every plugin that prints sizes.
+        let hundredths = (u128::from(n) * 100 + u128::from(unit / 2)) / u128::from(unit);
+        let (whole, frac) = (hundredths / 100, hundredths % 100);
+        let unit = BINARY[exp - 1];
+        match frac {
+            0 => write!(f, "{whole} {unit}"),
+            _ if frac % 10 == 0 => write!(f, "{whole}.{} {unit}", frac / 10),
+            _ => write!(f, "{whole}.{frac:02} {unit}"),
+        }
     }
 }
 
@@ -134,6 +140,8 @@ mod tests {
         assert_eq!(ByteSize(512).to_string(), "512 B");
         assert_eq!(ByteSize(10 << 30).to_string(), "10 GiB");
         assert_eq!(ByteSize(1536).to_string(), "1.5 KiB");
+        assert_eq!(ByteSize(1450).to_string(), "1.42 KiB");
+        assert_eq!(ByteSize(1034).to_string(), "1.01 KiB");
         assert_eq!(ByteSize(u64::MAX).to_string(), "16 EiB");
     }
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{LogLevel, SegmentNames, retention};
+use super::bindings::retention::policy as wit;
+use super::bindings::{LogLevel, SegmentNames};
 use crate::segment::Segment;
 
 /// Most log lines kept per pass; later lines are counted, not kept.
@@ -152,9 +153,9 @@ impl WasiView for HostState {
     }
 }
 
-impl retention::policy::types::Host for HostState {}
+impl wit::types::Host for HostState {}
 
-impl retention::policy::host::Host for HostState {
+impl wit::host::Host for HostState {
     fn log(&mut self, level: LogLevel, message: String) {
         self.log.push(level, message);
     }

@@ -7,7 +7,7 @@
 //! plugin, the call and the cause.
 
 pub mod batch;
-mod bindings;
+pub mod bindings;
 mod host;
 
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ pub use host::{LogLine, MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
 
 use crate::config::RuntimeConfig;
 use crate::segment::{Decision, Reasons, Segment, Symbols};
-use batch::BatchBuilder;
+use batch::{Batches, SymbolFeed};
 use bindings::{Plugin, PluginPre};
 use host::HostState;
 
@@ -357,24 +357,36 @@ impl LoadedPlugin {
         symbols: &Symbols,
         batch_size: usize,
     ) -> Result<PlanOutput, PluginError> {
+        let mut batches = Batches::build(&segments, batch_size);
+        self.plan_batches(context, segments, symbols, &mut batches)
+    }
+
+    /// Like [`LoadedPlugin::plan`], over batches already built from `segments` (the boundary benchmark times this
+    /// part alone).
+    pub fn plan_batches(
+        &self,
+        context: PassInput<'_>,
+        segments: Arc<Vec<Segment>>,
+        symbols: &Symbols,
+        batches: &mut Batches,
+    ) -> Result<PlanOutput, PluginError> {
         let mut run = self.instantiate(context.pass_id)?;
-        let totals = crate::segment::TierTotals::of(&segments);
-        let options = run.begin(&context, &totals)?;
-        let mut builder = BatchBuilder::new();
+        let options = run.begin(&context, &batches.totals)?;
+        let mut feed = SymbolFeed::new(symbols);
         if options.observe_first {
-            for start in (0..segments.len()).step_by(batch_size) {
-                let range = start..(start + batch_size).min(segments.len());
-                let batch = builder.fill(&segments[range.clone()], start as u64, symbols);
-                run.observe(batch, &segments, range)?;
+            for i in 0..batches.len() {
+                feed.attach(batches, i);
+                let (range, batch) = &batches.list[i];
+                run.observe(batch, &segments, range.clone())?;
             }
-            // `observe` already sent every symbol the batches use; `decide` gets the same batches without them.
         }
         let mut decisions = Vec::with_capacity(segments.len());
         let mut reasons = Reasons::default();
-        for start in (0..segments.len()).step_by(batch_size) {
-            let range = start..(start + batch_size).min(segments.len());
-            let batch = builder.fill(&segments[range.clone()], start as u64, symbols);
-            run.decide(batch, &segments, range, &mut decisions, &mut reasons)?;
+        for i in 0..batches.len() {
+            // With observe-first, every symbol went out with `observe`: `decide` gets the same batches without them.
+            feed.attach(batches, i);
+            let (range, batch) = &batches.list[i];
+            run.decide(batch, &segments, range.clone(), &mut decisions, &mut reasons)?;
         }
         let state = run.store.data_mut();
         Ok(PlanOutput {
@@ -551,7 +563,7 @@ impl PluginRun {
         let r = self.call(&call, |p, s| p.retention_policy_policy().call_decide(s, batch));
         self.clear_batch();
         let verdicts = r?.map_err(|msg| self.refused(&call, FailureKind::Refused, bounded(msg)))?;
-        batch::check_and_append(&verdicts, &segments[range], out, reasons)
+        batch::check_and_append(&verdicts, batch, &segments[range], out, reasons)
             .map_err(|detail| self.refused(&call, FailureKind::InvalidOutput, detail))
     }
 
