@@ -16,6 +16,9 @@ use retention::store::dir::CRASH_POINTS;
 
 const NOW: &str = "2100-01-01T00:00:00Z";
 
+/// A visible copy of a segment: name, place (`hot`, `compressed`, `archived`) and content (decompressed).
+type Copy = (String, &'static str, Vec<u8>);
+
 /// A fresh dataset: root, archive directory and config file.
 struct Tree {
     _tmp: tempfile::TempDir,
@@ -140,7 +143,7 @@ archive_url = "file://{archive}"
 
     /// Every visible copy as `(name, place, content)` with `.zst` content decompressed (a visible `.zst` that does
     /// not decompress is a failure), and every temporary or staging file.
-    fn visible(&self) -> (Vec<(String, &'static str, Vec<u8>)>, Vec<PathBuf>) {
+    fn visible(&self) -> (Vec<Copy>, Vec<PathBuf>) {
         let mut copies = Vec::new();
         let mut temps = Vec::new();
         for (base, archived) in [(&self.root, false), (&self.archive, true)] {

@@ -366,11 +366,14 @@ fn hourly(start: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
     (0..n).map(|h| start + Duration::hours(h as i64)).collect()
 }
 
+/// The period of a time under one GFS rule, as a comparable pair.
+type PeriodOf = fn(&DateTime<Utc>) -> (i32, u32);
+
 /// restic's `forget` semantics, computed independently of the plugin: walking newest first, a segment is kept by a
 /// rule when its period differs from the last period that rule kept and the rule has budget left.
 fn expected_gfs(times: &[DateTime<Utc>], daily: usize, weekly: usize, monthly: usize) -> Vec<bool> {
     let mut kept = vec![false; times.len()];
-    let rules: [(usize, fn(&DateTime<Utc>) -> (i32, u32)); 3] = [
+    let rules: [(usize, PeriodOf); 3] = [
         (daily, |t| (t.year(), t.ordinal())),
         (weekly, |t| (t.iso_week().year(), t.iso_week().week())),
         (monthly, |t| (t.year(), t.month())),

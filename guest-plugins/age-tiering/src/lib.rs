@@ -6,12 +6,14 @@
 //! - `archive_after_days`: archive hot or compressed segments at least this many days old.
 //! - `drop_after_days`: drop segments at least this many days old, in any tier.
 //! - `override.<label>.<value>.<threshold>`: the threshold (one of the three names above) for segments whose label
-//!   `<label>` has the value `<value>`, e.g. `override.level.audit.drop_after_days = "2555"` or
-//!   `override.level.debug.drop_after_days = "7"`. The label is the part up to the first `.` after `override.`
-//!   (label names are regex capture names, so they contain no `.`), the threshold is the part after the last `.`,
-//!   and the value is everything between, so values may contain dots (`override.host.db.internal.drop_after_days`).
-//!   The key has no `=`, so `--param key=value` on the command line splits it correctly; in a TOML config, quote it
-//!   (`"override.level.audit.drop_after_days" = 2555`), since a bare dotted key would make nested tables.
+//!   `<label>` has the value `<value>`, e.g. `override.level.debug.drop_after_days = "7"` or
+//!   `override.level.audit.drop_after_days = "never"`. The label is the part up to the first `.` after `override.`
+//!   (label names are regex capture names: no `.`, no `=`), the threshold is the part after the last `.`, and the
+//!   value is everything between, so values may contain dots (`override.host.db.internal.drop_after_days`).
+//!   `override.<label>=<value>.<threshold>` (e.g. `override.level=debug.drop_after_days`) means the same and reads
+//!   well in a TOML config, but `retention plugin test --param` splits at the first `=`, so only the dotted form
+//!   can be given there. In TOML, quote either form (`"override.level.audit.drop_after_days" = 2555`): a bare
+//!   dotted key would make nested tables.
 //!
 //! A segment's age is `now - end` in whole days, rounded down. When several overrides match a segment and set the
 //! same threshold, the longest retention wins (`never` beats any number, 30 beats 7): a retention tool should never
@@ -56,7 +58,7 @@ fn parse_days(key: &str, value: &str) -> Result<Days, String> {
         .map_err(|e| format!("parameter `{key}` = {value:?}: expected a whole number of days or `never` ({e})"))
 }
 
-/// Splits `override.<label>.<value>.<threshold>` into its parts.
+/// Splits `override.<label>.<value>.<threshold>` (or `override.<label>=<value>.<threshold>`) into its parts.
 fn parse_override_key(key: &str) -> Result<(&str, &str, usize), String> {
     let bad = || {
         format!(
@@ -65,8 +67,12 @@ fn parse_override_key(key: &str) -> Result<(&str, &str, usize), String> {
         )
     };
     let rest = key.strip_prefix("override.").ok_or_else(bad)?;
-    let (label, rest) = rest.split_once('.').ok_or_else(bad)?;
-    let (value, threshold) = rest.rsplit_once('.').ok_or_else(bad)?;
+    let (selector, threshold) = rest.rsplit_once('.').ok_or_else(bad)?;
+    // A label name has neither `=` nor `.`, so whichever comes first ends it.
+    let (label, value) = match selector.find(['=', '.']) {
+        Some(i) => (&selector[..i], &selector[i + 1..]),
+        None => return Err(bad()),
+    };
     let which = THRESHOLDS.iter().position(|t| *t == threshold).ok_or_else(bad)?;
     if label.is_empty() {
         return Err(bad());
@@ -171,3 +177,54 @@ fn longer(a: Days, b: Days) -> bool {
 }
 
 retention_sdk::export_plugin!(AgeTiering);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_keys_parse_in_both_forms_and_values_may_contain_dots_and_equals() {
+        assert_eq!(
+            parse_override_key("override.level.debug.drop_after_days"),
+            Ok(("level", "debug", DROP))
+        );
+        assert_eq!(
+            parse_override_key("override.level=debug.drop_after_days"),
+            Ok(("level", "debug", DROP))
+        );
+        assert_eq!(
+            parse_override_key("override.host.db.internal.archive_after_days"),
+            Ok(("host", "db.internal", ARCHIVE))
+        );
+        assert_eq!(
+            parse_override_key("override.host=db.internal.compress_after_days"),
+            Ok(("host", "db.internal", COMPRESS))
+        );
+        assert_eq!(
+            parse_override_key("override.tag.a=b.drop_after_days"),
+            Ok(("tag", "a=b", DROP))
+        );
+        assert_eq!(
+            parse_override_key("override.tag..drop_after_days"),
+            Ok(("tag", "", DROP))
+        );
+        for bad in [
+            "override.level.drop_after_days",
+            "override.level.debug.keep_after_days",
+            "override..debug.drop_after_days",
+            "override.=debug.drop_after_days",
+            "level.debug.drop_after_days",
+        ] {
+            assert!(parse_override_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_longest_retention_is_never_then_the_most_days() {
+        assert!(longer(None, Some(5)));
+        assert!(!longer(None, None));
+        assert!(!longer(Some(5), None));
+        assert!(longer(Some(6), Some(5)));
+        assert!(!longer(Some(5), Some(5)));
+    }
+}

@@ -340,26 +340,33 @@ impl Archive {
 
     /// Staging files of [`LocalFileSystem`] (`<path>#<digits>`) left by interrupted uploads to a local destination,
     /// as absolute paths. Empty for other destinations.
-    pub fn staging_leftovers(&self) -> io::Result<Vec<PathBuf>> {
-        let Some(dir) = &self.local_dir else {
+    pub async fn staging_leftovers(&self) -> io::Result<Vec<PathBuf>> {
+        let Some(dir) = self.local_dir.clone() else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        let mut stack = vec![dir.clone()];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(&d)? {
-                let entry = entry?;
-                let ft = entry.file_type()?;
-                if ft.is_dir() {
-                    stack.push(entry.path());
-                } else if ft.is_file() && is_staging_name(&entry.file_name().to_string_lossy()) {
-                    out.push(entry.path());
-                }
+        tokio::task::spawn_blocking(move || staging_files(dir))
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?
+    }
+}
+
+/// Walks `dir` for [`LocalFileSystem`] staging files.
+fn staging_files(dir: PathBuf) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() && is_staging_name(&entry.file_name().to_string_lossy()) {
+                out.push(entry.path());
             }
         }
-        out.sort();
-        Ok(out)
     }
+    out.sort();
+    Ok(out)
 }
 
 /// Whether `name` is a [`LocalFileSystem`] staging file name: `<anything>#<digits>`.
@@ -559,7 +566,7 @@ mod tests {
         );
         a.verify(&key, &content).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("archived/big.bin")).unwrap(), data);
-        assert!(a.staging_leftovers().unwrap().is_empty());
+        assert!(a.staging_leftovers().await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -602,7 +609,7 @@ mod tests {
         std::fs::write(dir.path().join("d/a.log#1"), b"partial").unwrap();
         std::fs::write(dir.path().join("b.log#23"), b"partial").unwrap();
         std::fs::write(dir.path().join("c#d.log"), b"an object").unwrap();
-        let found = a.staging_leftovers().unwrap();
+        let found = a.staging_leftovers().await.unwrap();
         assert_eq!(found, [dir.path().join("b.log#23"), dir.path().join("d/a.log#1")]);
         let listed: Vec<_> = a.list().await.unwrap().into_iter().map(|o| o.rel).collect();
         assert_eq!(listed, ["c#d.log"]);

@@ -39,6 +39,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
@@ -101,10 +102,18 @@ const DROP_GROUP: usize = 4096;
 const WHOLE_FILE: u64 = 4 << 20;
 
 /// A dataset stored as files under a root directory, with an optional archive destination.
+///
+/// A pass always recovers and then scans: a [`Store::scan`] that follows a [`Store::recover`] within
+/// [`REUSE_RECOVER_WALK`] reuses that recovery's walk and listing instead of doing them again. The listing is then
+/// slightly older, which is harmless: every action re-checks its file against the scan before touching it.
 pub struct DirectoryStore {
     inner: Arc<Inner>,
     archive: Option<Archive>,
+    recovered: Mutex<Option<(Instant, Inventory)>>,
 }
+
+/// How long the inventory of a recovery stays good for the scan that follows it.
+pub const REUSE_RECOVER_WALK: Duration = Duration::from_secs(60);
 
 /// What the walk threads need.
 struct Inner {
@@ -129,7 +138,7 @@ struct TimeLabel {
 /// What a name tells about a segment: label spans `(slot, start, end)` in the name and the time from a label.
 #[derive(Debug, Clone)]
 struct Described {
-    labels: Vec<(u16, u32, u32)>,
+    labels: smallvec::SmallVec<[(u16, u32, u32); 4]>,
     time_ms: Option<i64>,
 }
 
@@ -205,6 +214,8 @@ struct Group {
     name: String,
     /// Sorted by [`Copy::rank`]; the last is the latest.
     copies: Vec<Copy>,
+    /// Set once the copies were compared.
+    verdict: Option<Verdict>,
 }
 
 /// What to do with a [`Group`].
@@ -436,6 +447,7 @@ impl DirectoryStore {
                 skip_dir,
             }),
             archive,
+            recovered: Mutex::new(None),
         })
     }
 
@@ -496,7 +508,11 @@ impl DirectoryStore {
             .into_iter()
             .map(|(name, mut copies)| {
                 copies.sort_by_key(Copy::rank);
-                Group { name, copies }
+                Group {
+                    name,
+                    copies,
+                    verdict: None,
+                }
             })
             .collect();
         groups.sort_by(|a, b| a.name.cmp(&b.name));
@@ -829,6 +845,7 @@ impl DirectoryStore {
         let root = &self.inner.root;
         let mut local = Vec::new();
         let mut local_idx = Vec::new();
+        let mut objects = Vec::new();
         for (k, (i, loc)) in group.iter().enumerate() {
             let seg = work[*i].segment;
             match loc {
@@ -836,31 +853,17 @@ impl DirectoryStore {
                     local_idx.push(k);
                     local.push((path.clone(), seg.bytes, seg.modified_ns));
                 }
-                Located::Archived(location) => {
-                    let archive = self.archive.as_ref().expect("located in the archive");
-                    let r = async {
-                        let Some((size, _)) = archive.head(location).await? else {
-                            return Err(StoreError::Refused(format!(
-                                "archive object {} is gone since the scan",
-                                archive.display(location)
-                            )));
-                        };
-                        if size != seg.bytes {
-                            return Err(StoreError::Refused(format!(
-                                "archive object {} changed since the scan ({} -> {size} bytes); left as it is",
-                                archive.display(location),
-                                seg.bytes
-                            )));
-                        }
-                        archive.delete(location).await?;
-                        hit_for("drop:removed", root).map_err(io_err("cannot drop", root))?;
-                        Ok(Applied {
-                            bytes_before: seg.bytes,
-                            bytes_after: 0,
-                        })
-                    };
-                    results[*i] = Some(r.await);
-                }
+                Located::Archived(location) => objects.push((*i, location.clone(), seg.bytes)),
+            }
+        }
+        if let Some(archive) = &self.archive {
+            let dropped: Vec<_> = futures::stream::iter(objects)
+                .map(|(i, location, bytes)| async move { (i, drop_object(archive, &location, bytes, root).await) })
+                .buffer_unordered(parallelism)
+                .collect()
+                .await;
+            for (i, r) in dropped {
+                results[i] = Some(r);
             }
         }
         let local = Arc::new(local);
@@ -967,6 +970,28 @@ async fn upload_one(archive: &Archive, job: &ArchiveJob) -> Result<(), StoreErro
         return Err(e);
     }
     Ok(())
+}
+
+/// Drops an archived object unless it changed since the scan.
+async fn drop_object(archive: &Archive, location: &ObjectPath, bytes: u64, root: &Path) -> Result<Applied, StoreError> {
+    let Some((size, _)) = archive.head(location).await? else {
+        return Err(StoreError::Refused(format!(
+            "archive object {} is gone since the scan",
+            archive.display(location)
+        )));
+    };
+    if size != bytes {
+        return Err(StoreError::Refused(format!(
+            "archive object {} changed since the scan ({bytes} -> {size} bytes); left as it is",
+            archive.display(location),
+        )));
+    }
+    archive.delete(location).await?;
+    hit_for("drop:removed", root).map_err(io_err("cannot drop", root))?;
+    Ok(Applied {
+        bytes_before: bytes,
+        bytes_after: 0,
+    })
 }
 
 /// One directory per device among `(device, file)` pairs: what [`sync_filesystems`] needs.
@@ -1147,7 +1172,7 @@ impl Inner {
         locs: &mut Option<CaptureLocations>,
         cache: &mut Option<(String, Option<i64>)>,
     ) -> Result<Described, String> {
-        let mut labels = Vec::new();
+        let mut labels: smallvec::SmallVec<[(u16, u32, u32); 4]> = smallvec::SmallVec::new();
         if let (Some(re), Some(locs)) = (&self.labels, locs.as_mut())
             && re.captures_read(locs, name).is_some()
         {
@@ -1197,7 +1222,7 @@ impl Inner {
             .skip_hidden(false)
             .follow_links(false)
             .sort(false)
-            .parallelism(jwalk::Parallelism::RayonNewPool(threads))
+            .parallelism(match std::env::var("EXP_THREADS").ok().and_then(|v| v.parse::<usize>().ok()) { Some(0) => jwalk::Parallelism::Serial, Some(n) => jwalk::Parallelism::RayonNewPool(n), None => jwalk::Parallelism::RayonNewPool(threads) })
             .process_read_dir(move |depth, dir, _, children| {
                 if depth.is_some() {
                     inner.read_dir(dir, children, &archived, &out);
@@ -1475,10 +1500,10 @@ impl Store for DirectoryStore {
     }
 
     async fn recover(&self, repair: bool) -> Result<Recovery, StoreError> {
-        let inv = self.inventory().await?;
+        let mut inv = self.inventory().await?;
         let mut rec = Recovery::default();
         let root = &self.inner.root;
-        for t in inv.temps {
+        for t in std::mem::take(&mut inv.temps) {
             if repair {
                 let path = root.join(&t);
                 match std::fs::remove_file(&path) {
@@ -1494,6 +1519,7 @@ impl Store for DirectoryStore {
             let adir = a.local_dir().unwrap_or(Path::new(""));
             let staging = a
                 .staging_leftovers()
+                .await
                 .map_err(|e| StoreError::io("cannot list archive directory", a.url(), e))?;
             for path in staging {
                 let rel = path.strip_prefix(adir).unwrap_or(&path).to_string_lossy().into_owned();
@@ -1515,32 +1541,38 @@ impl Store for DirectoryStore {
             }
         }
         let mut synced_dirs = Vec::new();
-        for g in &inv.groups {
-            match self.resolve(g).await {
-                Verdict::Conflict(reason) => rec.conflicts.push(Skipped {
-                    name: g.name.clone(),
-                    reason,
-                }),
-                Verdict::Same => {
-                    let (latest, earlier) = g.copies.split_last().expect("a group has copies");
-                    for c in earlier {
-                        let Copy::Local(f) = c else {
-                            unreachable!("only one archived copy, always the latest")
-                        };
-                        if repair {
-                            let path = root.join(&f.rel);
-                            // The copy must still be what was compared.
-                            let md = std::fs::symlink_metadata(&path).map_err(io_err("cannot check", &path))?;
-                            check_unchanged(&path, md.len(), mtime_ns(&md), f.size, f.mtime_ns)?;
-                            std::fs::remove_file(&path).map_err(io_err("cannot remove duplicate", &path))?;
-                            hit_for("recover:duplicate-removed", &path)
-                                .map_err(io_err("cannot remove duplicate", &path))?;
-                            synced_dirs.push((f.dev, path));
+        for g in &mut inv.groups {
+            let mut verdict = self.resolve(g).await;
+            if let Verdict::Same = verdict {
+                let (latest, earlier) = g.copies.split_last().expect("a group has copies");
+                for c in earlier {
+                    let Copy::Local(f) = c else {
+                        unreachable!("only one archived copy, always the latest")
+                    };
+                    if repair {
+                        let path = root.join(&f.rel);
+                        // The copy must still be what was compared (a log may have been appended to meanwhile).
+                        let md = std::fs::symlink_metadata(&path).map_err(io_err("cannot check", &path))?;
+                        if let Err(e) = check_unchanged(&path, md.len(), mtime_ns(&md), f.size, f.mtime_ns) {
+                            verdict = Verdict::Conflict(e.to_string());
+                            break;
                         }
-                        rec.duplicates_resolved.push((g.name.clone(), latest.tier(), c.tier()));
+                        std::fs::remove_file(&path).map_err(io_err("cannot remove duplicate", &path))?;
+                        hit_for("recover:duplicate-removed", &path)
+                            .map_err(io_err("cannot remove duplicate", &path))?;
+                        synced_dirs.push((f.dev, path));
                     }
+                    rec.duplicates_resolved.push((g.name.clone(), latest.tier(), c.tier()));
                 }
             }
+            if let Verdict::Conflict(reason) = &verdict {
+                rec.conflicts.push(Skipped {
+                    name: g.name.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            // What the scan that follows presents: the latest copy (earlier ones removed or not), or a conflict.
+            g.verdict = Some(verdict);
         }
         if !synced_dirs.is_empty() {
             let dirs = distinct_dirs(synced_dirs.iter().map(|(d, p)| (*d, p)));
@@ -1549,11 +1581,16 @@ impl Store for DirectoryStore {
                 .map_err(|e| StoreError::io("cannot sync", root.display(), io::Error::other(e.to_string())))?
                 .map_err(|(p, e)| StoreError::io("cannot sync", p.display(), e))?;
         }
+        *self.recovered.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), inv));
         Ok(rec)
     }
 
     async fn scan(&self, symbols: &mut Symbols) -> Result<Scan, StoreError> {
-        let inv = self.inventory().await?;
+        let recovered = self.recovered.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let inv = match recovered {
+            Some((at, inv)) if at.elapsed() < REUSE_RECOVER_WALK => inv,
+            _ => self.inventory().await?,
+        };
         let mut scan = Scan {
             segments: Vec::with_capacity(
                 inv.files.iter().map(Vec::len).sum::<usize>() + inv.objects.len() + inv.groups.len(),
@@ -1568,7 +1605,11 @@ impl Store for DirectoryStore {
             b.object(o, &mut scan);
         }
         for mut g in inv.groups {
-            match self.resolve(&g).await {
+            let verdict = match g.verdict.take() {
+                Some(v) => v,
+                None => self.resolve(&g).await,
+            };
+            match verdict {
                 Verdict::Same => match g.copies.pop().expect("a group has copies") {
                     Copy::Local(f) => b.local(f, &mut scan),
                     Copy::Archived(o) => b.object(o, &mut scan),
@@ -1905,6 +1946,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_file_whose_name_is_not_utf8_is_skipped_with_the_reason() {
+        use std::os::unix::ffi::OsStrExt;
+        let fx = Fx::new();
+        fx.write("ok.log", b"x");
+        std::fs::write(fx.root.join(std::ffi::OsStr::from_bytes(b"bad-\xff.log")), b"y").unwrap();
+        let (scan, _) = scan(&fx.store().await).await;
+        assert_eq!(names(&scan), ["ok.log"]);
+        assert!(skipped(&scan, "bad-\u{FFFD}.log").contains("not valid UTF-8"));
+    }
+
+    #[tokio::test]
     async fn symlinks_are_skipped_never_followed() {
         let fx = Fx::new();
         let outside = write_file(&fx._tmp.path().join("outside.log"), b"not ours");
@@ -2207,6 +2259,19 @@ mod tests {
         let store = DirectoryStore::open(cfg).await.unwrap();
         assert!(!store.supports(Action::Archive));
         assert!(store.supports(Action::Compress) && store.supports(Action::Drop));
+    }
+
+    #[tokio::test]
+    async fn a_scan_right_after_recover_reuses_its_walk_once() {
+        let fx = Fx::new();
+        fx.write("a.log", b"x");
+        let store = fx.store().await;
+        store.recover(false).await.unwrap();
+        fx.write("b.log", b"created between recover and scan");
+        let (first, _) = scan(&store).await;
+        assert_eq!(names(&first), ["a.log"], "the recovery's walk is reused");
+        let (second, _) = scan(&store).await;
+        assert_eq!(names(&second), ["a.log", "b.log"], "and only once");
     }
 
     #[tokio::test]
