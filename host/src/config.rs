@@ -349,22 +349,8 @@ impl DatasetConfig {
             ));
         }
         let mut params = Vec::with_capacity(raw.params.len());
-        for (k, v) in raw.params {
-            let value = match v {
-                toml::Value::String(s) => s,
-                toml::Value::Integer(n) => n.to_string(),
-                toml::Value::Float(x) => x.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                other => {
-                    return Err(invalid(
-                        at(&format!("params.{k}")),
-                        other,
-                        "must be a string, number or boolean",
-                    ));
-                }
-            };
-            params.push((k, value));
-        }
+        flatten_params(&raw.params, "", &at("params"), &mut params)?;
+        params.sort();
         let store = match raw.directory {
             Some(d) => StoreConfig::Directory(DirectoryConfig::from_raw(d, &at("directory"), base)?),
             None => {
@@ -402,6 +388,43 @@ impl DatasetConfig {
             apply_parallelism: raw.apply_parallelism,
         })
     }
+}
+
+/// Turns the `params` table into `key = string` pairs. Nested tables become dotted keys, so that TOML's dotted keys
+/// (`override.level.debug.drop_after_days = 7`) reach the plugin as written.
+fn flatten_params(
+    table: &BTreeMap<String, toml::Value>,
+    prefix: &str,
+    field: &str,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), ConfigError> {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        let value = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(x) => x.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Table(t) => {
+                let t: BTreeMap<String, toml::Value> = t.clone().into_iter().collect();
+                flatten_params(&t, &key, field, out)?;
+                continue;
+            }
+            other => {
+                return Err(invalid(
+                    format!("{field}.{key}"),
+                    other,
+                    "must be a string, number or boolean",
+                ));
+            }
+        };
+        out.push((key, value));
+    }
+    Ok(())
 }
 
 fn glob_set(patterns: &[String], field: &str) -> Result<GlobSet, ConfigError> {
@@ -620,6 +643,26 @@ mod tests {
         assert!(e.contains("max_drop_bytes_fraction") && e.contains("1.5"), "{e}");
         let e = parse(d.path(), "", "compression_level = 40").unwrap_err().to_string();
         assert!(e.contains("compression_level") && e.contains("40"), "{e}");
+    }
+
+    #[test]
+    fn dotted_param_keys_reach_the_plugin_as_written() {
+        let d = setup();
+        let c = parse(
+            d.path(),
+            "params = { override.level.debug.drop_after_days = 7, a = 1 }",
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            c.datasets[0].params,
+            [
+                ("a".into(), "1".into()),
+                ("override.level.debug.drop_after_days".into(), "7".into())
+            ]
+        );
+        let e = parse(d.path(), "params = { a = [1, 2] }", "").unwrap_err().to_string();
+        assert!(e.contains("dataset[0].params.a"), "{e}");
     }
 
     #[test]

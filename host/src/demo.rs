@@ -28,7 +28,7 @@ name = "app-logs"
 plugin = "age_tiering"
 # Compress after a day, archive after two weeks, drop after 30 days; debug logs go after a week; audit logs are
 # never dropped.
-params = { compress_after_days = 1, archive_after_days = 14, drop_after_days = 30, "override.level=debug.drop_after_days" = 7, "override.service=audit.drop_after_days" = "never" }
+params = { compress_after_days = 1, archive_after_days = 14, drop_after_days = 30, override.level.debug.drop_after_days = 7, override.service.audit.drop_after_days = "never" }
 
 [dataset.directory]
 root = "logs"

@@ -104,12 +104,9 @@ async fn run_inner(
     report: &mut PassReport,
 ) -> Result<(), PassError> {
     let step = Instant::now();
-    report.recovery = store.recover(!opts.dry_run).await?;
-    report.timings.recover_ms = ms(step);
-
-    let step = Instant::now();
     let mut symbols = Symbols::new();
-    let scan = store.scan(&mut symbols).await?;
+    let (recovery, scan) = store.scan(!opts.dry_run, &mut symbols).await?;
+    report.recovery = recovery;
     report.skipped = scan.skipped;
     let mut segments = scan.segments;
     sort_oldest_first(&mut segments);

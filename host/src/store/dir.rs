@@ -39,7 +39,6 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
@@ -103,17 +102,12 @@ const WHOLE_FILE: u64 = 4 << 20;
 
 /// A dataset stored as files under a root directory, with an optional archive destination.
 ///
-/// A pass always recovers and then scans: a [`Store::scan`] that follows a [`Store::recover`] within
-/// [`REUSE_RECOVER_WALK`] reuses that recovery's walk and listing instead of doing them again. The listing is then
-/// slightly older, which is harmless: every action re-checks its file against the scan before touching it.
+/// [`Store::scan`] walks the tree (and lists the archive) once, recovers from that inventory, then builds the
+/// segments from it: a pass never walks twice.
 pub struct DirectoryStore {
     inner: Arc<Inner>,
     archive: Option<Archive>,
-    recovered: Mutex<Option<(Instant, Inventory)>>,
 }
-
-/// How long the inventory of a recovery stays good for the scan that follows it.
-pub const REUSE_RECOVER_WALK: Duration = Duration::from_secs(60);
 
 /// What the walk threads need.
 struct Inner {
@@ -447,7 +441,6 @@ impl DirectoryStore {
                 skip_dir,
             }),
             archive,
-            recovered: Mutex::new(None),
         })
     }
 
@@ -1222,7 +1215,7 @@ impl Inner {
             .skip_hidden(false)
             .follow_links(false)
             .sort(false)
-            .parallelism(match std::env::var("EXP_THREADS").ok().and_then(|v| v.parse::<usize>().ok()) { Some(0) => jwalk::Parallelism::Serial, Some(n) => jwalk::Parallelism::RayonNewPool(n), None => jwalk::Parallelism::RayonNewPool(threads) })
+            .parallelism(jwalk::Parallelism::RayonNewPool(threads))
             .process_read_dir(move |depth, dir, _, children| {
                 if depth.is_some() {
                     inner.read_dir(dir, children, &archived, &out);
@@ -1486,21 +1479,10 @@ impl<'a> Builder<'a> {
     }
 }
 
-#[async_trait]
-impl Store for DirectoryStore {
-    fn describe(&self) -> String {
-        match &self.archive {
-            Some(a) => format!("directory {} (archive {})", self.inner.root.display(), a.url()),
-            None => format!("directory {}", self.inner.root.display()),
-        }
-    }
-
-    fn supports(&self, action: Action) -> bool {
-        action != Action::Archive || self.archive.is_some()
-    }
-
-    async fn recover(&self, repair: bool) -> Result<Recovery, StoreError> {
-        let mut inv = self.inventory().await?;
+impl DirectoryStore {
+    /// Removes temporaries and resolves duplicates found in `inv` (with `repair`; otherwise only reports them), and
+    /// marks each duplicate group with what the scan must present.
+    async fn recover_inventory(&self, inv: &mut Inventory, repair: bool) -> Result<Recovery, StoreError> {
         let mut rec = Recovery::default();
         let root = &self.inner.root;
         for t in std::mem::take(&mut inv.temps) {
@@ -1581,16 +1563,11 @@ impl Store for DirectoryStore {
                 .map_err(|e| StoreError::io("cannot sync", root.display(), io::Error::other(e.to_string())))?
                 .map_err(|(p, e)| StoreError::io("cannot sync", p.display(), e))?;
         }
-        *self.recovered.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), inv));
         Ok(rec)
     }
 
-    async fn scan(&self, symbols: &mut Symbols) -> Result<Scan, StoreError> {
-        let recovered = self.recovered.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let inv = match recovered {
-            Some((at, inv)) if at.elapsed() < REUSE_RECOVER_WALK => inv,
-            _ => self.inventory().await?,
-        };
+    /// The segments of an inventory that [`DirectoryStore::recover_inventory`] went through.
+    async fn scan_inventory(&self, inv: Inventory, symbols: &mut Symbols) -> Result<Scan, StoreError> {
         let mut scan = Scan {
             segments: Vec::with_capacity(
                 inv.files.iter().map(Vec::len).sum::<usize>() + inv.objects.len() + inv.groups.len(),
@@ -1621,6 +1598,27 @@ impl Store for DirectoryStore {
             }
         }
         Ok(scan)
+    }
+}
+
+#[async_trait]
+impl Store for DirectoryStore {
+    fn describe(&self) -> String {
+        match &self.archive {
+            Some(a) => format!("directory {} (archive {})", self.inner.root.display(), a.url()),
+            None => format!("directory {}", self.inner.root.display()),
+        }
+    }
+
+    fn supports(&self, action: Action) -> bool {
+        action != Action::Archive || self.archive.is_some()
+    }
+
+    async fn scan(&self, repair: bool, symbols: &mut Symbols) -> Result<(Recovery, Scan), StoreError> {
+        let mut inv = self.inventory().await?;
+        let recovery = self.recover_inventory(&mut inv, repair).await?;
+        let scan = self.scan_inventory(inv, symbols).await?;
+        Ok((recovery, scan))
     }
 
     async fn apply(
@@ -1772,7 +1770,7 @@ mod tests {
 
     async fn scan(store: &DirectoryStore) -> (Scan, Symbols) {
         let mut symbols = Symbols::new();
-        let scan = store.scan(&mut symbols).await.unwrap();
+        let (_, scan) = store.scan(false, &mut symbols).await.unwrap();
         (scan, symbols)
     }
 
@@ -2259,19 +2257,6 @@ mod tests {
         let store = DirectoryStore::open(cfg).await.unwrap();
         assert!(!store.supports(Action::Archive));
         assert!(store.supports(Action::Compress) && store.supports(Action::Drop));
-    }
-
-    #[tokio::test]
-    async fn a_scan_right_after_recover_reuses_its_walk_once() {
-        let fx = Fx::new();
-        fx.write("a.log", b"x");
-        let store = fx.store().await;
-        store.recover(false).await.unwrap();
-        fx.write("b.log", b"created between recover and scan");
-        let (first, _) = scan(&store).await;
-        assert_eq!(names(&first), ["a.log"], "the recovery's walk is reused");
-        let (second, _) = scan(&store).await;
-        assert_eq!(names(&second), ["a.log", "b.log"], "and only once");
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! Stores: where a dataset's segments live and how actions on them are carried out, crash-safely.
 //!
-//! One trait, [`Store`], one file per store. A store lists segments ([`Store::scan`]), repairs what an interrupted pass
-//! left behind ([`Store::recover`]) and applies a group of planned actions ([`Store::apply`]). The pass never touches
+//! One trait, [`Store`], one file per store. A store repairs what an interrupted pass left behind and lists segments
+//! ([`Store::scan`], one walk for both), and applies a group of planned actions ([`Store::apply`]). The pass never touches
 //! data itself; it only asks the store.
 //!
 //! The contract every store keeps: if the process dies at any instant, every segment's content still exists, complete,
@@ -108,14 +108,20 @@ pub trait Store: Send + Sync {
         true
     }
 
-    /// Finds leftovers of interrupted actions: temporary files, and segments present in two tiers at once. With
-    /// `repair` it removes the temporaries and resolves duplicates whose copies are identical to the copy in the later
-    /// tier; without it (dry run) it only reports. Copies that differ are reported as conflicts and left alone.
-    async fn recover(&self, repair: bool) -> Result<Recovery, StoreError>;
+    /// Lists the dataset's segments, after recovering from interrupted actions, from one walk of the store.
+    ///
+    /// Recovery finds temporary files and segments present in two tiers at once. With `repair` it removes the
+    /// temporaries and resolves duplicates whose copies are identical to the copy in the later tier; without it (dry
+    /// run) it only reports them. Copies that differ are reported as conflicts and left alone. The listing presents a
+    /// duplicate once, in its later tier, or skips it when it conflicts. Label keys and values are interned into
+    /// `symbols`.
+    async fn scan(&self, repair: bool, symbols: &mut Symbols) -> Result<(Recovery, Scan), StoreError>;
 
-    /// Lists the dataset's segments. Label keys and values are interned into `symbols`. Duplicates (a segment in two
-    /// tiers) appear once, in their later tier, or are skipped when they conflict.
-    async fn scan(&self, symbols: &mut Symbols) -> Result<Scan, StoreError>;
+    /// Only the recovery part of [`Store::scan`] (at start-up, in tests).
+    async fn recover(&self, repair: bool) -> Result<Recovery, StoreError> {
+        let (recovery, _) = self.scan(repair, &mut Symbols::new()).await?;
+        Ok(recovery)
+    }
 
     /// Applies a group of actions with at most `parallelism` in flight, each crash-safely. Returns one result per
     /// action, in order; a failed action leaves its segment as it was (or recoverable by `recover`).
