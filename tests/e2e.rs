@@ -331,6 +331,28 @@ fn plugin_check_describes_a_good_plugin() {
     assert!(stdout.contains("compile:"), "{stdout}");
 }
 
+#[test]
+fn a_plugin_compiled_once_is_loaded_from_the_cache_afterwards() {
+    let cache = tempfile::tempdir().unwrap();
+    let check = || {
+        let (out, stdout, stderr) = run(retention()
+            .env("XDG_CACHE_HOME", cache.path())
+            .args(["plugin", "check", "--json"])
+            .arg(plugin("gfs")));
+        assert!(out.status.success(), "{stderr}");
+        serde_json::from_str::<Value>(&stdout).unwrap()
+    };
+    assert_eq!(check()["cached"], false);
+    let entries: Vec<_> = std::fs::read_dir(cache.path().join("retention")).unwrap().collect();
+    assert_eq!(entries.len(), 1, "one compiled entry, keyed by digest and engine");
+    assert_eq!(check()["cached"], true);
+    // A damaged entry is discarded and the plugin compiled again, never a failure.
+    let entry = entries[0].as_ref().unwrap().path();
+    std::fs::write(&entry, b"not compiled code").unwrap();
+    assert_eq!(check()["cached"], false);
+    assert_eq!(check()["cached"], true);
+}
+
 fn check_error(bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.wasm");

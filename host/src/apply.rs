@@ -6,8 +6,10 @@
 use crate::segment::{Action, Decision, Segment};
 use crate::store::{Applied, Store, StoreError, Work};
 
-/// Actions handed to the store at once.
-pub const GROUP: usize = 512;
+/// Actions handed to the store at once. Large enough for the store's own durability groups to fill (one filesystem
+/// sync per phase per group: the directory store syncs every 4,096 compressions), small enough that a shutdown waits
+/// for one group at most.
+pub const GROUP: usize = 4_096;
 
 /// Applies every non-keep decision. Returns, per segment, `None` for keep, else the action's outcome.
 pub async fn apply(

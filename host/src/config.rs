@@ -62,6 +62,11 @@ pub struct RawRuntime {
     pub call_timeout_ms: u64,
     /// Segments per `observe` / `decide` call.
     pub batch_size: usize,
+    /// Directory for compiled plugin code, so that a plugin is compiled once, not on every run. Default:
+    /// `$XDG_CACHE_HOME/retention` or `~/.cache/retention`; relative paths are relative to the config file.
+    pub cache_dir: Option<PathBuf>,
+    /// Set to false to compile plugins on every run and write no cache.
+    pub compile_cache: bool,
 }
 
 impl Default for RawRuntime {
@@ -70,6 +75,8 @@ impl Default for RawRuntime {
             memory_limit_mib: 64,
             call_timeout_ms: 2_000,
             batch_size: 4_096,
+            cache_dir: None,
+            compile_cache: true,
         }
     }
 }
@@ -167,17 +174,27 @@ pub struct Config {
     pub datasets: Vec<DatasetConfig>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     pub memory_limit_bytes: usize,
     pub call_timeout: Duration,
     pub batch_size: usize,
+    /// Where compiled plugin code is cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig::from_raw(&RawRuntime::default()).expect("defaults are valid")
+        RuntimeConfig::from_raw(&RawRuntime::default(), Path::new(".")).expect("defaults are valid")
     }
+}
+
+/// The per-user cache directory: `$XDG_CACHE_HOME/retention`, else `$HOME/.cache/retention`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    from("XDG_CACHE_HOME")
+        .or_else(|| from("HOME").map(|h| h.join(".cache")))
+        .map(|d| d.join("retention"))
 }
 
 #[derive(Debug, Clone)]
@@ -264,7 +281,7 @@ impl Config {
                 "is not a directory (build the plugins first, see README)",
             ));
         }
-        let runtime = RuntimeConfig::from_raw(&raw.runtime)?;
+        let runtime = RuntimeConfig::from_raw(&raw.runtime, base)?;
         if raw.datasets.is_empty() {
             return Err(invalid("dataset", "[]", "at least one [[dataset]] is required"));
         }
@@ -293,7 +310,7 @@ impl Config {
 }
 
 impl RuntimeConfig {
-    pub fn from_raw(raw: &RawRuntime) -> Result<RuntimeConfig, ConfigError> {
+    pub fn from_raw(raw: &RawRuntime, base: &Path) -> Result<RuntimeConfig, ConfigError> {
         if !(1..=4096).contains(&raw.memory_limit_mib) {
             return Err(invalid(
                 "runtime.memory_limit_mib",
@@ -315,10 +332,16 @@ impl RuntimeConfig {
                 "must be between 1 and 1048576",
             ));
         }
+        let cache_dir = match (&raw.cache_dir, raw.compile_cache) {
+            (_, false) => None,
+            (Some(d), true) => Some(base.join(d)),
+            (None, true) => default_cache_dir(),
+        };
         Ok(RuntimeConfig {
             memory_limit_bytes: (raw.memory_limit_mib as usize) << 20,
             call_timeout: Duration::from_millis(raw.call_timeout_ms),
             batch_size: raw.batch_size,
+            cache_dir,
         })
     }
 }

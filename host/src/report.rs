@@ -205,30 +205,33 @@ impl PassReport {
             .filter(|r| self.dry_run || r.action != Action::Keep)
             .collect();
         if !rows.is_empty() {
+            // Rows are written by hand, not with `{:<width$}`: a dry run prints one per segment, hundreds of thousands,
+            // and std's padding counts characters and allocates for every field.
             let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).clamp(7, 60);
             writeln!(
                 out,
                 "  {:<8} {:<10} {:>9}  {:<width$}  REASON",
                 "ACTION", "TIER", "BYTES", "SEGMENT"
             )?;
+            let mut size = String::with_capacity(16);
             for r in rows {
-                let mark = match r.outcome {
-                    Outcome::Failed => " FAILED",
-                    _ => "",
-                };
-                write!(
-                    out,
-                    "  {:<8} {:<10} {:>9}  {:<width$}  {}{mark}",
-                    r.action.as_str(),
-                    r.tier.as_str(),
-                    human_bytes(r.bytes),
-                    r.name,
-                    r.reason.as_deref().unwrap_or("-"),
-                )?;
+                size.clear();
+                push_human_bytes(&mut size, r.bytes);
+                out.write_all(b"  ")?;
+                write_padded(out, r.action.as_str(), 9)?;
+                write_padded(out, r.tier.as_str(), 11)?;
+                write_spaces(out, 9usize.saturating_sub(size.len()))?;
+                out.write_all(size.as_bytes())?;
+                out.write_all(b"  ")?;
+                write_padded(out, &r.name, width + 2)?;
+                out.write_all(r.reason.as_deref().unwrap_or("-").as_bytes())?;
+                if r.outcome == Outcome::Failed {
+                    out.write_all(b" FAILED")?;
+                }
                 if let Some(e) = &r.error {
                     write!(out, ": {e}")?;
                 }
-                writeln!(out)?;
+                out.write_all(b"\n")?;
             }
         }
         for l in &self.plugin_log {
@@ -274,9 +277,18 @@ impl PassReport {
 
 /// `1.5 KiB`, `3.2 GiB`; exact below 1 KiB.
 pub fn human_bytes(n: u64) -> String {
+    let mut s = String::new();
+    push_human_bytes(&mut s, n);
+    s
+}
+
+/// Appends `n` as [`human_bytes`] writes it.
+pub fn push_human_bytes(out: &mut String, n: u64) {
+    use std::fmt::Write as _;
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if n < 1024 {
-        return format!("{n} B");
+        let _ = write!(out, "{n} B");
+        return;
     }
     let mut v = n as f64 / 1024.0;
     let mut u = 0;
@@ -284,12 +296,74 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    format!("{v:.1} {}", UNITS[u])
+    let _ = write!(out, "{v:.1} {}", UNITS[u]);
+}
+
+/// Writes `s` then spaces up to `width` bytes (names are mostly ASCII; a multi-byte name only shifts its own row).
+fn write_padded(out: &mut impl Write, s: &str, width: usize) -> io::Result<()> {
+    out.write_all(s.as_bytes())?;
+    write_spaces(out, width.saturating_sub(s.len()))
+}
+
+fn write_spaces(out: &mut impl Write, n: usize) -> io::Result<()> {
+    const SPACES: &[u8; 64] = &[b' '; 64];
+    let mut n = n;
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        out.write_all(&SPACES[..k])?;
+        n -= k;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_line_up_under_their_headers() {
+        let mut report = PassReport {
+            pass_id: "p".into(),
+            dataset: "d".into(),
+            dry_run: true,
+            status: PassStatus::Ok,
+            error: None,
+            started_at: String::new(),
+            now: String::new(),
+            duration_ms: 0.0,
+            timings: Timings::default(),
+            plugin: None,
+            store: "s".into(),
+            recovery: Recovery::default(),
+            skipped: vec![],
+            totals_before: TierTotals::default(),
+            stats: Stats::default(),
+            segments: vec![],
+            plugin_log: vec![],
+            plugin_log_dropped: 0,
+        };
+        report.segments.push(SegmentRow {
+            name: "api/debug-2026-01-01.log".into(),
+            tier: Tier::Hot,
+            action: Action::Drop,
+            reason: Some("too old".into()),
+            bytes: 1536,
+            outcome: Outcome::Planned,
+            error: None,
+        });
+        let mut out = Vec::new();
+        report.write_text(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[2],
+            "  ACTION   TIER           BYTES  SEGMENT                   REASON"
+        );
+        assert_eq!(
+            lines[3],
+            "  drop     hot          1.5 KiB  api/debug-2026-01-01.log  too old"
+        );
+    }
 
     #[test]
     fn bytes_read_as_humans_write_them() {

@@ -44,10 +44,13 @@ pub fn plugin(stem: &str) -> PathBuf {
     p
 }
 
-/// A command running the real `retention` binary.
+/// A command running the real `retention` binary. Its compiled-plugin cache is under `target/`, shared by the tests
+/// and never the user's own.
 pub fn retention() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_retention"));
-    c.env_remove("RETENTION_CRASH_AT").env_remove("RETENTION_FAIL_AT");
+    c.env_remove("RETENTION_CRASH_AT")
+        .env_remove("RETENTION_FAIL_AT")
+        .env("XDG_CACHE_HOME", repo_root().join("target/test-cache"));
     c
 }
 

@@ -24,6 +24,9 @@
 //! The reason names the age, the threshold and, when it came from an override, the label: "age 9d >=
 //! drop_after_days 7 (level=debug)".
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use retention_sdk::prelude::*;
 
 /// The three thresholds, in the order they are checked for the decision.
@@ -45,6 +48,9 @@ struct KeyOverrides {
 struct AgeTiering {
     defaults: [Days; 3],
     overrides: Vec<KeyOverrides>,
+    /// Reasons already written, by (age, threshold, days, override): a dataset has few distinct ones, and formatting
+    /// a string per segment would cost more than the rest of the decision.
+    reasons: HashMap<(i64, usize, u32, usize), Rc<str>>,
 }
 
 /// Parses a threshold value: a number of days or `never`.
@@ -117,7 +123,11 @@ impl Plugin for AgeTiering {
                 }
             }
         }
-        Ok(AgeTiering { defaults, overrides })
+        Ok(AgeTiering {
+            defaults,
+            overrides,
+            reasons: HashMap::new(),
+        })
     }
 
     fn decide(&mut self, seg: &Segment) -> Decision {
@@ -127,11 +137,12 @@ impl Plugin for AgeTiering {
             return Decision::keep();
         }
         // The effective thresholds, each with the override that set it.
-        let mut effective: [(Days, Option<(&str, &str)>); 3] = self.defaults.map(|d| (d, None));
+        // `source` is 0 for the default, else 1 + the override's (group, value) position, for the reason cache.
+        let mut effective: [(Days, Option<(&str, &str)>, usize); 3] = self.defaults.map(|d| (d, None, 0));
         let mut overridden = [false; 3];
-        for group in &self.overrides {
+        for (gi, group) in self.overrides.iter().enumerate() {
             let Some(value) = seg.label(&group.key) else { continue };
-            for (v, set) in &group.values {
+            for (vi, (v, set)) in group.values.iter().enumerate() {
                 if v != value {
                     continue;
                 }
@@ -139,7 +150,8 @@ impl Plugin for AgeTiering {
                     let Some(days) = set[which] else { continue };
                     // The first matching override replaces the default; among several, the longest retention wins.
                     if !overridden[which] || longer(days, effective[which].0) {
-                        effective[which] = (days, Some((group.key.as_str(), v.as_str())));
+                        let source = 1 + gi * 1024 + vi;
+                        effective[which] = (days, Some((group.key.as_str(), v.as_str())), source);
                         overridden[which] = true;
                     }
                 }
@@ -156,14 +168,20 @@ impl Plugin for AgeTiering {
         } else {
             return Decision::keep();
         };
-        let (days, source) = effective[which];
+        let (days, source, source_id) = effective[which];
         let days = days.expect("a reached threshold has a number of days");
-        let reason = match source {
-            Some((k, v)) => format!("age {age}d >= {} {days} ({k}={v})", THRESHOLDS[which]),
-            None => format!("age {age}d >= {} {days}", THRESHOLDS[which]),
-        };
+        let reason = self
+            .reasons
+            .entry((age, which, days, source_id))
+            .or_insert_with(|| {
+                let text = match source {
+                    Some((k, v)) => format!("age {age}d >= {} {days} ({k}={v})", THRESHOLDS[which]),
+                    None => format!("age {age}d >= {} {days}", THRESHOLDS[which]),
+                };
+                Rc::from(text)
+            });
         let action = [Action::Drop, Action::Archive, Action::Compress][which];
-        Decision::new(action, reason)
+        Decision::new(action, &*reason)
     }
 }
 

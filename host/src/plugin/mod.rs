@@ -108,7 +108,10 @@ pub struct PluginMeta {
     /// Hex sha256 of the component's bytes: the plugin's identity.
     pub digest: String,
     pub size_bytes: u64,
+    /// Time to compile the component, or to load its compiled code from the cache.
     pub compile_ms: f64,
+    /// Whether the compiled code came from the on-disk cache.
+    pub cached: bool,
     /// The component's imports, e.g. `retention:policy/host@0.1.0`, `wasi:cli/environment@0.2.0`.
     pub imports: Vec<String>,
 }
@@ -165,8 +168,8 @@ impl Runtime {
         }))
     }
 
-    pub fn limits(&self) -> RuntimeConfig {
-        self.limits
+    pub fn limits(&self) -> &RuntimeConfig {
+        &self.limits
     }
 
     /// Loads the plugin at `path`: read, identify by digest, compile (or reuse the cached compile), check the world,
@@ -188,10 +191,7 @@ impl Runtime {
         }
         check_header(bytes, shown)?;
         let started = Instant::now();
-        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Invalid {
-            path: shown.to_string(),
-            detail: format!("{e:#}"),
-        })?;
+        let (component, cached) = self.compile(bytes, &digest, shown)?;
         let compile_ms = started.elapsed().as_secs_f64() * 1e3;
         let imports = check_world(&self.engine, &component, shown)?;
         let pre = self
@@ -213,6 +213,7 @@ impl Runtime {
             digest: digest.clone(),
             size_bytes: bytes.len() as u64,
             compile_ms,
+            cached,
             imports,
         };
         let mut plugin = LoadedPlugin {
@@ -243,6 +244,61 @@ impl Runtime {
         self.cache.lock().expect("cache lock").insert(digest, plugin.clone());
         Ok(plugin)
     }
+}
+
+impl Runtime {
+    /// Compiles a component, or loads its compiled code from the cache directory (keyed by the plugin's digest and
+    /// the engine's compatibility hash, so a new host version or engine setting never reuses stale code). The cache
+    /// holds only code this host compiled itself; precompiled bytes from anywhere else are never loaded. Cache
+    /// trouble is logged and costs a compile, never a failure.
+    fn compile(&self, bytes: &[u8], digest: &str, shown: &str) -> Result<(Component, bool), PluginError> {
+        let cached_path = self.limits.cache_dir.as_ref().map(|dir| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.engine.precompile_compatibility_hash().hash(&mut h);
+            dir.join(format!("{digest}-{:016x}.cwasm", h.finish()))
+        });
+        if let Some(path) = &cached_path
+            && path.is_file()
+        {
+            // SAFETY: the file was written by `compile` below from `Engine::precompile_component` output of an engine
+            // with the same compatibility hash, into a directory only this host writes; wasmtime re-checks the
+            // header and engine settings on load.
+            match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "discarding unusable compiled-plugin cache entry: {e:#}");
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        let invalid = |e: wasmtime::Error| PluginError::Invalid {
+            path: shown.to_string(),
+            detail: format!("{e:#}"),
+        };
+        let Some(path) = cached_path else {
+            return Ok((Component::new(&self.engine, bytes).map_err(invalid)?, false));
+        };
+        let code = self.engine.precompile_component(bytes).map_err(invalid)?;
+        if let Err(e) = write_atomically(&path, &code) {
+            tracing::warn!(path = %path.display(), "cannot cache compiled plugin: {e}");
+        }
+        // SAFETY: `code` is this engine's own output of a moment ago.
+        let component = unsafe { Component::deserialize(&self.engine, &code) }.map_err(invalid)?;
+        Ok((component, false))
+    }
+}
+
+/// Writes a file under a temporary name and renames it into place, so a reader never sees half of it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Tells garbage, core modules and components apart before compiling, so that each gets its own message.
@@ -324,7 +380,7 @@ impl std::fmt::Debug for LoadedPlugin {
 impl LoadedPlugin {
     /// A fresh instance in a fresh store, for one pass. `tag` labels its log lines.
     pub fn instantiate(&self, tag: &str) -> Result<PluginRun, PluginError> {
-        let limits = self.runtime.limits;
+        let limits = &self.runtime.limits;
         let mut store = Store::new(
             &self.runtime.engine,
             HostState::new(limits.memory_limit_bytes, format!("{} {tag}", self.meta.name)),
