@@ -134,9 +134,9 @@ fn native(batches: &Batches, segments: &[Segment], symbols: &Symbols, read_names
             let tier = b.tiers[i];
             let hot = tier == tier_code(Tier::Hot);
             let archived = tier == tier_code(Tier::Archived);
-            let action = if read_names && segments[range.start + i].name.ends_with(".tmp") {
-                Action::Drop
-            } else if age > 30 * DAY_MS && levels.is_some_and(|l| l[i] == debug) {
+            // Rules 1 and 2 of bench-policy both drop (for different reasons).
+            let temporary = read_names && segments[range.start + i].name.ends_with(".tmp");
+            let action = if temporary || (age > 30 * DAY_MS && levels.is_some_and(|l| l[i] == debug)) {
                 Action::Drop
             } else if age > 7 * DAY_MS && !archived && b.bytes[i] > 1_000_000 {
                 Action::Archive

@@ -44,6 +44,10 @@ struct KeyOverrides {
     values: Vec<(String, [Option<Days>; 3])>,
 }
 
+/// A threshold in force for one segment: its days, the override `(label, value)` that set it (`None`: the default),
+/// and that override's identity for the reason cache (0 for the default, else 1 + its group and value position).
+type Effective<'a> = (Days, Option<(&'a str, &'a str)>, usize);
+
 /// Age-based tiering with per-label overrides.
 struct AgeTiering {
     defaults: [Days; 3],
@@ -137,8 +141,7 @@ impl Plugin for AgeTiering {
             return Decision::keep();
         }
         // The effective thresholds, each with the override that set it.
-        // `source` is 0 for the default, else 1 + the override's (group, value) position, for the reason cache.
-        let mut effective: [(Days, Option<(&str, &str)>, usize); 3] = self.defaults.map(|d| (d, None, 0));
+        let mut effective: [Effective<'_>; 3] = self.defaults.map(|d| (d, None, 0));
         let mut overridden = [false; 3];
         for (gi, group) in self.overrides.iter().enumerate() {
             let Some(value) = seg.label(&group.key) else { continue };
@@ -170,16 +173,13 @@ impl Plugin for AgeTiering {
         };
         let (days, source, source_id) = effective[which];
         let days = days.expect("a reached threshold has a number of days");
-        let reason = self
-            .reasons
-            .entry((age, which, days, source_id))
-            .or_insert_with(|| {
-                let text = match source {
-                    Some((k, v)) => format!("age {age}d >= {} {days} ({k}={v})", THRESHOLDS[which]),
-                    None => format!("age {age}d >= {} {days}", THRESHOLDS[which]),
-                };
-                Rc::from(text)
-            });
+        let reason = self.reasons.entry((age, which, days, source_id)).or_insert_with(|| {
+            let text = match source {
+                Some((k, v)) => format!("age {age}d >= {} {days} ({k}={v})", THRESHOLDS[which]),
+                None => format!("age {age}d >= {} {days}", THRESHOLDS[which]),
+            };
+            Rc::from(text)
+        });
         let action = [Action::Drop, Action::Archive, Action::Compress][which];
         Decision::new(action, &*reason)
     }

@@ -86,7 +86,13 @@ impl Guest for Misbehave {
             let actions = batch
                 .tiers
                 .iter()
-                .map(|&t| if t == Tier::Hot as u8 { Action::Compress as u8 } else { Action::Keep as u8 })
+                .map(|&t| {
+                    if t == Tier::Hot as u8 {
+                        Action::Compress as u8
+                    } else {
+                        Action::Keep as u8
+                    }
+                })
                 .collect();
             return Ok(Verdicts {
                 actions,
