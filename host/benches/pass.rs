@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     };
     let files: usize = arg("--files").map_or(200_000, |v| v.parse().expect("a number"));
     let reps: usize = arg("--reps").map_or(5, |v| v.parse().expect("a number"));
-    let compress_reps: usize = arg("--compress-reps").map_or(1, |v| v.parse().expect("a number"));
+    let compress_reps: usize = arg("--compress-reps").map_or(3, |v| v.parse().expect("a number"));
     let base = PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let plugins = repo.join("guest-plugins/target/wasm32-wasip2/release");
@@ -99,53 +99,45 @@ fn main() -> anyhow::Result<()> {
         "{:<58} {:>10} {:>10} {:>10}",
         "compress every file, level 3", "seconds", "MiB/s", "vs zstd"
     );
-    let mut zstd_t1 = f64::MAX;
+    // The contenders take turns within each repetition (zstd, ours at 1 thread, ours at 2): the filesystem's own
+    // write-back makes single runs vary a lot, and turns spread that over all of them. Each keeps its best time.
+    let mut best_of = [f64::MAX; 3];
+    let runs: [(&str, Option<usize>); 3] = [
+        ("find | xargs zstd -q -3 -T1 --rm", None),
+        ("retention run (compress, apply_parallelism = 1)", Some(1)),
+        ("retention run (compress, apply_parallelism = 2)", Some(2)),
+    ];
     for _ in 0..compress_reps {
-        let tree = fresh_copy(&pristine, &work.path().join("zstd"))?;
-        // zstd compresses the files one after another; -T1 is the same thread count as apply_parallelism = 1.
-        let t = Instant::now();
-        sh(Command::new("sh").arg("-c").arg(format!(
-            "find '{}' -type f -print0 | xargs -0 zstd -q -{LEVEL} -T1 --rm",
-            tree.display()
-        )))?;
-        zstd_t1 = zstd_t1.min(t.elapsed().as_secs_f64());
-    }
-    let rate = |s: f64| bytes as f64 / (1 << 20) as f64 / s;
-    println!(
-        "{:<58} {:>10.3} {:>10.1} {:>9.2}x",
-        "find | xargs zstd -q -3 -T1 --rm",
-        zstd_t1,
-        rate(zstd_t1),
-        1.0
-    );
-    for parallelism in [1, 2] {
-        let mut ours = f64::MAX;
-        for _ in 0..compress_reps {
-            let tree = fresh_copy(&pristine, &work.path().join("ours"))?;
-            let config = write_config(
-                work.path(),
-                "compress",
-                &tree,
-                &plugins,
-                "compress_after_days = 0",
-                parallelism,
-            )?;
+        for (k, (_, parallelism)) in runs.iter().enumerate() {
+            let tree = fresh_copy(&pristine, &work.path().join("tree"))?;
             let t = Instant::now();
-            sh(Command::new(bin)
-                .args(["run", "--config"])
-                .arg(&config)
-                .stdout(Stdio::null()))?;
-            ours = ours.min(t.elapsed().as_secs_f64());
+            match parallelism {
+                // zstd compresses the files one after another; -T1 is the thread count of apply_parallelism = 1.
+                None => sh(Command::new("sh").arg("-c").arg(format!(
+                    "find '{}' -type f -print0 | xargs -0 zstd -q -{LEVEL} -T1 --rm",
+                    tree.display()
+                )))?,
+                Some(p) => {
+                    let config = write_config(work.path(), "compress", &tree, &plugins, "compress_after_days = 0", *p)?;
+                    sh(Command::new(bin)
+                        .args(["run", "--config"])
+                        .arg(&config)
+                        .stdout(Stdio::null()))?;
+                }
+            }
+            best_of[k] = best_of[k].min(t.elapsed().as_secs_f64());
             let left = count_files(&tree, "log")?;
             anyhow::ensure!(left == 0, "{left} files were not compressed");
         }
-        let label = format!("retention run (compress, apply_parallelism = {parallelism})");
+    }
+    let rate = |s: f64| bytes as f64 / (1 << 20) as f64 / s;
+    for (k, (label, _)) in runs.iter().enumerate() {
         println!(
             "{:<58} {:>10.3} {:>10.1} {:>9.2}x",
             label,
-            ours,
-            rate(ours),
-            zstd_t1 / ours
+            best_of[k],
+            rate(best_of[k]),
+            best_of[0] / best_of[k]
         );
     }
     println!(

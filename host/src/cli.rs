@@ -174,7 +174,7 @@ pub async fn run_datasets(
             Ok(plugin) => {
                 let bar = ProgressBar::new(show_progress);
                 let on_event = |e: PassEvent| bar.event(e);
-                pass::run(ds, store, plugin, config.runtime.clone(), &opts, &on_event).await
+                pass::run(ds, store, plugin, &opts, &on_event).await
             }
             Err(e) => {
                 eprintln!("dataset {}: {e}", ds.name);
@@ -391,7 +391,7 @@ fn plugin_test(args: TestArgs) -> anyhow::Result<i32> {
         dry_run: true,
         params: &params,
     };
-    let plan = match plugin.plan(input, segments.clone(), &symbols, runtime.limits().batch_size) {
+    let plan = match plugin.plan(input, segments.clone(), &symbols) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::config::{DatasetConfig, RuntimeConfig};
+use crate::config::DatasetConfig;
 use crate::plugin::{LoadedPlugin, PassInput};
 use crate::report::{Outcome, PassReport, PassStatus, PluginSummary, Stats, Timings};
 use crate::segment::{Action, Symbols, TierTotals, sort_oldest_first};
@@ -28,7 +28,6 @@ pub async fn run(
     dataset: &DatasetConfig,
     store: Arc<dyn Store>,
     plugin: Arc<LoadedPlugin>,
-    runtime: RuntimeConfig,
     opts: &PassOptions,
     progress: &(dyn Fn(PassEvent) + Send + Sync),
 ) -> PassReport {
@@ -57,7 +56,7 @@ pub async fn run(
         plugin_log: Vec::new(),
         plugin_log_dropped: 0,
     };
-    if let Err(e) = run_inner(dataset, store, plugin, runtime, opts, progress, &mut report).await {
+    if let Err(e) = run_inner(dataset, store, plugin, opts, progress, &mut report).await {
         report.status = match e {
             PassError::Guard(_) => PassStatus::Refused,
             _ => PassStatus::Failed,
@@ -98,7 +97,6 @@ async fn run_inner(
     dataset: &DatasetConfig,
     store: Arc<dyn Store>,
     plugin: Arc<LoadedPlugin>,
-    runtime: RuntimeConfig,
     opts: &PassOptions,
     progress: &(dyn Fn(PassEvent) + Send + Sync),
     report: &mut PassReport,
@@ -131,7 +129,7 @@ async fn run_inner(
                 dry_run,
                 params: &params,
             };
-            plugin.plan(input, segments, &symbols, runtime.batch_size)
+            plugin.plan(input, segments, &symbols)
         })
         .await
         .map_err(|e| PassError::Other(format!("planning task failed: {e}")))??

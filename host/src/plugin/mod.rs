@@ -411,9 +411,8 @@ impl LoadedPlugin {
         context: PassInput<'_>,
         segments: Arc<Vec<Segment>>,
         symbols: &Symbols,
-        batch_size: usize,
     ) -> Result<PlanOutput, PluginError> {
-        let mut batches = Batches::build(&segments, batch_size);
+        let mut batches = Batches::build(&segments, self.runtime.limits.batch_size);
         self.plan_batches(context, segments, symbols, &mut batches)
     }
 
