@@ -87,8 +87,9 @@ pub async fn run(dir: &Path, plugin_dir: &Path) -> anyhow::Result<i32> {
     }
     println!("\n== Real pass: compress, archive and drop ==");
     let code = crate::cli::run_datasets(&config, &config.datasets, false, false, None).await?;
+    let bin = std::env::current_exe().map_or_else(|_| "retention".into(), |p| p.display().to_string());
     println!(
-        "\nTry it yourself: retention run --config {} --dry-run",
+        "\nTry it yourself: {bin} run --config {} --dry-run",
         config_path.display()
     );
     Ok(code)
