@@ -61,15 +61,6 @@ impl Stats {
             Action::Drop => &mut self.dropped,
         }
     }
-
-    pub fn of(&self, action: Action) -> ActionStats {
-        match action {
-            Action::Keep => self.kept,
-            Action::Compress => self.compressed,
-            Action::Archive => self.archived,
-            Action::Drop => self.dropped,
-        }
-    }
 }
 
 /// Wall-clock time of each step of a pass, in milliseconds.

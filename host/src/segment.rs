@@ -46,8 +46,6 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 4] = [Action::Keep, Action::Compress, Action::Archive, Action::Drop];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Keep => "keep",
@@ -178,15 +176,6 @@ pub struct Decision {
     pub action: Action,
     /// Index + 1 of the reason in the plan's [`Reasons`], 0 for none.
     pub reason: u32,
-}
-
-impl Decision {
-    pub fn keep() -> Self {
-        Decision {
-            action: Action::Keep,
-            reason: 0,
-        }
-    }
 }
 
 /// The distinct reason texts of a plan. Plugins give the same few reasons to many segments, so decisions refer to

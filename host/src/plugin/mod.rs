@@ -89,16 +89,6 @@ pub enum PluginError {
     },
 }
 
-impl PluginError {
-    /// The failure kind of a failed call, for metrics and tests.
-    pub fn kind(&self) -> Option<FailureKind> {
-        match self {
-            PluginError::Call { kind, .. } => Some(*kind),
-            _ => None,
-        }
-    }
-}
-
 /// What a plugin says about itself, plus what the host measured loading it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PluginMeta {
@@ -166,10 +156,6 @@ impl Runtime {
             limits,
             cache: Mutex::new(HashMap::new()),
         }))
-    }
-
-    pub fn limits(&self) -> &RuntimeConfig {
-        &self.limits
     }
 
     /// Loads the plugin at `path`: read, identify by digest, compile (or reuse the cached compile), check the world,
@@ -447,7 +433,6 @@ impl LoadedPlugin {
         Ok(PlanOutput {
             decisions,
             reasons,
-            observe_first: options.observe_first,
             log: std::mem::take(&mut state.log.lines),
             log_dropped: state.log.dropped,
         })
@@ -481,7 +466,6 @@ pub struct PlanOutput {
     pub decisions: Vec<Decision>,
     /// The texts the decisions' reasons refer to.
     pub reasons: Reasons,
-    pub observe_first: bool,
     pub log: Vec<LogLine>,
     pub log_dropped: u64,
 }
