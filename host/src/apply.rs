@@ -11,19 +11,24 @@ use crate::store::{Applied, Store, StoreError, Work};
 /// for one group at most.
 pub const GROUP: usize = 4_096;
 
-/// Applies every non-keep decision. Returns, per segment, `None` for keep, else the action's outcome.
+/// Applies every non-keep decision. Returns, per segment, `None` for keep (or for an action not started because
+/// `cancel` fired: it is checked between groups), else the action's outcome.
 pub async fn apply(
     store: &dyn Store,
     segments: &[Segment],
     decisions: &[Decision],
     parallelism: usize,
     progress: &(dyn Fn(u64) + Send + Sync),
+    cancel: Option<&tokio_util::sync::CancellationToken>,
 ) -> Vec<Option<Result<Applied, StoreError>>> {
     let mut outcomes: Vec<Option<Result<Applied, StoreError>>> = (0..segments.len()).map(|_| None).collect();
     let todo: Vec<usize> = (0..segments.len())
         .filter(|&i| decisions[i].action != Action::Keep)
         .collect();
     for chunk in todo.chunks(GROUP) {
+        if cancel.is_some_and(|c| c.is_cancelled()) {
+            break;
+        }
         let work: Vec<Work<'_>> = chunk
             .iter()
             .map(|&i| Work {

@@ -1,4 +1,5 @@
-//! The command line: `retention run`, `retention plugin check|test`, `retention demo`.
+//! The command line: `retention run`, `retention serve`, `retention status`, `retention plugin check|test`,
+//! `retention demo`.
 //!
 //! Parsing is clap's; each command is a small function over the library. Exit codes: 0 success, 1 a pass or check
 //! failed (the report or message says why), 2 bad usage or configuration.
@@ -36,8 +37,32 @@ pub enum Command {
     /// Plugin author tools.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Runs as a service: cron schedules, hot-swapped plugin directory, admin API and metrics.
+    Serve(ServeArgs),
+    /// Shows a running service's plugins and datasets, through its admin API.
+    Status(StatusArgs),
     /// Generates a sample log tree and config, then runs a dry run and a real pass on it.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file (TOML).
+    #[arg(long, short)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The service's API address. Default: `service.listen` of `--config`, else http://127.0.0.1:9477.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Take the API address from this configuration file.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Print the API's JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -116,8 +141,25 @@ pub async fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run(args).await,
         Command::Plugin(PluginCommand::Check { file, json }) => plugin_check(&file, json),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test(args),
+        Command::Serve(args) => crate::service::serve(&args.config).await,
+        Command::Status(args) => status(args).await,
         Command::Demo(args) => crate::demo::run(&args.dir, &args.plugin_dir).await,
     }
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<i32> {
+    let url = match (args.url, args.config) {
+        (Some(u), _) => u,
+        (None, Some(c)) => {
+            let config = Config::load_service(&c).map_err(|e| UsageError(e.to_string()))?;
+            format!("http://{}", config.service.listen)
+        }
+        (None, None) => "http://127.0.0.1:9477".to_string(),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    crate::api::client::status(&url, args.json, &mut out).await?;
+    out.flush()?;
+    Ok(0)
 }
 
 /// An error in the configuration or command line: exit code 2.
@@ -165,6 +207,7 @@ pub async fn run_datasets(
     let opts = PassOptions {
         dry_run,
         now: now.unwrap_or_else(Utc::now),
+        cancel: None,
     };
     let show_progress = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();

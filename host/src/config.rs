@@ -47,9 +47,43 @@ pub struct RawConfig {
     /// Limits and batching of the plugin runtime.
     #[serde(default)]
     pub runtime: RawRuntime,
+    /// How `retention serve` runs: state directory, admin API, shutdown.
+    #[serde(default)]
+    pub service: RawService,
     /// The datasets to manage, each with its store, plugin and guards.
     #[serde(default, rename = "dataset")]
     pub datasets: Vec<RawDataset>,
+}
+
+/// `[service]`: settings of `retention serve` (ignored by `retention run`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawService {
+    /// Directory for the state database (pass and plugin history) and the compiled-plugin cache; relative paths are
+    /// relative to the config file. Created when missing.
+    pub state_dir: PathBuf,
+    /// Address of the admin HTTP API and `/metrics`. Loopback by default: put a proxy in front to expose it.
+    pub listen: String,
+    /// Bearer token that mutating API endpoints require. The environment variable `RETENTION_API_TOKEN` overrides it
+    /// (prefer it: config files get copied around). Without a token, mutating endpoints are refused.
+    pub api_token: Option<String>,
+    /// Longest wait on SIGTERM/SIGINT for running passes to stop at an action boundary, in milliseconds; after it the
+    /// process exits anyway (every action is crash-safe, so the next start recovers).
+    pub shutdown_timeout_ms: u64,
+    /// Passes kept in the history; older ones are pruned (their reports with them).
+    pub history_passes: u64,
+}
+
+impl Default for RawService {
+    fn default() -> Self {
+        RawService {
+            state_dir: PathBuf::from("retention-state"),
+            listen: "127.0.0.1:9477".to_string(),
+            api_token: None,
+            shutdown_timeout_ms: 30_000,
+            history_passes: 10_000,
+        }
+    }
 }
 
 /// `[runtime]`: how plugins are run.
@@ -89,6 +123,9 @@ pub struct RawDataset {
     pub name: String,
     /// Plugin that decides for this dataset: the file `<plugin_dir>/<plugin>.wasm`.
     pub plugin: String,
+    /// When `retention serve` runs a pass, as a cron expression in UTC: 5 fields (`*/5 * * * *`, minute first) or 6-7
+    /// with seconds first (`0 */5 * * * *`). Without it the dataset only runs when triggered through the API.
+    pub schedule: Option<String>,
     /// Parameters handed to the plugin as strings (numbers and booleans are accepted and converted).
     #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
@@ -171,7 +208,21 @@ impl Default for RawGuard {
 pub struct Config {
     pub plugin_dir: PathBuf,
     pub runtime: RuntimeConfig,
+    pub service: ServiceConfig,
     pub datasets: Vec<DatasetConfig>,
+}
+
+/// The environment variable that holds the admin API's bearer token (it overrides `service.api_token`).
+pub const API_TOKEN_ENV: &str = "RETENTION_API_TOKEN";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub state_dir: PathBuf,
+    pub listen: std::net::SocketAddr,
+    /// From `RETENTION_API_TOKEN` or the config; `None` refuses every mutating request.
+    pub api_token: Option<String>,
+    pub shutdown_timeout: Duration,
+    pub history_passes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +254,8 @@ pub struct DatasetConfig {
     pub plugin: String,
     /// Path of the plugin file, `<plugin_dir>/<plugin>.wasm`.
     pub plugin_path: PathBuf,
+    /// The cron expression as written, and its parsed form.
+    pub schedule: Option<(String, cron::Schedule)>,
     pub params: Vec<(String, String)>,
     pub store: StoreConfig,
     pub guard: GuardConfig,
@@ -247,8 +300,30 @@ impl Default for GuardConfig {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file for a one-off run: every dataset's plugin file must exist.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let config = Config::load_service(path)?;
+        config.check_plugin_files()?;
+        Ok(config)
+    }
+
+    /// Refuses a config whose datasets name plugin files that do not exist.
+    pub fn check_plugin_files(&self) -> Result<(), ConfigError> {
+        for (i, ds) in self.datasets.iter().enumerate() {
+            if !ds.plugin_path.is_file() {
+                return Err(invalid(
+                    format!("dataset[{i}].plugin"),
+                    &ds.plugin,
+                    format!("no plugin file {}", ds.plugin_path.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and validates a config file for the service, where plugin files come and go while it runs: a missing
+    /// plugin disables its datasets instead of failing the config.
+    pub fn load_service(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -282,6 +357,7 @@ impl Config {
             ));
         }
         let runtime = RuntimeConfig::from_raw(&raw.runtime, base)?;
+        let service = ServiceConfig::from_raw(raw.service, base)?;
         if raw.datasets.is_empty() {
             return Err(invalid("dataset", "[]", "at least one [[dataset]] is required"));
         }
@@ -300,6 +376,7 @@ impl Config {
         Ok(Config {
             plugin_dir,
             runtime,
+            service,
             datasets,
         })
     }
@@ -307,6 +384,67 @@ impl Config {
     pub fn dataset(&self, name: &str) -> Option<&DatasetConfig> {
         self.datasets.iter().find(|d| d.name == name)
     }
+}
+
+impl ServiceConfig {
+    fn from_raw(raw: RawService, base: &Path) -> Result<ServiceConfig, ConfigError> {
+        let listen = raw.listen.parse().map_err(|e| {
+            invalid(
+                "service.listen",
+                &raw.listen,
+                format!("expected host:port such as 127.0.0.1:9477: {e}"),
+            )
+        })?;
+        let token = std::env::var(API_TOKEN_ENV).ok().or(raw.api_token);
+        let api_token = match token {
+            Some(t) if t.is_empty() => None,
+            Some(t) if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                return Err(invalid(
+                    "service.api_token",
+                    "(hidden)",
+                    format!("must be at least 16 characters without spaces ({API_TOKEN_ENV} or the config)"),
+                ));
+            }
+            t => t,
+        };
+        if !(1..=3_600_000).contains(&raw.shutdown_timeout_ms) {
+            return Err(invalid(
+                "service.shutdown_timeout_ms",
+                raw.shutdown_timeout_ms,
+                "must be between 1 and 3600000",
+            ));
+        }
+        if raw.history_passes == 0 {
+            return Err(invalid("service.history_passes", 0, "must be at least 1"));
+        }
+        Ok(ServiceConfig {
+            state_dir: base.join(raw.state_dir),
+            listen,
+            api_token,
+            shutdown_timeout: Duration::from_millis(raw.shutdown_timeout_ms),
+            history_passes: raw.history_passes,
+        })
+    }
+}
+
+/// Parses a cron expression: 5 fields (minute first, as in crontab) or 6-7 fields (seconds first, optional year).
+pub fn parse_schedule(expr: &str) -> Result<cron::Schedule, String> {
+    use std::str::FromStr;
+    let fields = expr.split_whitespace().count();
+    let full = match fields {
+        5 => format!("0 {expr}"),
+        6 | 7 => expr.to_string(),
+        n => {
+            return Err(format!(
+                "expected 5 fields (min hour day month weekday) or 6-7 with seconds first, got {n}"
+            ));
+        }
+    };
+    let schedule = cron::Schedule::from_str(&full).map_err(|e| e.to_string())?;
+    if schedule.upcoming(chrono::Utc).next().is_none() {
+        return Err("it never fires again".to_string());
+    }
+    Ok(schedule)
 }
 
 impl RuntimeConfig {
@@ -364,13 +502,14 @@ impl DatasetConfig {
             ));
         }
         let plugin_path = plugin_dir.join(format!("{}.wasm", raw.plugin));
-        if !plugin_path.is_file() {
-            return Err(invalid(
-                at("plugin"),
-                &raw.plugin,
-                format!("no plugin file {}", plugin_path.display()),
-            ));
-        }
+        let schedule = match raw.schedule {
+            None => None,
+            Some(expr) => {
+                let parsed = parse_schedule(&expr)
+                    .map_err(|e| invalid(at("schedule"), format!("{expr:?} (dataset {})", raw.name), e))?;
+                Some((expr, parsed))
+            }
+        };
         let mut params = Vec::with_capacity(raw.params.len());
         flatten_params(&raw.params, "", &at("params"), &mut params)?;
         params.sort();
@@ -403,6 +542,7 @@ impl DatasetConfig {
             name: raw.name,
             plugin: raw.plugin,
             plugin_path,
+            schedule,
             params,
             store,
             guard: GuardConfig {
@@ -634,7 +774,8 @@ mod tests {
     fn a_missing_plugin_file_is_refused() {
         let d = setup();
         let text = "plugin_dir = \"plugins\"\n[[dataset]]\nname = \"l\"\nplugin = \"nope\"\n[dataset.directory]\nroot = \"data\"\n";
-        let e = Config::parse(text, d.path()).unwrap_err().to_string();
+        let config = Config::parse(text, d.path()).expect("the service accepts a plugin that is not there yet");
+        let e = config.check_plugin_files().unwrap_err().to_string();
         assert!(e.contains("dataset[0].plugin") && e.contains("nope.wasm"), "{e}");
     }
 
@@ -666,6 +807,35 @@ mod tests {
         assert!(e.contains("max_drop_bytes_fraction") && e.contains("1.5"), "{e}");
         let e = parse(d.path(), "", "compression_level = 40").unwrap_err().to_string();
         assert!(e.contains("compression_level") && e.contains("40"), "{e}");
+    }
+
+    #[test]
+    fn schedules_take_five_or_six_fields_and_a_bad_one_names_its_dataset() {
+        let d = setup();
+        let c = parse(d.path(), "schedule = \"*/5 * * * *\"", "").unwrap();
+        assert_eq!(c.datasets[0].schedule.as_ref().unwrap().0, "*/5 * * * *");
+        parse(d.path(), "schedule = \"*/10 * * * * *\"", "").unwrap();
+        let e = parse(d.path(), "schedule = \"every day\"", "").unwrap_err().to_string();
+        assert!(
+            e.contains("dataset[0].schedule") && e.contains("dataset logs") && e.contains("every day"),
+            "{e}"
+        );
+        let e = parse(d.path(), "schedule = \"0 99 * * * *\"", "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dataset[0].schedule") && e.contains("0 99"), "{e}");
+    }
+
+    #[test]
+    fn the_service_section_has_loopback_defaults_and_checks_its_values() {
+        let d = setup();
+        let c = parse(d.path(), "", "").unwrap();
+        assert_eq!(c.service.listen.to_string(), "127.0.0.1:9477");
+        assert_eq!(c.service.state_dir, d.path().join("retention-state"));
+        let text = "plugin_dir = \"plugins\"\n[service]\nlisten = \"localhost\"\n[[dataset]]\nname = \"l\"\n\
+                    plugin = \"p\"\n[dataset.directory]\nroot = \"data\"\n";
+        let e = Config::parse(text, d.path()).unwrap_err().to_string();
+        assert!(e.contains("service.listen") && e.contains("localhost"), "{e}");
     }
 
     #[test]

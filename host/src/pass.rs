@@ -21,6 +21,14 @@ pub struct PassOptions {
     pub dry_run: bool,
     /// The pass's "now", given to the plugin.
     pub now: DateTime<Utc>,
+    /// Cancelled when the service shuts down: the pass applies nothing more after the group of actions in progress.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
+}
+
+impl PassOptions {
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.is_cancelled())
+    }
 }
 
 /// Runs one pass. Never panics on bad data or a bad plugin: failures end up in the report's status and error.
@@ -38,6 +46,7 @@ pub async fn run(
         dry_run: opts.dry_run,
         status: PassStatus::Ok,
         error: None,
+        failure_kind: None,
         started_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         now: opts.now.to_rfc3339_opts(SecondsFormat::Millis, true),
         duration_ms: 0.0,
@@ -59,8 +68,12 @@ pub async fn run(
     if let Err(e) = run_inner(dataset, store, plugin, opts, progress, &mut report).await {
         report.status = match e {
             PassError::Guard(_) => PassStatus::Refused,
+            PassError::Cancelled(_) => PassStatus::Cancelled,
             _ => PassStatus::Failed,
         };
+        if let PassError::Plugin(p) = &e {
+            report.failure_kind = p.kind();
+        }
         report.error = Some(e.to_string());
     }
     report.duration_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -87,6 +100,8 @@ enum PassError {
     Guard(#[from] guard::GuardTripped),
     #[error("{0}")]
     Other(String),
+    #[error("the service is shutting down: {0}")]
+    Cancelled(String),
 }
 
 fn ms(since: Instant) -> f64 {
@@ -160,11 +175,24 @@ async fn run_inner(
         return Ok(());
     }
 
+    if opts.cancelled() {
+        report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
+        return Err(PassError::Cancelled("nothing was applied".into()));
+    }
+
     let step = Instant::now();
     let actions = decisions.iter().filter(|d| d.action != Action::Keep).count() as u64;
     progress(PassEvent::ApplyStarted(actions));
     let on_progress = |n: u64| progress(PassEvent::Applied(n));
-    let outcomes = apply::apply(&*store, &segments, &decisions, dataset.apply_parallelism, &on_progress).await;
+    let outcomes = apply::apply(
+        &*store,
+        &segments,
+        &decisions,
+        dataset.apply_parallelism,
+        &on_progress,
+        opts.cancel.as_ref(),
+    )
+    .await;
     progress(PassEvent::ApplyFinished);
     report.timings.apply_ms = ms(step);
     for (i, o) in outcomes.iter().enumerate() {
@@ -172,10 +200,21 @@ async fn run_inner(
             tracing::warn!(dataset = %dataset.name, segment = %segments[i].name, "action failed: {e}");
         }
     }
+    let mut not_started = 0usize;
     report.record_plan(segments, &decisions, &reasons, |i| match &outcomes[i] {
-        None => (Outcome::Done, None, 0),
+        None if decisions[i].action == Action::Keep => (Outcome::Done, None, 0),
+        None => {
+            not_started += 1;
+            (Outcome::Planned, None, 0)
+        }
         Some(Ok(a)) => (Outcome::Done, None, a.bytes_after),
         Some(Err(e)) => (Outcome::Failed, Some(e.to_string()), 0),
     });
+    if not_started > 0 {
+        report.uncount_planned();
+        return Err(PassError::Cancelled(format!(
+            "{not_started} planned actions were not started"
+        )));
+    }
     Ok(())
 }

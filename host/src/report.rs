@@ -18,6 +18,19 @@ pub enum PassStatus {
     Refused,
     /// The pass could not plan (plugin failure, store unreachable, ...); nothing was applied.
     Failed,
+    /// The service shut down during the pass: the actions finished before it are done, the rest were not started.
+    Cancelled,
+}
+
+impl PassStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassStatus::Ok => "ok",
+            PassStatus::Refused => "refused",
+            PassStatus::Failed => "failed",
+            PassStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// The plugin that planned a pass.
@@ -104,6 +117,9 @@ pub struct PassReport {
     pub status: PassStatus,
     /// Why the pass failed or was refused.
     pub error: Option<String>,
+    /// When the plugin failed: how (timeout, memory, trap, invalid-output, refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_kind: Option<crate::plugin::FailureKind>,
     /// When the pass started (RFC 3339, UTC).
     pub started_at: String,
     /// The "now" the plugin was given (RFC 3339, UTC).
@@ -125,6 +141,32 @@ pub struct PassReport {
 }
 
 impl PassReport {
+    /// The report of a pass that could not start (no usable plugin, store not openable): nothing was done.
+    pub fn not_started(dataset: &str, dry_run: bool, now: &str, store: String, error: String) -> PassReport {
+        let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        PassReport {
+            pass_id: uuid::Uuid::now_v7().to_string(),
+            dataset: dataset.to_string(),
+            dry_run,
+            status: PassStatus::Failed,
+            error: Some(error),
+            failure_kind: None,
+            started_at,
+            now: now.to_string(),
+            duration_ms: 0.0,
+            timings: Timings::default(),
+            plugin: None,
+            store,
+            recovery: Recovery::default(),
+            skipped: Vec::new(),
+            totals_before: TierTotals::default(),
+            stats: Stats::default(),
+            segments: Vec::new(),
+            plugin_log: Vec::new(),
+            plugin_log_dropped: 0,
+        }
+    }
+
     /// Fills `segments` and `stats` from a plan; `outcome(i)` says what happened to segment `i`.
     /// Takes the segments by value: their names move into the rows instead of being copied.
     pub fn record_plan(
@@ -161,6 +203,21 @@ impl PassReport {
                 outcome: o,
                 error,
             });
+        }
+    }
+
+    /// Takes actions that were planned but never started (a cancelled pass) back out of the stats, which
+    /// [`PassReport::record_plan`] counted as planned.
+    pub fn uncount_planned(&mut self) {
+        for row in &self.segments {
+            if row.outcome == Outcome::Planned && row.action != Action::Keep {
+                let st = self.stats.of_mut(row.action);
+                st.segments -= 1;
+                st.bytes -= row.bytes;
+                if matches!(row.action, Action::Archive | Action::Drop) {
+                    self.stats.freed_bytes -= row.bytes;
+                }
+            }
         }
     }
 
@@ -261,6 +318,7 @@ impl PassReport {
             PassStatus::Ok => {}
             PassStatus::Refused => writeln!(out, "  REFUSED: {}", self.error.as_deref().unwrap_or("?"))?,
             PassStatus::Failed => writeln!(out, "  FAILED: {}", self.error.as_deref().unwrap_or("?"))?,
+            PassStatus::Cancelled => writeln!(out, "  CANCELLED: {}", self.error.as_deref().unwrap_or("?"))?,
         }
         Ok(())
     }
@@ -319,6 +377,7 @@ mod tests {
             dry_run: true,
             status: PassStatus::Ok,
             error: None,
+            failure_kind: None,
             started_at: String::new(),
             now: String::new(),
             duration_ms: 0.0,

@@ -12,7 +12,7 @@ mod host;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -89,6 +89,16 @@ pub enum PluginError {
     },
 }
 
+impl PluginError {
+    /// The kind of a failed call; `None` for a plugin that could not be loaded at all.
+    pub fn kind(&self) -> Option<FailureKind> {
+        match self {
+            PluginError::Call { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
 /// What a plugin says about itself, plus what the host measured loading it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PluginMeta {
@@ -118,7 +128,31 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     limits: RuntimeConfig,
-    cache: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    /// Loaded plugins by digest, while anyone still holds them: loading the same bytes again costs nothing, and a
+    /// version nobody uses any more is freed.
+    cache: Mutex<HashMap<String, Weak<LoadedPlugin>>>,
+}
+
+/// Where a load found the plugin's compiled code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadSource {
+    /// Already loaded in this process (same digest).
+    Memory,
+    /// Compiled code from the on-disk cache: no compile.
+    DiskCache,
+    /// Compiled now.
+    Compiled,
+}
+
+impl LoadSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadSource::Memory => "memory",
+            LoadSource::DiskCache => "disk-cache",
+            LoadSource::Compiled => "compiled",
+        }
+    }
 }
 
 impl Runtime {
@@ -171,9 +205,24 @@ impl Runtime {
 
     /// Like [`Runtime::load_file`], from bytes; `shown` names the plugin in errors.
     pub fn load_bytes(self: &Arc<Self>, bytes: &[u8], shown: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
+        self.load_bytes_traced(bytes, shown).map(|(p, _)| p)
+    }
+
+    /// Like [`Runtime::load_bytes`], and says where the compiled code came from.
+    pub fn load_bytes_traced(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        shown: &str,
+    ) -> Result<(Arc<LoadedPlugin>, LoadSource), PluginError> {
         let digest = hex::encode(Sha256::digest(bytes));
-        if let Some(p) = self.cache.lock().expect("cache lock").get(&digest) {
-            return Ok(p.clone());
+        if let Some(p) = self
+            .cache
+            .lock()
+            .expect("cache lock")
+            .get(&digest)
+            .and_then(Weak::upgrade)
+        {
+            return Ok((p, LoadSource::Memory));
         }
         check_header(bytes, shown)?;
         let started = Instant::now();
@@ -227,8 +276,15 @@ impl Runtime {
         host::truncate_utf8(&mut meta.description, 1024);
         plugin.meta = meta;
         let plugin = Arc::new(plugin);
-        self.cache.lock().expect("cache lock").insert(digest, plugin.clone());
-        Ok(plugin)
+        let mut cache = self.cache.lock().expect("cache lock");
+        cache.retain(|_, p| p.strong_count() > 0);
+        cache.insert(digest, Arc::downgrade(&plugin));
+        let source = if cached {
+            LoadSource::DiskCache
+        } else {
+            LoadSource::Compiled
+        };
+        Ok((plugin, source))
     }
 }
 

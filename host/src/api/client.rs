@@ -1,0 +1,178 @@
+//! `retention status`: reads the running service's plugins and datasets through the admin API and prints them as
+//! tables (or the API's JSON with `--json`).
+
+use std::io::Write;
+
+use serde_json::Value;
+
+/// Why status could not be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the retention service at {url}: {detail} (is `retention serve` running there?)")]
+    Unreachable { url: String, detail: String },
+    #[error("the service at {url} answered {status}: {message}")]
+    Status { url: String, status: u16, message: String },
+    #[error("unexpected answer from {url}: {detail}")]
+    BadAnswer { url: String, detail: String },
+}
+
+async fn get_json(client: &reqwest::Client, base: &str, path: &str) -> Result<Value, ClientError> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let mut req = client.get(&url);
+    if let Ok(token) = std::env::var(crate::config::API_TOKEN_ENV) {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+        url: url.clone(),
+        detail: e.to_string(),
+    })?;
+    let status = resp.status();
+    let body: Value = resp.json().await.map_err(|e| ClientError::BadAnswer {
+        url: url.clone(),
+        detail: e.to_string(),
+    })?;
+    if !status.is_success() {
+        return Err(ClientError::Status {
+            url,
+            status: status.as_u16(),
+            message: body["error"].as_str().unwrap_or("").to_string(),
+        });
+    }
+    Ok(body)
+}
+
+/// Fetches and prints the service's status.
+pub async fn status(base: &str, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let plugins = get_json(&client, base, "/v1/plugins").await?;
+    let datasets = get_json(&client, base, "/v1/datasets").await?;
+    if json {
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &serde_json::json!({ "plugins": plugins["plugins"], "datasets": datasets["datasets"] }),
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let s = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut rows = vec![vec![
+        "PLUGIN".to_string(),
+        "STATE".into(),
+        "NAME VERSION".into(),
+        "DIGEST".into(),
+        "LOADED AT".into(),
+        "SOURCE".into(),
+        "DATASETS".into(),
+        "LAST REJECTION".into(),
+    ]];
+    for p in plugins["plugins"].as_array().into_iter().flatten() {
+        let a = &p["active"];
+        let digest = s(&a["digest"]);
+        rows.push(vec![
+            s(&p["plugin"]),
+            s(&p["state"]),
+            if a.is_null() {
+                "-".into()
+            } else {
+                format!("{} {}", s(&a["name"]), s(&a["version"]))
+            },
+            digest.chars().take(12).collect(),
+            s(&a["loaded_at"]),
+            s(&a["source"]),
+            p["datasets"]
+                .as_array()
+                .map(|d| d.iter().map(s).collect::<Vec<_>>().join(","))
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "-".into()),
+            match &p["last_rejection"] {
+                Value::Null => "-".into(),
+                r => format!("{}: {}", s(&r["at"]), s(&r["reason"])),
+            },
+        ]);
+    }
+    write_table(out, &rows)?;
+    writeln!(out)?;
+    let mut rows = vec![vec![
+        "DATASET".to_string(),
+        "PLUGIN".into(),
+        "SCHEDULE".into(),
+        "NEXT RUN".into(),
+        "RUNNING".into(),
+        "SKIPPED".into(),
+        "LAST PASS".into(),
+        "STATUS".into(),
+        "COMPRESSED".into(),
+        "ARCHIVED".into(),
+        "DROPPED".into(),
+        "ERROR".into(),
+    ]];
+    for d in datasets["datasets"].as_array().into_iter().flatten() {
+        let last = &d["last_pass"];
+        let stat = |k: &str| {
+            if last.is_null() {
+                "-".to_string()
+            } else {
+                s(&last["stats"][k]["segments"])
+            }
+        };
+        rows.push(vec![
+            s(&d["name"]),
+            s(&d["plugin"]),
+            s(&d["schedule"]),
+            s(&d["next_run"]),
+            if d["running"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+            s(&d["ticks_skipped"]),
+            s(&last["started_at"]),
+            if last.is_null() {
+                "-".into()
+            } else {
+                format!(
+                    "{}{}",
+                    s(&last["status"]),
+                    if last["dry_run"].as_bool() == Some(true) {
+                        " (dry run)"
+                    } else {
+                        ""
+                    }
+                )
+            },
+            stat("compressed"),
+            stat("archived"),
+            stat("dropped"),
+            s(&last["error"]),
+        ]);
+    }
+    write_table(out, &rows)?;
+    Ok(())
+}
+
+/// Left-aligned columns, two spaces apart; the last column is not padded.
+fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == cols {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}

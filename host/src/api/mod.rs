@@ -1,0 +1,263 @@
+//! The admin HTTP API and `/metrics` (axum). The only module that knows HTTP: handlers translate requests into calls on
+//! [`Service`] and its results and errors into status codes and JSON.
+//!
+//! Reads are open (the API listens on loopback by default); every mutating endpoint requires
+//! `Authorization: Bearer <token>` with the configured token, and is refused when no token is configured. Every error
+//! is JSON: `{"status": 404, "error": "no dataset \"x\" in the running config"}`.
+
+pub mod client;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::service::plugins::RollbackError;
+use crate::service::{Service, TriggerError};
+
+/// Largest page of the pass history.
+pub const MAX_PAGE: u32 = 1_000;
+const DEFAULT_PAGE: u32 = 50;
+
+/// An error answer: a status code and a message.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError(status, message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "status": self.0.as_u16(), "error": self.1 }));
+        let mut r = (self.0, body).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<crate::state::StateError> for ApiError {
+    fn from(e: crate::state::StateError) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, e.body_text())
+}
+
+/// The API's routes over a service.
+pub fn router(service: Arc<Service>) -> Router {
+    let admin = Router::new()
+        .route("/v1/plugins/reload", post(reload_plugins))
+        .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
+        .route("/v1/datasets/{name}/passes", post(trigger_pass))
+        .route("/v1/config/reload", post(reload_config))
+        .route_layer(middleware::from_fn_with_state(service.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/v1/plugins", get(list_plugins))
+        .route("/v1/plugins/{name}", get(get_plugin))
+        .route("/v1/datasets", get(list_datasets))
+        .route("/v1/datasets/{name}", get(get_dataset))
+        .route("/v1/passes", get(list_passes))
+        .route("/v1/passes/{id}", get(get_pass))
+        .merge(admin)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
+        })
+        .with_state(service)
+}
+
+/// Serves the API on `listener` until the service shuts down.
+pub async fn serve(listener: tokio::net::TcpListener, service: Arc<Service>) -> std::io::Result<()> {
+    let stop = service.shutdown_token();
+    axum::serve(listener, router(service))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+/// Compares without an early exit, so response time does not reveal how much of a guessed token was right.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(service): State<Arc<Service>>, req: Request, next: Next) -> Response {
+    let Some(expected) = service.config().service.api_token.clone() else {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mutating endpoints are disabled: no API token is configured (set RETENTION_API_TOKEN or service.api_token)",
+        )
+        .into_response();
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token (Authorization: Bearer <token>)",
+        )
+        .into_response(),
+        Some(t) if same_token(t.trim(), &expected) => next.run(req).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong bearer token").into_response(),
+    }
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn ready(State(service): State<Arc<Service>>) -> Response {
+    if service.is_ready() {
+        Json(json!({ "ready": true })).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false }))).into_response()
+    }
+}
+
+async fn metrics(State(service): State<Arc<Service>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        service.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn list_plugins(State(service): State<Arc<Service>>) -> Response {
+    Json(json!({ "plugins": service.plugins.list() })).into_response()
+}
+
+async fn get_plugin(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let status = service
+        .plugins
+        .status(&name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no plugin {name:?}")))?;
+    let events = service.state.plugin_events(Some(&name), 50)?;
+    Ok(Json(json!({ "plugin": status, "events": events })).into_response())
+}
+
+async fn reload_plugins(State(service): State<Arc<Service>>) -> Response {
+    service.plugins.scan().await;
+    Json(json!({ "plugins": service.plugins.list() })).into_response()
+}
+
+async fn rollback_plugin(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    match service.plugins.rollback(&name).await {
+        Ok(status) => Ok(Json(json!({ "plugin": status })).into_response()),
+        Err(e @ RollbackError::Unknown(_)) => Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ RollbackError::NoPrevious(_)) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+    }
+}
+
+async fn list_datasets(State(service): State<Arc<Service>>) -> Response {
+    Json(json!({ "datasets": service.datasets() })).into_response()
+}
+
+async fn get_dataset(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let ds = service.dataset(&name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no dataset {name:?} in the running config"),
+        )
+    })?;
+    Ok(Json(json!({ "dataset": ds })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerQuery {
+    /// Plan and report without touching data.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn trigger_pass(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    query: Result<Query<TriggerQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
+    match service.trigger(&name, q.dry_run).await {
+        Ok(report) => Ok(Json(report).into_response()),
+        Err(e @ TriggerError::UnknownDataset(_)) => Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ TriggerError::Busy(_)) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(e @ TriggerError::ShuttingDown) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+    }
+}
+
+async fn reload_config(State(service): State<Arc<Service>>) -> Result<Response, ApiError> {
+    match service.reload_config().await {
+        Ok(r) => Ok(Json(json!({ "reloaded": r })).into_response()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("config reload refused, the running config stays: {e}"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PassesQuery {
+    /// Only this dataset's passes.
+    dataset: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<u32>,
+    /// Paging cursor: passes older than this pass id (the `next` of the previous page).
+    before: Option<String>,
+}
+
+async fn list_passes(
+    State(service): State<Arc<Service>>,
+    query: Result<Query<PassesQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be between 1 and {MAX_PAGE}, got {limit}"),
+        ));
+    }
+    if let Some(b) = &q.before
+        && !service.state.has_pass(b)?
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("before: no pass {b:?} in the history"),
+        ));
+    }
+    let passes = service.state.passes(q.dataset.as_deref(), q.before.as_deref(), limit)?;
+    let next = (passes.len() == limit as usize)
+        .then(|| passes.last().map(|p| p.pass_id.clone()))
+        .flatten();
+    Ok(Json(json!({ "passes": passes, "next": next })).into_response())
+}
+
+async fn get_pass(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let json = service
+        .state
+        .pass_report(&id)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no pass {id:?} in the history")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}

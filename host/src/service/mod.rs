@@ -1,0 +1,478 @@
+//! `retention serve`: the long-running service. Cron schedules start passes, the plugin directory is watched and
+//! hot-swapped, config reloads on SIGHUP or through the API, every pass is recorded in the state database and counted
+//! in the metrics, and SIGTERM/SIGINT stop it gracefully.
+//!
+//! [`Service`] owns the moving parts; [`serve`] wires it to signals and the admin API (which lives in `api/`: this
+//! module knows nothing of HTTP).
+
+pub mod plugins;
+pub mod scheduler;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::pass::{self, PassOptions};
+use crate::plugin::Runtime;
+use crate::report::PassReport;
+use crate::state::{PassRow, StateDb};
+use plugins::PluginDir;
+use scheduler::{Clock, Runner, Tick};
+
+/// What started a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Schedule,
+    Api,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Api => "api",
+        }
+    }
+}
+
+/// Why a pass could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    #[error("no dataset {0:?} in the running config")]
+    UnknownDataset(String),
+    #[error("dataset {0:?} already has a pass running")]
+    Busy(String),
+    #[error("the service is shutting down")]
+    ShuttingDown,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("cannot start the plugin runtime: {0:#}")]
+    Runtime(anyhow::Error),
+}
+
+/// A dataset as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetStatus {
+    pub name: String,
+    pub plugin: String,
+    /// The cron expression, if scheduled.
+    pub schedule: Option<String>,
+    pub next_run: Option<String>,
+    pub running: bool,
+    /// Scheduled ticks skipped since start because a pass was still running.
+    pub ticks_skipped: u64,
+    pub params: Vec<(String, String)>,
+    pub store: String,
+    pub apply_parallelism: usize,
+    pub max_drop_bytes_fraction: f64,
+    /// The latest recorded pass (from the state database, so it survives restarts).
+    pub last_pass: Option<PassRow>,
+}
+
+#[derive(Debug, Default)]
+struct DatasetRuntime {
+    running: bool,
+    next_run: Option<DateTime<Utc>>,
+    ticks_skipped: u64,
+}
+
+/// What a config reload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reloaded {
+    pub datasets: Vec<String>,
+    /// Changes that take effect only after a restart.
+    pub needs_restart: Vec<String>,
+}
+
+/// The running service.
+pub struct Service {
+    config_path: PathBuf,
+    config: ArcSwap<Config>,
+    /// Serialises reloads (SIGHUP and the API may race).
+    reload_lock: tokio::sync::Mutex<()>,
+    pub plugins: Arc<PluginDir>,
+    pub state: Arc<StateDb>,
+    pub metrics: Arc<Metrics>,
+    datasets: Mutex<HashMap<String, DatasetRuntime>>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+    passes: TaskTracker,
+    /// Cancels the current generation of schedule tasks (replaced on reload).
+    schedules: Mutex<CancellationToken>,
+    ready: AtomicBool,
+    /// The plugin directory watcher; dropping it stops the events.
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    me: std::sync::Weak<Service>,
+}
+
+impl Service {
+    /// Opens the state database and the plugin runtime. Nothing runs until [`Service::start`].
+    pub fn new(config_path: &Path, config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Service>, StartError> {
+        let state = Arc::new(StateDb::open(&config.service.state_dir)?);
+        let metrics = Arc::new(Metrics::new());
+        let mut limits = config.runtime.clone();
+        // Compiled code lives in the state directory, keyed by digest and engine; never next to the plugins.
+        if limits.cache_dir.is_some() {
+            limits.cache_dir = Some(config.service.state_dir.join("compiled"));
+        }
+        let runtime = Runtime::new(limits).map_err(StartError::Runtime)?;
+        let plugins = Arc::new(PluginDir::new(
+            config.plugin_dir.clone(),
+            runtime,
+            state.clone(),
+            metrics.clone(),
+        ));
+        plugins.set_users(&config);
+        Ok(Arc::new_cyclic(|me| Service {
+            config_path: config_path.to_path_buf(),
+            config: ArcSwap::from_pointee(config),
+            reload_lock: tokio::sync::Mutex::new(()),
+            plugins,
+            state,
+            metrics,
+            datasets: Mutex::new(HashMap::new()),
+            clock,
+            shutdown: CancellationToken::new(),
+            passes: TaskTracker::new(),
+            schedules: Mutex::new(CancellationToken::new()),
+            ready: AtomicBool::new(false),
+            watcher: Mutex::new(None),
+            me: me.clone(),
+        }))
+    }
+
+    fn arc(&self) -> Arc<Service> {
+        self.me.upgrade().expect("the service is alive while its methods run")
+    }
+
+    /// Loads the plugin directory, starts watching it and starts the schedules. Ready afterwards.
+    pub async fn start(&self) -> anyhow::Result<()> {
+        self.plugins.scan().await;
+        let watcher = self
+            .plugins
+            .watch(self.shutdown.clone())
+            .map_err(|e| anyhow::anyhow!("cannot watch plugin directory {}: {e}", self.plugins.dir().display()))?;
+        *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher);
+        self.start_schedules();
+        self.ready.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.shutdown.is_cancelled()
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    fn start_schedules(&self) {
+        let stop = self.shutdown.child_token();
+        let old = std::mem::replace(
+            &mut *self.schedules.lock().unwrap_or_else(|p| p.into_inner()),
+            stop.clone(),
+        );
+        old.cancel();
+        let config = self.config.load_full();
+        let mut rt = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+        rt.retain(|name, r| r.running || config.dataset(name).is_some());
+        for ds in &config.datasets {
+            let entry = rt.entry(ds.name.clone()).or_default();
+            entry.next_run = None;
+            if let Some((_, schedule)) = &ds.schedule {
+                let runner: Arc<dyn Runner> = self.arc();
+                tokio::spawn(scheduler::run_schedule(
+                    ds.name.clone(),
+                    schedule.clone(),
+                    self.clock.clone(),
+                    runner,
+                    stop.clone(),
+                ));
+            }
+        }
+    }
+
+    /// Re-reads the config file. On any error the running config stays as it was and the error is returned; on
+    /// success the new datasets, schedules and parameters apply from the next pass, and the plugin directory is
+    /// rescanned.
+    pub async fn reload_config(&self) -> Result<Reloaded, ConfigError> {
+        let _one = self.reload_lock.lock().await;
+        let new = Config::load_service(&self.config_path)?;
+        let old = self.config.load_full();
+        let mut needs_restart = Vec::new();
+        if new.plugin_dir != old.plugin_dir {
+            needs_restart.push(format!("plugin_dir (running: {})", old.plugin_dir.display()));
+        }
+        if new.service != old.service {
+            needs_restart.push("[service]".to_string());
+        }
+        let (a, b) = (&new.runtime, &old.runtime);
+        if a.memory_limit_bytes != b.memory_limit_bytes
+            || a.call_timeout != b.call_timeout
+            || a.batch_size != b.batch_size
+            || a.cache_dir.is_some() != b.cache_dir.is_some()
+        {
+            needs_restart.push("[runtime]".to_string());
+        }
+        for n in &needs_restart {
+            tracing::warn!("config reload: {n} changed; it takes effect at the next restart");
+        }
+        let datasets = new.datasets.iter().map(|d| d.name.clone()).collect();
+        // Keep what needs a restart as it runs, so that the typed config matches what is in effect.
+        let effective = Config {
+            plugin_dir: old.plugin_dir.clone(),
+            runtime: old.runtime.clone(),
+            service: old.service.clone(),
+            datasets: new.datasets,
+        };
+        self.plugins.set_users(&effective);
+        self.config.store(Arc::new(effective));
+        self.start_schedules();
+        self.plugins.scan().await;
+        tracing::info!("config reloaded");
+        Ok(Reloaded {
+            datasets,
+            needs_restart,
+        })
+    }
+
+    /// Starts a pass unless the dataset already runs one; the pass runs to its end even if the caller goes away.
+    fn begin_pass(
+        &self,
+        dataset: &str,
+        trigger: Trigger,
+        dry_run: bool,
+    ) -> Result<tokio::task::JoinHandle<PassReport>, TriggerError> {
+        if self.shutdown.is_cancelled() {
+            return Err(TriggerError::ShuttingDown);
+        }
+        if self.config.load().dataset(dataset).is_none() {
+            return Err(TriggerError::UnknownDataset(dataset.to_string()));
+        }
+        {
+            let mut rt = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = rt.entry(dataset.to_string()).or_default();
+            if entry.running {
+                if trigger == Trigger::Schedule {
+                    entry.ticks_skipped += 1;
+                    self.metrics.tick_skipped(dataset);
+                }
+                return Err(TriggerError::Busy(dataset.to_string()));
+            }
+            entry.running = true;
+        }
+        let me = self.arc();
+        let name = dataset.to_string();
+        Ok(self.passes.spawn(async move {
+            let report = me.execute(&name, trigger, dry_run).await;
+            if let Some(r) = me.datasets.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&name) {
+                r.running = false;
+            }
+            report
+        }))
+    }
+
+    /// Runs a pass now (the API's trigger) and returns its report.
+    pub async fn trigger(&self, dataset: &str, dry_run: bool) -> Result<PassReport, TriggerError> {
+        let handle = self.begin_pass(dataset, Trigger::Api, dry_run)?;
+        handle.await.map_err(|_| TriggerError::ShuttingDown)
+    }
+
+    async fn execute(&self, name: &str, trigger: Trigger, dry_run: bool) -> PassReport {
+        let config = self.config.load_full();
+        let now = self.clock.now();
+        let now_s = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let report = match config.dataset(name) {
+            None => PassReport::not_started(
+                name,
+                dry_run,
+                &now_s,
+                String::new(),
+                "the dataset was removed from the config".into(),
+            ),
+            Some(ds) => match self.plugins.get(&ds.plugin) {
+                Err(e) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
+                Ok(plugin) => match crate::store::open(ds).await {
+                    Err(e) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
+                    Ok(store) => {
+                        let opts = PassOptions {
+                            dry_run,
+                            now,
+                            cancel: Some(self.shutdown.clone()),
+                        };
+                        pass::run(ds, store, plugin, &opts, &|_| {}).await
+                    }
+                },
+            },
+        };
+        let plugin_file = config.dataset(name).map_or("", |d| d.plugin.as_str());
+        self.metrics.pass_finished(&report, plugin_file);
+        match &report.error {
+            None => tracing::info!(
+                dataset = name,
+                pass = %report.pass_id,
+                trigger = trigger.as_str(),
+                dry_run,
+                duration_ms = format!("{:.1}", report.duration_ms),
+                compressed = report.stats.compressed.segments,
+                archived = report.stats.archived.segments,
+                dropped = report.stats.dropped.segments,
+                failed = report.stats.failed,
+                "pass finished"
+            ),
+            Some(e) => tracing::warn!(
+                dataset = name,
+                pass = %report.pass_id,
+                trigger = trigger.as_str(),
+                status = report.status.as_str(),
+                "pass did not complete: {e}"
+            ),
+        }
+        let keep = config.service.history_passes;
+        let state = self.state.clone();
+        let report = Arc::new(report);
+        let r = report.clone();
+        let recorded = tokio::task::spawn_blocking(move || state.record_pass(&r, trigger.as_str(), keep)).await;
+        match recorded {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(dataset = name, "cannot record the pass: {e}"),
+            Err(e) => tracing::error!(dataset = name, "cannot record the pass: {e}"),
+        }
+        Arc::try_unwrap(report).unwrap_or_else(|shared| (*shared).clone())
+    }
+
+    /// Every dataset of the running config with its schedule and last pass.
+    pub fn datasets(&self) -> Vec<DatasetStatus> {
+        let config = self.config.load_full();
+        config
+            .datasets
+            .iter()
+            .filter_map(|d| self.dataset_status(&config, &d.name))
+            .collect()
+    }
+
+    pub fn dataset(&self, name: &str) -> Option<DatasetStatus> {
+        self.dataset_status(&self.config.load_full(), name)
+    }
+
+    fn dataset_status(&self, config: &Config, name: &str) -> Option<DatasetStatus> {
+        let ds = config.dataset(name)?;
+        let (running, next_run, ticks_skipped) = {
+            let rt = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+            rt.get(name)
+                .map_or((false, None, 0), |r| (r.running, r.next_run, r.ticks_skipped))
+        };
+        let last_pass = self.state.last_pass(name).unwrap_or_else(|e| {
+            tracing::error!("cannot read the pass history: {e}");
+            None
+        });
+        let crate::config::StoreConfig::Directory(dir) = &ds.store;
+        Some(DatasetStatus {
+            name: ds.name.clone(),
+            plugin: ds.plugin.clone(),
+            schedule: ds.schedule.as_ref().map(|(s, _)| s.clone()),
+            next_run: next_run.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            running,
+            ticks_skipped,
+            params: ds.params.clone(),
+            store: format!("directory {}", dir.root.display()),
+            apply_parallelism: ds.apply_parallelism,
+            max_drop_bytes_fraction: ds.guard.max_drop_bytes_fraction,
+            last_pass,
+        })
+    }
+
+    /// Stops the service: no new passes, schedules end, running passes stop at their next action boundary; waits up
+    /// to the configured shutdown timeout. Returns whether every pass stopped in time.
+    pub async fn shutdown(&self) -> bool {
+        self.shutdown.cancel();
+        self.passes.close();
+        let timeout = self.config.load().service.shutdown_timeout;
+        let clean = tokio::time::timeout(timeout, self.passes.wait()).await.is_ok();
+        self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take();
+        clean
+    }
+
+    /// Cancelled when shutdown begins.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+impl Runner for Service {
+    fn tick(&self, dataset: &str) -> Tick {
+        match self.begin_pass(dataset, Trigger::Schedule, false) {
+            Ok(_) => Tick::Started,
+            Err(_) => Tick::Skipped,
+        }
+    }
+
+    fn next_run(&self, dataset: &str, at: Option<DateTime<Utc>>) {
+        if let Some(r) = self.datasets.lock().unwrap_or_else(|p| p.into_inner()).get_mut(dataset) {
+            r.next_run = at;
+        }
+    }
+}
+
+/// Runs the service until SIGTERM or SIGINT; SIGHUP reloads config and plugins. Returns the exit code.
+pub async fn serve(config_path: &Path) -> anyhow::Result<i32> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let config = Config::load_service(config_path).map_err(|e| crate::cli::UsageError(e.to_string()))?;
+    let listen = config.service.listen;
+    let has_token = config.service.api_token.is_some();
+    let service = Service::new(config_path, config, Arc::new(scheduler::SystemClock))?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| crate::cli::UsageError(format!("service.listen: cannot listen on {listen}: {e}")))?;
+    let api = tokio::spawn(crate::api::serve(listener, service.clone()));
+    tracing::info!(
+        %listen,
+        state = %service.state.path().display(),
+        plugins = %service.plugins.dir().display(),
+        "retention service starting{}",
+        if has_token { "" } else { " (no API token: mutating endpoints are refused)" }
+    );
+    service.start().await?;
+    tracing::info!("ready");
+
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading config and plugins");
+                if let Err(e) = service.reload_config().await {
+                    tracing::error!("config reload refused, the running config stays: {e}");
+                }
+            }
+        }
+    }
+    let clean = service.shutdown().await;
+    if !clean {
+        tracing::warn!("passes still running after the shutdown timeout: exiting anyway (the next start recovers)");
+    }
+    // The API stops with the shutdown token; give in-flight responses the same bound.
+    let _ = tokio::time::timeout(service.config().service.shutdown_timeout, api).await;
+    tracing::info!("stopped");
+    Ok(0)
+}

@@ -1,0 +1,374 @@
+//! Record: the service's state that must survive a restart, in an embedded SQLite database
+//! (`<state_dir>/state.sqlite3`): the history of passes (with their full reports) and of plugin loads.
+//!
+//! The database is the service's memory, not the data's: losing it loses history, never a segment. Writes are small
+//! and rare (one per pass, one per plugin event), so one connection behind a mutex is enough; WAL mode lets a reader
+//! (`sqlite3` on the command line) look while the service runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::report::PassReport;
+
+/// The schema version this host writes; `PRAGMA user_version` in the file.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS passes (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    pass_id      TEXT NOT NULL UNIQUE,
+    dataset      TEXT NOT NULL,
+    trigger      TEXT NOT NULL,
+    dry_run      INTEGER NOT NULL,
+    status       TEXT NOT NULL,
+    error        TEXT,
+    plugin_name    TEXT,
+    plugin_version TEXT,
+    plugin_digest  TEXT,
+    started_at   TEXT NOT NULL,
+    duration_ms  REAL NOT NULL,
+    stats        TEXT NOT NULL,
+    report_zst   BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passes_by_dataset ON passes (dataset, seq);
+CREATE TABLE IF NOT EXISTS plugin_events (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           TEXT NOT NULL,
+    plugin       TEXT NOT NULL,
+    event        TEXT NOT NULL,
+    digest       TEXT,
+    version      TEXT,
+    source       TEXT,
+    load_ms      REAL,
+    reason       TEXT
+);
+CREATE INDEX IF NOT EXISTS plugin_events_by_plugin ON plugin_events (plugin, seq);
+";
+
+/// A state database problem.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot create state directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("state database {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "state database {path} has schema version {found}, newer than this host's {SCHEMA_VERSION}: \
+         use a newer retention or another state_dir"
+    )]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("cannot encode a pass report: {0}")]
+    Encode(String),
+}
+
+/// One row of the pass history (the full report is fetched separately).
+#[derive(Debug, Clone, Serialize)]
+pub struct PassRow {
+    pub pass_id: String,
+    pub dataset: String,
+    /// `schedule`, `api` or `startup`.
+    pub trigger: String,
+    pub dry_run: bool,
+    pub status: String,
+    pub error: Option<String>,
+    pub plugin_name: Option<String>,
+    pub plugin_version: Option<String>,
+    pub plugin_digest: Option<String>,
+    pub started_at: String,
+    pub duration_ms: f64,
+    /// The report's `stats`, as JSON.
+    pub stats: serde_json::Value,
+}
+
+/// A step in a plugin's life: loaded, rejected, removed, rolled back.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginEvent {
+    pub at: String,
+    /// The plugin's file name without `.wasm`.
+    pub plugin: String,
+    /// `loaded`, `rejected`, `removed` or `rolled-back`.
+    pub event: String,
+    pub digest: Option<String>,
+    pub version: Option<String>,
+    /// For loads: `compiled`, `disk-cache` or `memory`.
+    pub source: Option<String>,
+    pub load_ms: Option<f64>,
+    /// For rejections: why.
+    pub reason: Option<String>,
+}
+
+/// The state database.
+pub struct StateDb {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl StateDb {
+    /// Opens (creating when needed) `<dir>/state.sqlite3`.
+    pub fn open(dir: &Path) -> Result<StateDb, StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join("state.sqlite3");
+        let err = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        // A pass record lost to a power cut is history, not data: NORMAL is durable across process crashes.
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if found > SCHEMA_VERSION {
+            return Err(StateError::NewerSchema { path, found });
+        }
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;
+        Ok(StateDb {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StateError {
+        StateError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (each statement is atomic): go on.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a finished pass and its report; keeps at most `keep` passes (oldest pruned).
+    pub fn record_pass(&self, report: &PassReport, trigger: &str, keep: u64) -> Result<(), StateError> {
+        let json = serde_json::to_vec(report).map_err(|e| StateError::Encode(e.to_string()))?;
+        let report_zst = zstd::bulk::compress(&json, 3).map_err(|e| StateError::Encode(e.to_string()))?;
+        let stats = serde_json::to_string(&report.stats).map_err(|e| StateError::Encode(e.to_string()))?;
+        let plugin = report.plugin.as_ref();
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO passes (pass_id, dataset, trigger, dry_run, status, error, plugin_name, plugin_version,
+                                 plugin_digest, started_at, duration_ms, stats, report_zst)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                report.pass_id,
+                report.dataset,
+                trigger,
+                report.dry_run,
+                report.status.as_str(),
+                report.error,
+                plugin.map(|p| &p.name),
+                plugin.map(|p| &p.version),
+                plugin.map(|p| &p.digest),
+                report.started_at,
+                report.duration_ms,
+                stats,
+                report_zst,
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        conn.execute(
+            "DELETE FROM passes WHERE seq <= (SELECT MAX(seq) FROM passes) - ?1",
+            params![keep as i64],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Pass history, newest first: at most `limit` rows, of one dataset or all, older than the pass `before` (the
+    /// paging cursor: the last `pass_id` of the previous page).
+    pub fn passes(&self, dataset: Option<&str>, before: Option<&str>, limit: u32) -> Result<Vec<PassRow>, StateError> {
+        let conn = self.conn();
+        let before_seq: i64 = match before {
+            None => i64::MAX,
+            Some(id) => conn
+                .query_row("SELECT seq FROM passes WHERE pass_id = ?1", params![id], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.err(e))?
+                .unwrap_or(-1),
+        };
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT pass_id, dataset, trigger, dry_run, status, error, plugin_name, plugin_version, plugin_digest,
+                        started_at, duration_ms, stats
+                 FROM passes WHERE seq < ?1 AND (?2 IS NULL OR dataset = ?2) ORDER BY seq DESC LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![before_seq, dataset, limit], |r| {
+                let stats: String = r.get(11)?;
+                Ok(PassRow {
+                    pass_id: r.get(0)?,
+                    dataset: r.get(1)?,
+                    trigger: r.get(2)?,
+                    dry_run: r.get(3)?,
+                    status: r.get(4)?,
+                    error: r.get(5)?,
+                    plugin_name: r.get(6)?,
+                    plugin_version: r.get(7)?,
+                    plugin_digest: r.get(8)?,
+                    started_at: r.get(9)?,
+                    duration_ms: r.get(10)?,
+                    stats: serde_json::from_str(&stats).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Whether a pass with this id is in the history (for telling a bad cursor from the end of the list).
+    pub fn has_pass(&self, pass_id: &str) -> Result<bool, StateError> {
+        self.conn()
+            .query_row("SELECT 1 FROM passes WHERE pass_id = ?1", params![pass_id], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.err(e))
+    }
+
+    /// One pass's full report, as the JSON it was recorded as.
+    pub fn pass_report(&self, pass_id: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let zst: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT report_zst FROM passes WHERE pass_id = ?1",
+                params![pass_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match zst {
+            None => Ok(None),
+            Some(z) => zstd::stream::decode_all(&z[..])
+                .map(Some)
+                .map_err(|e| StateError::Encode(format!("stored report of pass {pass_id} is unreadable: {e}"))),
+        }
+    }
+
+    /// The latest pass of a dataset.
+    pub fn last_pass(&self, dataset: &str) -> Result<Option<PassRow>, StateError> {
+        Ok(self.passes(Some(dataset), None, 1)?.into_iter().next())
+    }
+
+    /// Records a plugin event.
+    pub fn record_plugin_event(&self, e: &PluginEvent) -> Result<(), StateError> {
+        self.conn()
+            .execute(
+                "INSERT INTO plugin_events (at, plugin, event, digest, version, source, load_ms, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    e.at, e.plugin, e.event, e.digest, e.version, e.source, e.load_ms, e.reason
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Plugin events, newest first, of one plugin or all.
+    pub fn plugin_events(&self, plugin: Option<&str>, limit: u32) -> Result<Vec<PluginEvent>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT at, plugin, event, digest, version, source, load_ms, reason FROM plugin_events
+                 WHERE (?1 IS NULL OR plugin = ?1) ORDER BY seq DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![plugin, limit], |r| {
+                Ok(PluginEvent {
+                    at: r.get(0)?,
+                    plugin: r.get(1)?,
+                    event: r.get(2)?,
+                    digest: r.get(3)?,
+                    version: r.get(4)?,
+                    source: r.get(5)?,
+                    load_ms: r.get(6)?,
+                    reason: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(dataset: &str) -> PassReport {
+        PassReport::not_started(dataset, false, "2026-01-01T00:00:00Z", "dir".into(), "no plugin".into())
+    }
+
+    #[test]
+    fn passes_survive_reopening_and_page_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = Vec::new();
+        {
+            let db = StateDb::open(dir.path()).unwrap();
+            for i in 0..5 {
+                let r = report(if i % 2 == 0 { "a" } else { "b" });
+                ids.push(r.pass_id.clone());
+                db.record_pass(&r, "api", 100).unwrap();
+            }
+        }
+        let db = StateDb::open(dir.path()).unwrap();
+        let page1 = db.passes(None, None, 2).unwrap();
+        assert_eq!(page1.iter().map(|p| &p.pass_id).collect::<Vec<_>>(), [&ids[4], &ids[3]]);
+        let page2 = db.passes(None, Some(&page1[1].pass_id), 2).unwrap();
+        assert_eq!(page2.iter().map(|p| &p.pass_id).collect::<Vec<_>>(), [&ids[2], &ids[1]]);
+        let only_a = db.passes(Some("a"), None, 10).unwrap();
+        assert_eq!(only_a.len(), 3);
+        assert_eq!(db.last_pass("b").unwrap().unwrap().pass_id, ids[3]);
+        let json = db.pass_report(&ids[0]).unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["error"], "no plugin");
+        assert!(db.pass_report("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn history_is_pruned_to_the_configured_number_of_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let mut last = String::new();
+        for _ in 0..7 {
+            let r = report("a");
+            last = r.pass_id.clone();
+            db.record_pass(&r, "schedule", 3).unwrap();
+        }
+        let all = db.passes(None, None, 100).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].pass_id, last);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_host_is_refused_with_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("state.sqlite3")).unwrap();
+            c.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let e = StateDb::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("schema version 99"), "{e}");
+    }
+
+    #[test]
+    fn a_state_file_that_is_not_a_database_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("state.sqlite3"), vec![7u8; 4096]).unwrap();
+        let e = StateDb::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("state.sqlite3"), "{e}");
+    }
+}
