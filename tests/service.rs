@@ -371,6 +371,10 @@ fn a_plugin_renamed_into_the_directory_is_swapped_in_and_bad_ones_are_rejected_w
     let (st, report) = svc.post("/v1/datasets/logs/passes", Some(TOKEN));
     assert_eq!(st, 200);
     assert_eq!(report["status"], "failed", "{report}");
+    // No ghost version either through a rollback.
+    let (st, v) = svc.post("/v1/plugins/policy/rollback", Some(TOKEN));
+    assert_eq!(st, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("removed"), "{v}");
     assert!(report["error"].as_str().unwrap().contains("was removed"), "{report}");
     assert!(report["plugin"].is_null());
     let (status, log) = svc.stop();

@@ -232,6 +232,8 @@ pub struct RuntimeConfig {
     pub batch_size: usize,
     /// Where compiled plugin code is cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Whether compiled code is cached at all (`retention serve` keeps it in its state directory).
+    pub compile_cache: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -480,6 +482,7 @@ impl RuntimeConfig {
             call_timeout: Duration::from_millis(raw.call_timeout_ms),
             batch_size: raw.batch_size,
             cache_dir,
+            compile_cache: raw.compile_cache,
         })
     }
 }

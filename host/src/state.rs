@@ -69,7 +69,7 @@ pub enum StateError {
 pub struct PassRow {
     pub pass_id: String,
     pub dataset: String,
-    /// `schedule`, `api` or `startup`.
+    /// `schedule` or `api`.
     pub trigger: String,
     pub dry_run: bool,
     pub status: String,

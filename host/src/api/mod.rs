@@ -166,7 +166,9 @@ async fn rollback_plugin(State(service): State<Arc<Service>>, Path(name): Path<S
     match service.plugins.rollback(&name).await {
         Ok(status) => Ok(Json(json!({ "plugin": status })).into_response()),
         Err(e @ RollbackError::Unknown(_)) => Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string())),
-        Err(e @ RollbackError::NoPrevious(_)) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(e @ (RollbackError::NoPrevious(_) | RollbackError::Removed(_))) => {
+            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
+        }
     }
 }
 

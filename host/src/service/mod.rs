@@ -127,7 +127,7 @@ impl Service {
         let metrics = Arc::new(Metrics::new());
         let mut limits = config.runtime.clone();
         // Compiled code lives in the state directory, keyed by digest and engine; never next to the plugins.
-        if limits.cache_dir.is_some() {
+        if limits.compile_cache {
             limits.cache_dir = Some(config.service.state_dir.join("compiled"));
         }
         let runtime = Runtime::new(limits).map_err(StartError::Runtime)?;
@@ -225,7 +225,7 @@ impl Service {
         if a.memory_limit_bytes != b.memory_limit_bytes
             || a.call_timeout != b.call_timeout
             || a.batch_size != b.batch_size
-            || a.cache_dir.is_some() != b.cache_dir.is_some()
+            || a.compile_cache != b.compile_cache
         {
             needs_restart.push("[runtime]".to_string());
         }
@@ -471,8 +471,8 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<i32> {
     if !clean {
         tracing::warn!("passes still running after the shutdown timeout: exiting anyway (the next start recovers)");
     }
-    // The API stops with the shutdown token; give in-flight responses the same bound.
-    let _ = tokio::time::timeout(service.config().service.shutdown_timeout, api).await;
+    // The API stops with the shutdown token; its in-flight requests wait only on passes, which are over by now.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), api).await;
     tracing::info!("stopped");
     Ok(0)
 }

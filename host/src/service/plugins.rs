@@ -131,6 +131,9 @@ struct SlotMeta {
     /// Digest of the file last accepted from the directory. An unchanged file is not loaded again, so a rollback holds
     /// until a new file is written.
     file_digest: Option<String>,
+    /// Digest of the file last rejected: the same bytes are not tried again (a rename gives several events) until the
+    /// config changes (new parameters may make its trial pass).
+    rejected_file: Option<String>,
 }
 
 /// Why a dataset's plugin cannot serve a pass.
@@ -151,6 +154,8 @@ pub enum RollbackError {
     Unknown(String),
     #[error("plugin {0:?} has no previous version to roll back to")]
     NoPrevious(String),
+    #[error("plugin {0:?} was removed from the plugin directory: write a file to serve it again")]
+    Removed(String),
 }
 
 /// Per plugin, the datasets that use it and their parameters (for the trial batch).
@@ -198,6 +203,9 @@ impl PluginDir {
                 .push((ds.name.clone(), ds.params.clone()));
         }
         *self.users.lock().unwrap_or_else(|p| p.into_inner()) = users;
+        for slot in self.slots.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            slot.meta.lock().unwrap_or_else(|p| p.into_inner()).rejected_file = None;
+        }
     }
 
     /// A receiver that sees a new value after every swap, rejection, removal or rollback.
@@ -252,6 +260,7 @@ impl PluginDir {
                         previous: Vec::new(),
                         last_rejection: None,
                         file_digest: None,
+                        rejected_file: None,
                     }),
                 })
             })
@@ -312,6 +321,9 @@ impl PluginDir {
             let meta = slot.meta.lock().unwrap_or_else(|p| p.into_inner());
             if meta.state == PluginState::Active && meta.file_digest.as_deref() == Some(&digest) {
                 return; // The file already loaded (a touch, a rescan), or rolled back from.
+            }
+            if meta.rejected_file.as_deref() == Some(&digest) {
+                return; // Rejected already, and nothing changed since.
             }
         }
         let users = self
@@ -391,6 +403,7 @@ impl PluginDir {
         let at = now_rfc3339();
         {
             let mut meta = slot.meta.lock().unwrap_or_else(|p| p.into_inner());
+            meta.rejected_file = digest.clone();
             meta.last_rejection = Some(Rejection {
                 at: at.clone(),
                 digest: digest.clone(),
@@ -429,6 +442,7 @@ impl PluginDir {
             }
             meta.state = PluginState::Removed;
             meta.file_digest = None;
+            meta.rejected_file = None;
             slot.active.store(None);
         }
         tracing::warn!(plugin = %name, "plugin file removed: datasets that use it are disabled");
@@ -459,6 +473,9 @@ impl PluginDir {
             .ok_or_else(|| RollbackError::Unknown(name.to_string()))?;
         let back = {
             let mut meta = slot.meta.lock().unwrap_or_else(|p| p.into_inner());
+            if meta.state == PluginState::Removed {
+                return Err(RollbackError::Removed(name.to_string()));
+            }
             if meta.previous.is_empty() {
                 return Err(RollbackError::NoPrevious(name.to_string()));
             }
