@@ -234,10 +234,23 @@ impl Drop for Service {
 }
 
 #[test]
-fn a_scheduled_dataset_gets_passes_on_its_cron_ticks_and_they_are_recorded() {
+fn a_scheduled_dataset_gets_passes_on_its_cron_ticks_and_failed_passes_are_recorded_without_stopping_the_loop() {
     let s = Setup::new("swap_v2", 3);
     let config = s.config("schedule = \"* * * * * *\"", "");
+    // A second dataset whose plugin is not there: every one of its passes fails, and the schedule goes on.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[[dataset]]\nname = \"broken\"\nplugin = \"missing\"\nschedule = \"* * * * * *\"\n[dataset.directory]\nroot = \"logs\"\n");
+    std::fs::write(&config, text).unwrap();
     let svc = s.start(&config, None);
+    let failed = wait_for("two failed scheduled passes", || {
+        let (_, v) = svc.get("/v1/passes?dataset=broken");
+        let p = v["passes"].as_array().unwrap().clone();
+        (p.len() >= 2).then_some(p)
+    });
+    for p in &failed {
+        assert_eq!(p["status"], "failed", "{p}");
+        assert!(p["error"].as_str().unwrap().contains("no plugin \"missing\""), "{p}");
+    }
     let passes = wait_for("two scheduled passes", || {
         let (_, v) = svc.get("/v1/passes?dataset=logs");
         let p = v["passes"].as_array().unwrap().clone();
@@ -249,7 +262,7 @@ fn a_scheduled_dataset_gets_passes_on_its_cron_ticks_and_they_are_recorded() {
     );
     // The first pass compressed the three files; later ones find nothing hot.
     let oldest = passes.last().unwrap();
-    let (_, all) = svc.get("/v1/passes?limit=1000");
+    let (_, all) = svc.get("/v1/passes?dataset=logs&limit=1000");
     let first = all["passes"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(first["stats"]["compressed"]["segments"], 3, "{first}");
     assert!(oldest["plugin_version"] == "2.0.0");
@@ -329,7 +342,25 @@ fn a_plugin_renamed_into_the_directory_is_swapped_in_and_bad_ones_are_rejected_w
             "{report}"
         );
     }
-    let trap = svc.events("policy")[0].clone();
+    // Compiled code is never taken from the plugin directory: a precompiled file renamed in as a plugin is refused.
+    let cached = std::fs::read_dir(s.path().join("state/compiled"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let rejections = svc.events("policy").iter().filter(|e| e["event"] == "rejected").count();
+    s.put_plugin("policy", std::fs::read(&cached).unwrap());
+    let event = wait_for("the precompiled file's rejection", || {
+        let events = svc.events("policy");
+        (events.iter().filter(|e| e["event"] == "rejected").count() > rejections).then(|| events[0].clone())
+    });
+    assert!(
+        event["reason"].as_str().unwrap().contains("not a WebAssembly file"),
+        "{event}"
+    );
+    assert_eq!(svc.active_version("policy").as_deref(), Some("2.0.0"));
+    let trap = svc.events("policy")[1].clone();
     assert!(trap["reason"].as_str().unwrap().contains("trap"), "{trap}");
     let (_, metrics) = http(svc.port, "GET", "/metrics", None);
     assert!(
@@ -337,7 +368,7 @@ fn a_plugin_renamed_into_the_directory_is_swapped_in_and_bad_ones_are_rejected_w
         "{metrics}"
     );
     assert!(
-        metrics.contains("retention_plugin_loads_total{plugin=\"policy\",outcome=\"rejected\"} 3"),
+        metrics.contains("retention_plugin_loads_total{plugin=\"policy\",outcome=\"rejected\"} 4"),
         "{metrics}"
     );
 
