@@ -60,11 +60,13 @@ archive_url = "file://{archive}"
         p
     }
 
-    /// Every file under the temp dir (relative path -> sha256 of its bytes), excluding the config.
+    /// Every data file under the temp dir (relative path -> sha256 of its bytes), excluding the config and the state
+    /// directory (pass history and audit trail: written by every run, a record, not data).
     fn snapshot(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         walk(self.path(), self.path(), &mut out);
         out.remove("retention.toml");
+        out.retain(|k, _| !k.starts_with("retention-state/"));
         out
     }
 }

@@ -136,7 +136,7 @@ async fn hot_swap(
         to_swap.push(t0.elapsed().as_secs_f64() * 1e3);
         let source = svc.plugins.status("policy").unwrap().active.unwrap().source;
         *sources.entry(source.as_str()).or_insert(0) += 1;
-        let report = svc.trigger("ds-policy", true).await.unwrap();
+        let report = svc.trigger("ds-policy", true, false).await.unwrap();
         to_pass.push(t0.elapsed().as_secs_f64() * 1e3);
         assert_eq!(
             report.plugin.as_ref().unwrap().digest,

@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// The pass's "now" (RFC 3339), instead of the clock.
     #[arg(long, value_parser = parse_now)]
     pub now: Option<DateTime<Utc>>,
+    /// Let this pass past the fraction guards (max_drop_bytes_fraction, max_drop_segments_fraction). Never past a
+    /// legal hold, keep_newest or min_drop_age_secs.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -184,7 +188,7 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
         ],
         None => config.datasets.clone(),
     };
-    let code = run_datasets(&config, &datasets, args.dry_run, args.json, args.now).await?;
+    let code = run_datasets(&config, &datasets, args.dry_run, args.json, args.now, args.force).await?;
     Ok(code)
 }
 
@@ -195,7 +199,11 @@ pub async fn run_datasets(
     dry_run: bool,
     json: bool,
     now: Option<DateTime<Utc>>,
+    force: bool,
 ) -> anyhow::Result<i32> {
+    // Holds live in the state database, and so does the record of what this run does: without it, no pass.
+    let state = crate::state::StateDb::open(&config.service.state_dir)
+        .with_context(|| "cannot open the state database (legal holds and the audit trail live there)")?;
     let runtime = Runtime::new(config.runtime.clone())?;
     let mut stores = Vec::new();
     for ds in datasets {
@@ -208,11 +216,17 @@ pub async fn run_datasets(
         dry_run,
         now: now.unwrap_or_else(Utc::now),
         cancel: None,
+        force,
+        holds: Vec::new(),
     };
     let show_progress = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
     let mut failed = false;
     for (ds, store) in datasets.iter().zip(stores) {
+        let opts = PassOptions {
+            holds: state.holds(Some(&ds.name), false)?,
+            ..opts.clone()
+        };
         let report = match runtime.load_file(&ds.plugin_path) {
             Ok(plugin) => {
                 let bar = ProgressBar::new(show_progress);
@@ -225,6 +239,10 @@ pub async fn run_datasets(
                 continue;
             }
         };
+        if let Err(e) = state.record_pass(&report, "cli", config.service.history_passes) {
+            eprintln!("dataset {}: the pass ran but could not be recorded: {e}", ds.name);
+            failed = true;
+        }
         failed |= report.status != PassStatus::Ok || report.stats.failed > 0;
         if json {
             reports.push(report);

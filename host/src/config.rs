@@ -189,13 +189,25 @@ fn default_level() -> i32 {
 #[serde(deny_unknown_fields, default)]
 pub struct RawGuard {
     /// Largest fraction (0 to 1) of the dataset's bytes that one pass may drop; a plan over it applies nothing.
+    /// `retention run --force` (or `force=true` on the API's trigger) lets one pass past it.
     pub max_drop_bytes_fraction: f64,
+    /// Largest fraction (0 to 1) of the dataset's segments that one pass may drop; a plan over it applies nothing.
+    /// `--force` lets one pass past it.
+    pub max_drop_segments_fraction: f64,
+    /// The newest N segments (by end time, across tiers) are never dropped: a plan that drops one applies nothing.
+    pub keep_newest: u64,
+    /// Segments younger than this (by end time, against the pass's now) are never dropped: a plan that drops one
+    /// applies nothing. In seconds.
+    pub min_drop_age_secs: u64,
 }
 
 impl Default for RawGuard {
     fn default() -> Self {
         RawGuard {
             max_drop_bytes_fraction: 0.5,
+            max_drop_segments_fraction: 0.5,
+            keep_newest: 1,
+            min_drop_age_secs: 3_600,
         }
     }
 }
@@ -291,12 +303,19 @@ pub enum TimeSource {
 #[derive(Debug, Clone, Copy)]
 pub struct GuardConfig {
     pub max_drop_bytes_fraction: f64,
+    pub max_drop_segments_fraction: f64,
+    pub keep_newest: u64,
+    pub min_drop_age: Duration,
 }
 
 impl Default for GuardConfig {
     fn default() -> Self {
+        let raw = RawGuard::default();
         GuardConfig {
-            max_drop_bytes_fraction: RawGuard::default().max_drop_bytes_fraction,
+            max_drop_bytes_fraction: raw.max_drop_bytes_fraction,
+            max_drop_segments_fraction: raw.max_drop_segments_fraction,
+            keep_newest: raw.keep_newest,
+            min_drop_age: Duration::from_secs(raw.min_drop_age_secs),
         }
     }
 }
@@ -526,14 +545,28 @@ impl DatasetConfig {
                 ));
             }
         };
-        let f = raw.guard.max_drop_bytes_fraction;
-        if !(0.0..=1.0).contains(&f) {
+        let g = &raw.guard;
+        for (key, f) in [
+            ("max_drop_bytes_fraction", g.max_drop_bytes_fraction),
+            ("max_drop_segments_fraction", g.max_drop_segments_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&f) {
+                return Err(invalid(at(&format!("guard.{key}")), f, "must be between 0 and 1"));
+            }
+        }
+        if g.min_drop_age_secs > 100 * 365 * 86_400 {
             return Err(invalid(
-                at("guard.max_drop_bytes_fraction"),
-                f,
-                "must be between 0 and 1",
+                at("guard.min_drop_age_secs"),
+                g.min_drop_age_secs,
+                "must be at most 100 years",
             ));
         }
+        let guard = GuardConfig {
+            max_drop_bytes_fraction: g.max_drop_bytes_fraction,
+            max_drop_segments_fraction: g.max_drop_segments_fraction,
+            keep_newest: g.keep_newest,
+            min_drop_age: Duration::from_secs(g.min_drop_age_secs),
+        };
         if !(1..=256).contains(&raw.apply_parallelism) {
             return Err(invalid(
                 at("apply_parallelism"),
@@ -548,9 +581,7 @@ impl DatasetConfig {
             schedule,
             params,
             store,
-            guard: GuardConfig {
-                max_drop_bytes_fraction: f,
-            },
+            guard,
             apply_parallelism: raw.apply_parallelism,
         })
     }

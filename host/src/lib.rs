@@ -13,6 +13,7 @@ pub mod config;
 pub mod crashpoint;
 pub mod demo;
 pub mod guard;
+pub mod hold;
 pub mod metrics;
 pub mod pass;
 pub mod plugin;

@@ -23,6 +23,10 @@ pub struct PassOptions {
     pub now: DateTime<Utc>,
     /// Cancelled when the service shuts down: the pass applies nothing more after the group of actions in progress.
     pub cancel: Option<tokio_util::sync::CancellationToken>,
+    /// Lets the plan past the fraction guards (never past holds or the other guards).
+    pub force: bool,
+    /// The dataset's legal holds: held segments are never archived or dropped.
+    pub holds: Vec<crate::hold::Hold>,
 }
 
 impl PassOptions {
@@ -129,7 +133,7 @@ async fn run_inner(
 
     // Plugins run synchronously under their own deadlines; keep them off the async workers.
     let step = Instant::now();
-    let plan = {
+    let (plan, symbols) = {
         let segments = segments.clone();
         let dataset_name = dataset.name.clone();
         let params = dataset.params.clone();
@@ -144,7 +148,7 @@ async fn run_inner(
                 dry_run,
                 params: &params,
             };
-            plugin.plan(input, segments, &symbols)
+            plugin.plan(input, segments, &symbols).map(|plan| (plan, symbols))
         })
         .await
         .map_err(|e| PassError::Other(format!("planning task failed: {e}")))??
@@ -152,7 +156,10 @@ async fn run_inner(
     report.timings.plan_ms = ms(step);
     report.plugin_log = plan.log;
     report.plugin_log_dropped = plan.log_dropped;
-    let decisions = plan.decisions;
+    let mut decisions = plan.decisions;
+    // Holds come before the guards, so that the guards judge the plan that would really be applied.
+    let overrides = crate::hold::apply(&opts.holds, &segments, &symbols, &mut decisions);
+    drop(symbols);
     let reasons = plan.reasons;
     // The plugin is done with the segments; the report takes them over (names move instead of being copied).
     let segments = Arc::try_unwrap(segments).unwrap_or_else(|shared| (*shared).clone());
@@ -166,17 +173,21 @@ async fn run_inner(
             dataset.name
         )));
     }
-    if let Err(e) = guard::check(&dataset.guard, &segments, &decisions) {
+    let now_ms = opts.now.timestamp_millis();
+    if let Err(e) = guard::check(&dataset.guard, &segments, &decisions, now_ms, opts.force) {
         report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
+        report.mark_overridden(overrides);
         return Err(e.into());
     }
     if opts.dry_run {
         report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
+        report.mark_overridden(overrides);
         return Ok(());
     }
 
     if opts.cancelled() {
         report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
+        report.mark_overridden(overrides);
         return Err(PassError::Cancelled("nothing was applied".into()));
     }
 
@@ -210,6 +221,7 @@ async fn run_inner(
         Some(Ok(a)) => (Outcome::Done, None, a.bytes_after),
         Some(Err(e)) => (Outcome::Failed, Some(e.to_string()), 0),
     });
+    report.mark_overridden(overrides);
     if not_started > 0 {
         report.uncount_planned();
         return Err(PassError::Cancelled(format!(

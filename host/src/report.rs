@@ -60,6 +60,8 @@ pub struct Stats {
     pub dropped: ActionStats,
     /// Actions that failed and left their segment as it was.
     pub failed: u64,
+    /// Archives and drops that legal holds turned into keeps (counted in `kept`).
+    pub overridden: u64,
     /// Bytes no longer held locally (drops, archives, compression savings); in a dry run, drops and archives only,
     /// as compression savings are unknown until done.
     pub freed_bytes: u64,
@@ -106,6 +108,9 @@ pub struct SegmentRow {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When a legal hold turned the plugin's archive or drop into this keep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overridden: Option<crate::hold::Overridden>,
 }
 
 /// Everything about one pass over one dataset.
@@ -202,7 +207,18 @@ impl PassReport {
                 bytes: s.bytes,
                 outcome: o,
                 error,
+                overridden: None,
             });
+        }
+    }
+
+    /// Marks the rows whose decision a hold changed (one entry per segment, in order).
+    pub fn mark_overridden(&mut self, overrides: Vec<Option<crate::hold::Overridden>>) {
+        for (row, o) in self.segments.iter_mut().zip(overrides) {
+            if o.is_some() {
+                self.stats.overridden += 1;
+                row.overridden = o;
+            }
         }
     }
 
@@ -250,7 +266,7 @@ impl PassReport {
         let rows: Vec<&SegmentRow> = self
             .segments
             .iter()
-            .filter(|r| self.dry_run || r.action != Action::Keep)
+            .filter(|r| self.dry_run || r.action != Action::Keep || r.overridden.is_some())
             .collect();
         if !rows.is_empty() {
             // Rows are written by hand, not with `{:<width$}`: a dry run prints one per segment, hundreds of thousands,
@@ -278,6 +294,9 @@ impl PassReport {
                 }
                 if let Some(e) = &r.error {
                     write!(out, ": {e}")?;
+                }
+                if let Some(o) = &r.overridden {
+                    write!(out, " [OVERRIDDEN: the plugin said {}; {}]", o.action.as_str(), o.hold)?;
                 }
                 out.write_all(b"\n")?;
             }
@@ -308,6 +327,13 @@ impl PassReport {
             s.failed,
             self.duration_ms / 1e3
         )?;
+        if s.overridden > 0 {
+            writeln!(
+                out,
+                "  held: {} archives or drops overridden by legal holds (kept)",
+                s.overridden
+            )?;
+        }
         let t = &self.timings;
         writeln!(
             out,
@@ -400,6 +426,7 @@ mod tests {
             bytes: 1536,
             outcome: Outcome::Planned,
             error: None,
+            overridden: None,
         });
         let mut out = Vec::new();
         report.write_text(&mut out).unwrap();

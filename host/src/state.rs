@@ -11,7 +11,56 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::report::PassReport;
+use crate::hold::{Hold, Selector};
+use crate::report::{Outcome, PassReport, PassStatus};
+use crate::segment::Action;
+
+/// Writes the audit records of a pass: every archive, drop and compression it applied or tried, every one a hold
+/// overrode, and every one a guard refused. Dry runs and plans that failed in the plugin have none.
+fn record_audit(tx: &rusqlite::Transaction<'_>, report: &PassReport) -> rusqlite::Result<()> {
+    if report.dry_run || report.status == PassStatus::Failed {
+        return Ok(());
+    }
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let plugin = report.plugin.as_ref();
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO audit (at, pass_id, dataset, segment, tier_before, tier_after, action, outcome, reason, detail,
+                            plugin_name, plugin_version, plugin_digest, bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    for row in &report.segments {
+        let (action, outcome, tier_after, detail) = if let Some(o) = &row.overridden {
+            (o.action, "overridden", Some(row.tier), Some(o.hold.clone()))
+        } else if row.action == Action::Keep {
+            continue;
+        } else if report.status == PassStatus::Refused {
+            (row.action, "refused", Some(row.tier), report.error.clone())
+        } else {
+            match row.outcome {
+                Outcome::Done => (row.action, "done", row.action.tier_after(row.tier), None),
+                Outcome::Failed => (row.action, "failed", Some(row.tier), row.error.clone()),
+                Outcome::Planned => (row.action, "not-started", Some(row.tier), report.error.clone()),
+            }
+        };
+        stmt.execute(params![
+            at,
+            report.pass_id,
+            report.dataset,
+            row.name,
+            row.tier.as_str(),
+            tier_after.map(|t| t.as_str()),
+            action.as_str(),
+            outcome,
+            row.reason,
+            detail,
+            plugin.map(|p| &p.name),
+            plugin.map(|p| &p.version),
+            plugin.map(|p| &p.digest),
+            row.bytes as i64,
+        ])?;
+    }
+    Ok(())
+}
 
 /// The schema version this host writes; `PRAGMA user_version` in the file.
 const SCHEMA_VERSION: i64 = 1;
@@ -46,7 +95,76 @@ CREATE TABLE IF NOT EXISTS plugin_events (
     reason       TEXT
 );
 CREATE INDEX IF NOT EXISTS plugin_events_by_plugin ON plugin_events (plugin, seq);
+CREATE TABLE IF NOT EXISTS holds (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    dataset      TEXT NOT NULL,
+    selector     TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    author       TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    lifted_at    TEXT,
+    lifted_by    TEXT
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           TEXT NOT NULL,
+    pass_id      TEXT NOT NULL,
+    dataset      TEXT NOT NULL,
+    segment      TEXT NOT NULL,
+    tier_before  TEXT,
+    tier_after   TEXT,
+    action       TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    reason       TEXT,
+    detail       TEXT,
+    plugin_name    TEXT,
+    plugin_version TEXT,
+    plugin_digest  TEXT,
+    bytes        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_dataset ON audit (dataset, seq);
+CREATE INDEX IF NOT EXISTS audit_by_segment ON audit (segment, seq);
+CREATE INDEX IF NOT EXISTS audit_by_pass ON audit (pass_id);
 ";
+
+/// One line of the audit trail: an action applied, failed, overridden by a hold or refused by a guard.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    /// Position in the trail; the paging cursor.
+    pub seq: i64,
+    /// When it was recorded (the end of its pass).
+    pub at: String,
+    pub pass_id: String,
+    pub dataset: String,
+    pub segment: String,
+    pub tier_before: Option<String>,
+    /// `None` when the segment is gone (a drop) or did not change.
+    pub tier_after: Option<String>,
+    /// What was decided: `compress`, `archive`, `drop` (the plugin's decision, also when overridden).
+    pub action: String,
+    /// `done`, `failed`, `overridden` (by a hold), `refused` (by a guard), `not-started` (shutdown).
+    pub outcome: String,
+    /// The plugin's reason.
+    pub reason: Option<String>,
+    /// The error, the hold or the guard.
+    pub detail: Option<String>,
+    pub plugin_name: Option<String>,
+    pub plugin_version: Option<String>,
+    pub plugin_digest: Option<String>,
+    /// Bytes of the segment before the action.
+    pub bytes: u64,
+}
+
+/// Filters of an audit query; `None` matches everything.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilter {
+    pub dataset: Option<String>,
+    pub segment: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub pass_id: Option<String>,
+}
 
 /// A state database problem.
 #[derive(Debug, thiserror::Error)]
@@ -153,14 +271,16 @@ impl StateDb {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a finished pass and its report; keeps at most `keep` passes (oldest pruned).
+    /// Records a finished pass, its report and its audit records (one transaction); keeps at most `keep` passes
+    /// (oldest pruned; the audit trail is never pruned).
     pub fn record_pass(&self, report: &PassReport, trigger: &str, keep: u64) -> Result<(), StateError> {
         let json = serde_json::to_vec(report).map_err(|e| StateError::Encode(e.to_string()))?;
         let report_zst = zstd::bulk::compress(&json, 3).map_err(|e| StateError::Encode(e.to_string()))?;
         let stats = serde_json::to_string(&report.stats).map_err(|e| StateError::Encode(e.to_string()))?;
         let plugin = report.plugin.as_ref();
-        let conn = self.conn();
-        conn.execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        tx.execute(
             "INSERT INTO passes (pass_id, dataset, trigger, dry_run, status, error, plugin_name, plugin_version,
                                  plugin_digest, started_at, duration_ms, stats, report_zst)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -181,12 +301,138 @@ impl StateDb {
             ],
         )
         .map_err(|e| self.err(e))?;
-        conn.execute(
+        tx.execute(
             "DELETE FROM passes WHERE seq <= (SELECT MAX(seq) FROM passes) - ?1",
             params![keep as i64],
         )
         .map_err(|e| self.err(e))?;
+        record_audit(&tx, report).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// The audit trail, newest first, after the filters; `before` is the `seq` cursor of the previous page.
+    pub fn audit(&self, f: &AuditFilter, before: Option<i64>, limit: u32) -> Result<Vec<AuditRecord>, StateError> {
+        self.audit_query(f, "seq < ?6 ORDER BY seq DESC", before.unwrap_or(i64::MAX), limit)
+    }
+
+    /// The audit trail, oldest first, from `after` (exclusive), for exporting in pages.
+    pub fn audit_after(&self, f: &AuditFilter, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StateError> {
+        self.audit_query(f, "seq > ?6 ORDER BY seq ASC", after, limit)
+    }
+
+    fn audit_query(
+        &self,
+        f: &AuditFilter,
+        order: &str,
+        cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StateError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT seq, at, pass_id, dataset, segment, tier_before, tier_after, action, outcome, reason, detail,
+                    plugin_name, plugin_version, plugin_digest, bytes FROM audit
+             WHERE (?1 IS NULL OR dataset = ?1) AND (?2 IS NULL OR segment = ?2) AND (?3 IS NULL OR action = ?3)
+               AND (?4 IS NULL OR outcome = ?4) AND (?5 IS NULL OR pass_id = ?5) AND {order} LIMIT ?7"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(
+                params![f.dataset, f.segment, f.action, f.outcome, f.pass_id, cursor, limit],
+                |r| {
+                    Ok(AuditRecord {
+                        seq: r.get(0)?,
+                        at: r.get(1)?,
+                        pass_id: r.get(2)?,
+                        dataset: r.get(3)?,
+                        segment: r.get(4)?,
+                        tier_before: r.get(5)?,
+                        tier_after: r.get(6)?,
+                        action: r.get(7)?,
+                        outcome: r.get(8)?,
+                        reason: r.get(9)?,
+                        detail: r.get(10)?,
+                        plugin_name: r.get(11)?,
+                        plugin_version: r.get(12)?,
+                        plugin_digest: r.get(13)?,
+                        bytes: r.get::<_, i64>(14)? as u64,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Sets a hold; returns it with its id.
+    pub fn add_hold(&self, dataset: &str, selector: &Selector, reason: &str, author: &str) -> Result<Hold, StateError> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let sel = serde_json::to_string(selector).map_err(|e| StateError::Encode(e.to_string()))?;
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO holds (dataset, selector, reason, author, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![dataset, sel, reason, author, at],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(Hold {
+            id: conn.last_insert_rowid(),
+            dataset: dataset.to_string(),
+            selector: selector.clone(),
+            reason: reason.to_string(),
+            author: author.to_string(),
+            created_at: at,
+            lifted_at: None,
+            lifted_by: None,
+        })
+    }
+
+    /// Lifts a hold; `Ok(None)` when there is no such hold, an error-free no-op when it was lifted already.
+    pub fn lift_hold(&self, id: i64, by: &str) -> Result<Option<Hold>, StateError> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.conn()
+            .execute(
+                "UPDATE holds SET lifted_at = ?2, lifted_by = ?3 WHERE id = ?1 AND lifted_at IS NULL",
+                params![id, at, by],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.holds(None, true)?.into_iter().find(|h| h.id == id))
+    }
+
+    /// Holds of one dataset or all; lifted ones only with `include_lifted`.
+    pub fn holds(&self, dataset: Option<&str>, include_lifted: bool) -> Result<Vec<Hold>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, dataset, selector, reason, author, created_at, lifted_at, lifted_by FROM holds
+                 WHERE (?1 IS NULL OR dataset = ?1) AND (?2 OR lifted_at IS NULL) ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![dataset, include_lifted], |r| {
+                let sel: String = r.get(2)?;
+                Ok((
+                    sel,
+                    Hold {
+                        id: r.get(0)?,
+                        dataset: r.get(1)?,
+                        selector: Selector::NamePrefix(String::new()),
+                        reason: r.get(3)?,
+                        author: r.get(4)?,
+                        created_at: r.get(5)?,
+                        lifted_at: r.get(6)?,
+                        lifted_by: r.get(7)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (sel, mut hold) = row.map_err(|e| self.err(e))?;
+            // A selector this host cannot read must not silently select nothing: refuse to go on.
+            hold.selector = serde_json::from_str(&sel)
+                .map_err(|e| StateError::Encode(format!("hold {} has an unreadable selector {sel:?}: {e}", hold.id)))?;
+            out.push(hold);
+        }
+        Ok(out)
     }
 
     /// Pass history, newest first: at most `limit` rows, of one dataset or all, older than the pass `before` (the

@@ -19,8 +19,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::hold::Selector;
 use crate::service::plugins::RollbackError;
 use crate::service::{Service, TriggerError};
+use crate::state::AuditFilter;
 
 /// Largest page of the pass history.
 pub const MAX_PAGE: u32 = 1_000;
@@ -65,6 +67,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
         .route("/v1/datasets/{name}/passes", post(trigger_pass))
         .route("/v1/config/reload", post(reload_config))
+        .route("/v1/holds", post(add_hold))
+        .route("/v1/holds/{id}/lift", post(lift_hold))
         .route_layer(middleware::from_fn_with_state(service.clone(), require_token));
     Router::new()
         .route("/healthz", get(health))
@@ -76,6 +80,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/datasets/{name}", get(get_dataset))
         .route("/v1/passes", get(list_passes))
         .route("/v1/passes/{id}", get(get_pass))
+        .route("/v1/holds", get(list_holds))
+        .route("/v1/audit", get(audit))
+        .route("/v1/audit/export", get(audit_export))
         .merge(admin)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -192,6 +199,9 @@ struct TriggerQuery {
     /// Plan and report without touching data.
     #[serde(default)]
     dry_run: bool,
+    /// Let the pass past the fraction guards (never past holds or the other guards).
+    #[serde(default)]
+    force: bool,
 }
 
 async fn trigger_pass(
@@ -200,7 +210,7 @@ async fn trigger_pass(
     query: Result<Query<TriggerQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
-    match service.trigger(&name, q.dry_run).await {
+    match service.trigger(&name, q.dry_run, q.force).await {
         Ok(report) => Ok(Json(report).into_response()),
         Err(e @ TriggerError::UnknownDataset(_)) => Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string())),
         Err(e @ TriggerError::Busy(_)) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
@@ -262,4 +272,183 @@ async fn get_pass(State(service): State<Arc<Service>>, Path(id): Path<String>) -
         .pass_report(&id)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no pass {id:?} in the history")))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// A JSON body, with serde's message on a bad one.
+fn body<T>(b: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+/// `POST /v1/holds` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewHold {
+    dataset: String,
+    /// `{"label": {"key": "service", "value": "billing"}}` or `{"name_prefix": "billing/"}`.
+    selector: Selector,
+    reason: String,
+    author: String,
+}
+
+fn check_text(field: &str, v: &str) -> Result<(), ApiError> {
+    if v.trim().is_empty() || v.len() > 1_000 || v.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{field} must be 1 to 1000 printable characters, got {v:?}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn add_hold(
+    State(service): State<Arc<Service>>,
+    b: Result<Json<NewHold>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let h = body(b)?;
+    if service.dataset(&h.dataset).is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("dataset: no dataset {:?} in the running config", h.dataset),
+        ));
+    }
+    check_text("reason", &h.reason)?;
+    check_text("author", &h.author)?;
+    match &h.selector {
+        Selector::Label { key, value } => {
+            check_text("selector.label.key", key)?;
+            check_text("selector.label.value", value)?;
+        }
+        Selector::NamePrefix(p) => check_text("selector.name_prefix", p)?,
+    }
+    let hold = service.state.add_hold(&h.dataset, &h.selector, &h.reason, &h.author)?;
+    tracing::info!(hold = hold.id, dataset = %hold.dataset, author = %hold.author, "legal hold set");
+    Ok((StatusCode::CREATED, Json(json!({ "hold": hold }))).into_response())
+}
+
+/// `POST /v1/holds/{id}/lift` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Lift {
+    author: String,
+}
+
+async fn lift_hold(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<i64>,
+    b: Result<Json<Lift>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let l = body(b)?;
+    check_text("author", &l.author)?;
+    let hold = service
+        .state
+        .lift_hold(id, &l.author)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no hold {id}")))?;
+    tracing::info!(hold = id, author = %l.author, "legal hold lifted");
+    Ok(Json(json!({ "hold": hold })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldsQuery {
+    dataset: Option<String>,
+    /// Also lifted holds.
+    #[serde(default)]
+    all: bool,
+}
+
+async fn list_holds(
+    State(service): State<Arc<Service>>,
+    query: Result<Query<HoldsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let holds = service.state.holds(q.dataset.as_deref(), q.all)?;
+    Ok(Json(json!({ "holds": holds })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    dataset: Option<String>,
+    segment: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    pass_id: Option<String>,
+    limit: Option<u32>,
+    /// Paging cursor: records older than this `seq` (the `next` of the previous page).
+    before: Option<i64>,
+}
+
+impl AuditQuery {
+    fn filter(&self) -> AuditFilter {
+        AuditFilter {
+            dataset: self.dataset.clone(),
+            segment: self.segment.clone(),
+            action: self.action.clone(),
+            outcome: self.outcome.clone(),
+            pass_id: self.pass_id.clone(),
+        }
+    }
+}
+
+async fn audit(
+    State(service): State<Arc<Service>>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be between 1 and {MAX_PAGE}, got {limit}"),
+        ));
+    }
+    let records = service.state.audit(&q.filter(), q.before, limit)?;
+    let next = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten();
+    Ok(Json(json!({ "records": records, "next": next })).into_response())
+}
+
+/// The whole (filtered) audit trail as JSON lines, oldest first, streamed page by page.
+async fn audit_export(
+    State(service): State<Arc<Service>>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
+    if q.limit.is_some() || q.before.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "export takes filters only, not limit or before",
+        ));
+    }
+    let filter = q.filter();
+    let state = service.state.clone();
+    let pages = futures::stream::unfold(Some(0i64), move |cursor| {
+        let state = state.clone();
+        let filter = filter.clone();
+        async move {
+            let after = cursor?;
+            let page = tokio::task::spawn_blocking(move || state.audit_after(&filter, after, 5_000)).await;
+            match page {
+                Ok(Ok(records)) if records.is_empty() => None,
+                Ok(Ok(records)) => {
+                    let next = records.last().map(|r| r.seq);
+                    let mut chunk = Vec::with_capacity(records.len() * 256);
+                    for r in &records {
+                        serde_json::to_writer(&mut chunk, r).expect("records serialise");
+                        chunk.push(b'\n');
+                    }
+                    Some((Ok::<_, std::io::Error>(chunk), next))
+                }
+                Ok(Err(e)) => Some((Err(std::io::Error::other(e.to_string())), None)),
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(pages),
+    )
+        .into_response())
 }

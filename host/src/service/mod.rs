@@ -80,6 +80,11 @@ pub struct DatasetStatus {
     pub store: String,
     pub apply_parallelism: usize,
     pub max_drop_bytes_fraction: f64,
+    pub max_drop_segments_fraction: f64,
+    pub keep_newest: u64,
+    pub min_drop_age_secs: u64,
+    /// Legal holds in force on the dataset.
+    pub holds: Vec<crate::hold::Hold>,
     /// The latest recorded pass (from the state database, so it survives restarts).
     pub last_pass: Option<PassRow>,
 }
@@ -257,6 +262,7 @@ impl Service {
         dataset: &str,
         trigger: Trigger,
         dry_run: bool,
+        force: bool,
     ) -> Result<tokio::task::JoinHandle<PassReport>, TriggerError> {
         if self.shutdown.is_cancelled() {
             return Err(TriggerError::ShuttingDown);
@@ -279,7 +285,7 @@ impl Service {
         let me = self.arc();
         let name = dataset.to_string();
         Ok(self.passes.spawn(async move {
-            let report = me.execute(&name, trigger, dry_run).await;
+            let report = me.execute(&name, trigger, dry_run, force).await;
             if let Some(r) = me.datasets.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&name) {
                 r.running = false;
             }
@@ -287,13 +293,13 @@ impl Service {
         }))
     }
 
-    /// Runs a pass now (the API's trigger) and returns its report.
-    pub async fn trigger(&self, dataset: &str, dry_run: bool) -> Result<PassReport, TriggerError> {
-        let handle = self.begin_pass(dataset, Trigger::Api, dry_run)?;
+    /// Runs a pass now (the API's trigger) and returns its report. `force` lets it past the fraction guards.
+    pub async fn trigger(&self, dataset: &str, dry_run: bool, force: bool) -> Result<PassReport, TriggerError> {
+        let handle = self.begin_pass(dataset, Trigger::Api, dry_run, force)?;
         handle.await.map_err(|_| TriggerError::ShuttingDown)
     }
 
-    async fn execute(&self, name: &str, trigger: Trigger, dry_run: bool) -> PassReport {
+    async fn execute(&self, name: &str, trigger: Trigger, dry_run: bool, force: bool) -> PassReport {
         let config = self.config.load_full();
         let now = self.clock.now();
         let now_s = now.to_rfc3339_opts(SecondsFormat::Millis, true);
@@ -307,13 +313,22 @@ impl Service {
             ),
             Some(ds) => match self.plugins.get(&ds.plugin) {
                 Err(e) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
-                Ok(plugin) => match crate::store::open(ds).await {
-                    Err(e) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
-                    Ok(store) => {
+                Ok(plugin) => match (crate::store::open(ds).await, self.state.holds(Some(name), false)) {
+                    (Err(e), _) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
+                    (_, Err(e)) => PassReport::not_started(
+                        name,
+                        dry_run,
+                        &now_s,
+                        String::new(),
+                        format!("cannot read the legal holds, so no pass: {e}"),
+                    ),
+                    (Ok(store), Ok(holds)) => {
                         let opts = PassOptions {
                             dry_run,
                             now,
                             cancel: Some(self.shutdown.clone()),
+                            force,
+                            holds,
                         };
                         pass::run(ds, store, plugin, &opts, &|_| {}).await
                     }
@@ -393,6 +408,13 @@ impl Service {
             store: format!("directory {}", dir.root.display()),
             apply_parallelism: ds.apply_parallelism,
             max_drop_bytes_fraction: ds.guard.max_drop_bytes_fraction,
+            max_drop_segments_fraction: ds.guard.max_drop_segments_fraction,
+            keep_newest: ds.guard.keep_newest,
+            min_drop_age_secs: ds.guard.min_drop_age.as_secs(),
+            holds: self.state.holds(Some(name), false).unwrap_or_else(|e| {
+                tracing::error!("cannot read the legal holds: {e}");
+                Vec::new()
+            }),
             last_pass,
         })
     }
@@ -416,7 +438,7 @@ impl Service {
 
 impl Runner for Service {
     fn tick(&self, dataset: &str) -> Tick {
-        match self.begin_pass(dataset, Trigger::Schedule, false) {
+        match self.begin_pass(dataset, Trigger::Schedule, false, false) {
             Ok(_) => Tick::Started,
             Err(_) => Tick::Skipped,
         }
