@@ -1,10 +1,13 @@
 //! Crash safety of the real binary: for every crash point of the directory store, a pass over a fresh tree is killed
 //! there (`RETENTION_CRASH_AT`, an abort as sudden as `kill -9`), and then every file's content must still exist,
-//! complete, in at least one visible place (hot, `.zst` or archive). The next pass, which recovers first, must leave
-//! exactly one copy of each kept file, in its planned tier, and no temporaries.
+//! complete, in at least one visible place (hot, `.zst`, archive, or the trash for a dropped file until it is purged).
+//! The next pass, which recovers first, must leave exactly one copy of each kept file, in its planned tier, and no
+//! temporaries.
 //!
 //! The plan comes from the `age_tiering` plugin with per-label overrides: the first directory of a name (`compress/`,
-//! `archive/`, `drop/`) picks the action, and the pass's `--now` is far enough ahead that every threshold is reached.
+//! `archive/`, `drop/`) picks the action, and the pass's `--now` is far enough ahead that every threshold is reached,
+//! and that the trash's grace period of what the pass drops has ended: the pass moves dropped files to the trash, then
+//! purges them. The restore points are reached by `retention trash restore` after a pass that only trashed.
 
 mod common;
 
@@ -16,7 +19,7 @@ use retention::store::dir::CRASH_POINTS;
 
 const NOW: &str = "2100-01-01T00:00:00Z";
 
-/// A visible copy of a segment: name, place (`hot`, `compressed`, `archived`) and content (decompressed).
+/// A visible copy of a segment: name, place (`hot`, `compressed`, `archived`, `trash`) and content (decompressed).
 type Copy = (String, &'static str, Vec<u8>);
 
 /// A fresh dataset: root, archive directory and config file.
@@ -35,7 +38,8 @@ fn write(path: &Path, content: &[u8]) {
 }
 
 impl Tree {
-    fn new() -> Tree {
+    /// A tree whose dataset has the default grace period, or `trash_grace_secs = grace`.
+    fn new(grace: Option<u64>) -> Tree {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("data");
         let archive = tmp.path().join("archive");
@@ -115,10 +119,12 @@ max_drop_bytes_fraction = 1.0
 root = "{root}"
 labels = '^(?P<act>[a-z]+)/'
 archive_url = "file://{archive}"
+{grace}
 "#,
             plugins = common::plugin_dir().display(),
             root = root.display(),
             archive = archive.display(),
+            grace = grace.map_or_else(String::new, |g| format!("trash_grace_secs = {g}")),
         );
         std::fs::write(&config, text).unwrap();
         Tree {
@@ -130,10 +136,27 @@ archive_url = "file://{archive}"
         }
     }
 
-    /// Runs a pass, dying at `crash_at` if given. Returns the exit status and stderr.
+    /// Runs a pass at `NOW`, dying at `crash_at` if given. Returns the exit status and stderr.
     fn run(&self, crash_at: Option<&str>) -> (std::process::ExitStatus, String) {
+        self.run_at(NOW, crash_at)
+    }
+
+    fn run_at(&self, now: &str, crash_at: Option<&str>) -> (std::process::ExitStatus, String) {
         let mut cmd = common::retention();
-        cmd.args(["run", "--json", "--now", NOW, "--config"]).arg(&self.config);
+        cmd.args(["run", "--json", "--now", now, "--config"]).arg(&self.config);
+        self.exec(cmd, crash_at)
+    }
+
+    /// Runs `retention trash restore` on every dropped local file, dying at `crash_at` if given.
+    fn restore(&self, crash_at: Option<&str>) -> (std::process::ExitStatus, String) {
+        let mut cmd = common::retention();
+        cmd.args(["trash", "restore", "--dataset", "crash", "--config"])
+            .arg(&self.config);
+        cmd.args(self.originals.keys().filter(|n| is_local_drop(n)));
+        self.exec(cmd, crash_at)
+    }
+
+    fn exec(&self, mut cmd: std::process::Command, crash_at: Option<&str>) -> (std::process::ExitStatus, String) {
         if let Some(p) = crash_at {
             cmd.env("RETENTION_CRASH_AT", p);
         }
@@ -158,7 +181,12 @@ archive_url = "file://{archive}"
                     temps.push(path);
                     continue;
                 }
-                let rel = path.strip_prefix(base).unwrap().to_str().unwrap();
+                let mut rel = path.strip_prefix(base).unwrap().to_str().unwrap();
+                // A trash entry: `.retention-trash/<batch>/<relative path as it was>`.
+                let trashed = !archived && rel.starts_with(".retention-trash/");
+                if trashed {
+                    rel = rel.splitn(3, '/').nth(2).unwrap();
+                }
                 let raw = std::fs::read(&path).unwrap();
                 let (name, content) = match rel.strip_suffix(".zst") {
                     Some(name) => {
@@ -168,10 +196,11 @@ archive_url = "file://{archive}"
                     }
                     None => (rel, raw),
                 };
-                let place = match (archived, rel.ends_with(".zst")) {
-                    (true, _) => "archived",
-                    (false, true) => "compressed",
-                    (false, false) => "hot",
+                let place = match (archived, trashed, rel.ends_with(".zst")) {
+                    (true, _, _) => "archived",
+                    (false, true, _) => "trash",
+                    (false, false, true) => "compressed",
+                    (false, false, false) => "hot",
                 };
                 copies.push((name.to_string(), place, content));
             }
@@ -180,8 +209,9 @@ archive_url = "file://{archive}"
     }
 
     /// The invariant at any instant: each visible copy is complete and right; each segment not planned for a drop is
-    /// visible somewhere.
-    fn check_whole(&self, context: &str) {
+    /// visible somewhere; a dropped local file is in exactly one place (its own or the trash), or, when
+    /// `drops_may_be_gone` (no grace, or a purge started), perhaps in none.
+    fn check_whole(&self, context: &str, drops_may_be_gone: bool) {
         let (copies, _) = self.visible();
         let mut count: HashMap<&str, usize> = HashMap::new();
         for (name, place, content) in &copies {
@@ -196,18 +226,20 @@ archive_url = "file://{archive}"
             *count.entry(name).or_default() += 1;
         }
         for name in self.originals.keys() {
-            if !name.starts_with("drop/") {
-                assert!(
-                    count.contains_key(name.as_str()),
-                    "{context}: {name} is visible nowhere"
-                );
+            let n = count.get(name.as_str()).copied().unwrap_or(0);
+            if !name.starts_with("drop/") || (is_local_drop(name) && !drops_may_be_gone) {
+                assert!(n >= 1, "{context}: {name} is visible nowhere");
+            }
+            if is_local_drop(name) {
+                assert!(n <= 1, "{context}: {name} is in {n} places at once");
             }
         }
     }
 
-    /// After a complete pass: no temporaries, each kept segment once and in its planned tier, dropped ones gone.
+    /// After a complete pass: no temporaries, each kept segment once and in its planned tier, dropped ones gone (the
+    /// trash purged).
     fn check_settled(&self, context: &str) {
-        self.check_whole(context);
+        self.check_whole(context, true);
         let (copies, temps) = self.visible();
         assert!(temps.is_empty(), "{context}: temporaries left: {temps:?}");
         let mut places: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -224,6 +256,11 @@ archive_url = "file://{archive}"
             assert_eq!(got, want, "{context}: copies of {name}");
         }
     }
+}
+
+/// A dropped file of the dataset's directory (not of its archive): it goes to the trash.
+fn is_local_drop(name: &str) -> bool {
+    name.starts_with("drop/h") || name.starts_with("drop/z")
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -256,30 +293,49 @@ fn assert_aborted(status: std::process::ExitStatus, stderr: &str, point: &str) {
 
 #[test]
 fn a_pass_without_crash_tiers_every_file_as_planned() {
-    let t = Tree::new();
-    let (status, stderr) = t.run(None);
-    assert!(status.success(), "{status}: {stderr}");
-    t.check_settled("uninterrupted pass");
+    for grace in [None, Some(0)] {
+        let t = Tree::new(grace);
+        let (status, stderr) = t.run(None);
+        assert!(status.success(), "{status}: {stderr}");
+        t.check_settled(&format!("uninterrupted pass, grace {grace:?}"));
+    }
 }
 
 #[test]
 fn every_crash_point_keeps_each_file_whole_and_the_next_pass_settles_it() {
-    for point in CRASH_POINTS {
-        let t = Tree::new();
-        if point.starts_with("recover:") {
-            // Recovery only has work after an interrupted pass: leave temporaries and duplicates behind first.
-            let (status, stderr) = t.run(Some("compress:renamed"));
-            assert_aborted(status, &stderr, "compress:renamed");
-        }
-        let (status, stderr) = t.run(Some(point));
+    // Every point with the default grace; the drop points again without one (dropped files deleted at once).
+    let without_grace = CRASH_POINTS
+        .iter()
+        .filter(|p| p.starts_with("drop:"))
+        .map(|p| (*p, Some(0)));
+    for (point, grace) in CRASH_POINTS.iter().map(|p| (*p, None)).chain(without_grace) {
+        let context = &format!("{point} (trash_grace_secs {grace:?})");
+        let t = Tree::new(grace);
+        let (status, stderr) = match point.split(':').next().unwrap() {
+            "recover" => {
+                // Recovery only has work after an interrupted pass: leave temporaries and duplicates behind first.
+                let (status, stderr) = t.run(Some("compress:renamed"));
+                assert_aborted(status, &stderr, "compress:renamed");
+                t.run(Some(point))
+            }
+            "restore" => {
+                // A pass at the real time only trashes (the grace has not ended); then undo its drops.
+                let now = chrono::Utc::now().to_rfc3339();
+                let (status, stderr) = t.run_at(&now, None);
+                assert!(status.success(), "{context}: {stderr}");
+                t.check_whole(context, false);
+                t.restore(Some(point))
+            }
+            _ => t.run(Some(point)),
+        };
         assert_aborted(status, &stderr, point);
-        t.check_whole(point);
+        t.check_whole(context, grace == Some(0) || point.starts_with("purge:"));
 
         let (status, stderr) = t.run(None);
         assert!(
             status.success(),
-            "{point}: the pass after the crash failed ({status}): {stderr}"
+            "{context}: the pass after the crash failed ({status}): {stderr}"
         );
-        t.check_settled(point);
+        t.check_settled(context);
     }
 }

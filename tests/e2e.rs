@@ -183,7 +183,11 @@ fn a_real_pass_leaves_exactly_the_expected_files_and_counts_them() {
     let (code, report, stderr) = run_json(&config, &[]);
     assert_eq!(code, 0, "{stderr}\n{report:#}");
     let after = tree.snapshot();
-    let names: Vec<&str> = after.keys().map(String::as_str).collect();
+    // The dropped file waits in the dataset's trash for its grace period (a day by default), with its bytes.
+    let (trashed, names): (Vec<&str>, Vec<&str>) = after
+        .keys()
+        .map(String::as_str)
+        .partition(|n| n.starts_with("logs/.retention-trash/"));
     assert_eq!(
         names,
         [
@@ -192,6 +196,9 @@ fn a_real_pass_leaves_exactly_the_expected_files_and_counts_them() {
             "logs/api/info-2026-03-01.log",
         ]
     );
+    assert_eq!(trashed.len(), 1, "{trashed:?}");
+    assert!(trashed[0].ends_with("/api/info-2026-01-20.log"), "{trashed:?}");
+    assert_eq!(read(&tree, trashed[0]), original["api/info-2026-01-20.log"]);
     // Every surviving copy holds exactly the original bytes.
     assert_eq!(
         read(&tree, "archive/api/info-2026-02-14.log"),
@@ -210,6 +217,9 @@ fn a_real_pass_leaves_exactly_the_expected_files_and_counts_them() {
     assert_eq!(stats["archived"]["segments"], 1);
     assert_eq!(stats["dropped"]["segments"], 1);
     assert_eq!(stats["dropped"]["bytes"], 20_000);
+    assert_eq!(stats["trashed"]["segments"], 1, "the drop went to the trash");
+    assert_eq!(stats["trashed"]["bytes"], 20_000);
+    assert_eq!(stats["purged"]["segments"], 0);
     assert_eq!(stats["failed"], 0);
     assert_eq!(stats["freed_bytes"], 40_000 + 20_000 - zst.len() as u64);
     assert_eq!(report[0]["plugin"]["name"], "age-tiering");

@@ -295,6 +295,8 @@ root = "logs"
 labels = '^(?P<service>[^/]+)/(?P<level>\w+)-(?P<date>\d{{4}}-\d{{2}}-\d{{2}})\.log$'
 time = "label:date"
 archive_url = "{url}"
+# These tests are about the archive: a dropped local file is deleted at once rather than kept in the trash.
+trash_grace_secs = 0
 "#,
             plugins = common::plugin_dir().display(),
             url = bucket.url(),

@@ -1,5 +1,5 @@
 //! The command line: `retention run`, `retention serve`, `retention status`, `retention plugin check|test`,
-//! `retention demo`.
+//! `retention trash list|restore`, `retention demo`.
 //!
 //! Parsing is clap's; each command is a small function over the library. Exit codes: 0 success, 1 a pass or check
 //! failed (the report or message says why), 2 bad usage or configuration.
@@ -43,6 +43,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Generates a sample log tree and config, then runs a dry run and a real pass on it.
     Demo(DemoArgs),
+    /// Lists or restores dropped segments kept in a dataset's trash.
+    #[command(subcommand)]
+    Trash(TrashCommand),
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +151,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve(args) => crate::service::serve(&args.config).await,
         Command::Status(args) => status(args).await,
         Command::Demo(args) => crate::demo::run(&args.dir, &args.plugin_dir).await,
+        Command::Trash(cmd) => trash(cmd).await,
     }
 }
 
@@ -517,4 +521,120 @@ fn plugin_test(args: TestArgs) -> anyhow::Result<i32> {
 fn duplicate_name<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let mut seen = std::collections::HashSet::new();
     names.into_iter().find(|n| !seen.insert(*n))
+}
+
+// --- retention trash ----------------------------------------------------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+pub enum TrashCommand {
+    /// Lists the dataset's trash: dropped segments still restorable, oldest first, with their expiry.
+    List {
+        #[command(flatten)]
+        dataset: TrashDataset,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Puts trashed segments back where and as they were (name, tier, bytes, mtime); the most recently trashed one
+    /// when a name was dropped several times. Refused for a segment that exists again in any tier.
+    Restore {
+        #[command(flatten)]
+        dataset: TrashDataset,
+        /// Segment names, as reports and `trash list` show them.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TrashDataset {
+    /// The configuration file (TOML).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The dataset.
+    #[arg(long)]
+    pub dataset: String,
+}
+
+/// `retention trash list|restore`: exit code 1 when a restore failed, 2 for a bad config or dataset.
+async fn trash(cmd: TrashCommand) -> anyhow::Result<i32> {
+    let which = match &cmd {
+        TrashCommand::List { dataset, .. } | TrashCommand::Restore { dataset, .. } => dataset,
+    };
+    // Plugin files are not needed to undo a drop: the service's loading, which tolerates a missing one.
+    let config = Config::load_service(&which.config).map_err(|e| UsageError(e.to_string()))?;
+    let ds = config.dataset(&which.dataset).ok_or_else(|| {
+        let known: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
+        UsageError(format!(
+            "no dataset {:?} in the config (datasets: {})",
+            which.dataset,
+            known.join(", ")
+        ))
+    })?;
+    let store = crate::store::open(ds)
+        .await
+        .map_err(|e| UsageError(format!("dataset {}: {e}", ds.name)))?;
+    let time = |ms: i64| {
+        DateTime::from_timestamp_millis(ms)
+            .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    };
+    match cmd {
+        TrashCommand::List { json, .. } => {
+            let entries = store.trash().await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            if json {
+                serde_json::to_writer_pretty(&mut out, &entries)?;
+                writeln!(out)?;
+            } else if entries.is_empty() {
+                writeln!(out, "dataset {}: the trash is empty", ds.name)?;
+            } else {
+                let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0).clamp(7, 60);
+                writeln!(
+                    out,
+                    "  {:<width$}  {:<10} {:>9}  {:<20}  EXPIRES",
+                    "SEGMENT", "TIER", "BYTES", "TRASHED"
+                )?;
+                for e in &entries {
+                    writeln!(
+                        out,
+                        "  {:<width$}  {:<10} {:>9}  {:<20}  {}",
+                        e.name,
+                        e.tier.as_str(),
+                        crate::report::human_bytes(e.bytes),
+                        time(e.trashed_at_ms),
+                        time(e.expires_at_ms)
+                    )?;
+                }
+            }
+            out.flush()?;
+            Ok(0)
+        }
+        TrashCommand::Restore { names, .. } => {
+            let mut failed = false;
+            for name in &names {
+                match store.restore(name).await {
+                    Ok(e) => {
+                        // The restore is done; a failure to record it is reported, not undone.
+                        if let Err(err) = crate::state::StateDb::open(&config.service.state_dir)
+                            .and_then(|db| db.record_restore(&ds.name, &e, "command line"))
+                        {
+                            eprintln!("warning: {} was restored but not recorded in the audit trail: {err}", e.name);
+                        }
+                        println!(
+                        "restored {} ({}, {}, trashed {})",
+                        e.name,
+                        e.tier,
+                        crate::report::human_bytes(e.bytes),
+                        time(e.trashed_at_ms)
+                        )
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            Ok(if failed { 1 } else { 0 })
+        }
+    }
 }

@@ -169,6 +169,11 @@ pub struct RawDirectory {
     /// Archive destination: `file:///path` or `s3://bucket/prefix` (credentials from the usual AWS environment).
     /// Without it, a plan that archives fails.
     pub archive_url: Option<String>,
+    /// Grace period of a dropped hot or compressed file, in seconds: a drop moves it into the dataset's trash
+    /// (`<root>/.retention-trash/`), where `retention trash restore` can bring it back until a pass purges it after
+    /// the grace period. 0 deletes at once. Default 86400 (a day); at most 10 years.
+    #[serde(default = "default_trash_grace_secs")]
+    pub trash_grace_secs: u64,
 }
 
 fn default_include() -> Vec<String> {
@@ -183,6 +188,13 @@ fn default_time_format() -> String {
 fn default_level() -> i32 {
     3
 }
+fn default_trash_grace_secs() -> u64 {
+    86_400
+}
+
+/// Longest `trash_grace_secs`: ten years. A longer grace is no undo window but a second retention policy, most likely
+/// a unit mistake.
+pub const MAX_TRASH_GRACE_SECS: u64 = 10 * 365 * 86_400;
 
 /// `[dataset.guard]`: protective limits on one pass.
 #[derive(Debug, Deserialize)]
@@ -290,6 +302,8 @@ pub struct DirectoryConfig {
     pub time: TimeSource,
     pub compression_level: i32,
     pub archive_url: Option<Url>,
+    /// How long a dropped hot or compressed file stays restorable in the trash; zero deletes at once.
+    pub trash_grace: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -696,6 +710,13 @@ impl DirectoryConfig {
             None => None,
             Some(u) => Some(parse_archive_url(u, base).map_err(|p| invalid(format!("{at}.archive_url"), u, p))?),
         };
+        if raw.trash_grace_secs > MAX_TRASH_GRACE_SECS {
+            return Err(invalid(
+                format!("{at}.trash_grace_secs"),
+                raw.trash_grace_secs,
+                format!("must be at most {MAX_TRASH_GRACE_SECS} (10 years); 0 deletes at once"),
+            ));
+        }
         Ok(DirectoryConfig {
             root,
             include,
@@ -704,6 +725,7 @@ impl DirectoryConfig {
             time,
             compression_level: raw.compression_level,
             archive_url,
+            trash_grace: Duration::from_secs(raw.trash_grace_secs),
         })
     }
 }
@@ -841,6 +863,30 @@ mod tests {
         assert!(e.contains("max_drop_bytes_fraction") && e.contains("1.5"), "{e}");
         let e = parse(d.path(), "", "compression_level = 40").unwrap_err().to_string();
         assert!(e.contains("compression_level") && e.contains("40"), "{e}");
+    }
+
+    #[test]
+    fn the_trash_grace_defaults_to_a_day_and_is_bounded_to_ten_years() {
+        let d = setup();
+        let dir_of = |c: &Config| match &c.datasets[0].store {
+            StoreConfig::Directory(dir) => dir.trash_grace,
+        };
+        assert_eq!(dir_of(&parse(d.path(), "", "").unwrap()), Duration::from_secs(86_400));
+        assert_eq!(
+            dir_of(&parse(d.path(), "", "trash_grace_secs = 0").unwrap()),
+            Duration::ZERO
+        );
+        let ten_years = format!("trash_grace_secs = {MAX_TRASH_GRACE_SECS}");
+        assert_eq!(
+            dir_of(&parse(d.path(), "", &ten_years).unwrap()),
+            Duration::from_secs(MAX_TRASH_GRACE_SECS)
+        );
+        let e = parse(d.path(), "", "trash_grace_secs = 315360001")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trash_grace_secs") && e.contains("315360001"), "{e}");
+        let e = parse(d.path(), "", "trash_grace_secs = -1").unwrap_err().to_string();
+        assert!(e.contains("trash_grace_secs"), "{e}");
     }
 
     #[test]

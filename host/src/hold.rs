@@ -45,6 +45,17 @@ impl Hold {
         }
     }
 
+    /// Whether the hold selects a segment known by name only (a trash entry); `label` gives its labels.
+    pub fn selects_name(&self, name: &str, label: impl Fn(&str) -> Option<String>) -> bool {
+        if self.lifted_at.is_some() {
+            return false;
+        }
+        match &self.selector {
+            Selector::Label { key, value } => label(key).as_deref() == Some(value.as_str()),
+            Selector::NamePrefix(prefix) => name.starts_with(prefix.as_str()),
+        }
+    }
+
     /// `hold 3 (litigation 2026-114, by legal@example.com)`, as shown in reports.
     pub fn describe(&self) -> String {
         format!("hold {} ({}, by {})", self.id, self.reason, self.author)

@@ -12,7 +12,7 @@ use crate::config::DatasetConfig;
 use crate::plugin::{LoadedPlugin, PassInput};
 use crate::report::{Outcome, PassReport, PassStatus, PluginSummary, Stats, Timings};
 use crate::segment::{Action, Symbols, TierTotals, sort_oldest_first};
-use crate::store::{Recovery, Store};
+use crate::store::{Applied, Recovery, Store, StoreError};
 use crate::{apply, guard};
 
 /// How to run a pass.
@@ -65,6 +65,7 @@ pub async fn run(
         skipped: Vec::new(),
         totals_before: TierTotals::default(),
         stats: Stats::default(),
+        purged: Vec::new(),
         segments: Vec::new(),
         plugin_log: Vec::new(),
         plugin_log_dropped: 0,
@@ -182,6 +183,7 @@ async fn run_inner(
     if opts.dry_run {
         report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
         report.mark_overridden(overrides);
+        trash_step(dataset, &*store, opts, report).await;
         return Ok(());
     }
 
@@ -222,11 +224,65 @@ async fn run_inner(
         Some(Err(e)) => (Outcome::Failed, Some(e.to_string()), 0),
     });
     report.mark_overridden(overrides);
+    count_trashed(report, &outcomes);
     if not_started > 0 {
         report.uncount_planned();
         return Err(PassError::Cancelled(format!(
             "{not_started} planned actions were not started"
         )));
     }
+    trash_step(dataset, &*store, opts, report).await;
     Ok(())
+}
+
+// --- trash ------------------------------------------------------------------------------------------------------------
+
+/// Counts the drops that went to the trash (a part of `stats.dropped`).
+fn count_trashed(report: &mut PassReport, outcomes: &[Option<Result<Applied, StoreError>>]) {
+    for (i, o) in outcomes.iter().enumerate() {
+        if let Some(Ok(a)) = o
+            && a.trashed
+        {
+            report.stats.trashed.segments += 1;
+            report.stats.trashed.bytes += a.bytes_before;
+            report.segments[i].trashed = true;
+        }
+    }
+}
+
+/// After a pass applied its plan: purges the trash entries expired at the pass's "now". A dry run only lists them.
+/// A failure is the pass's error and counts as one failed action; what the plan did stands.
+async fn trash_step(dataset: &DatasetConfig, store: &dyn Store, opts: &PassOptions, report: &mut PassReport) {
+    let now_ms = opts.now.timestamp_millis();
+    // A legal hold covers trashed segments too: they stay restorable, whatever their expiry.
+    let held: crate::store::Held = {
+        let holds = opts.holds.clone();
+        let crate::config::StoreConfig::Directory(dir) = &dataset.store;
+        let labels = dir.labels.clone();
+        Arc::new(move |name: &str| {
+            holds.iter().any(|h| {
+                h.selects_name(name, |key| {
+                    let caps = labels.as_ref()?.captures(name)?;
+                    caps.name(key).map(|m| m.as_str().to_string())
+                })
+            })
+        })
+    };
+    let purged = if opts.dry_run {
+        store.trash().await.map(|t| {
+            t.into_iter()
+                .filter(|e| e.expires_at_ms <= now_ms && !held(&e.name))
+                .collect()
+        })
+    } else {
+        store.purge_unheld(now_ms, held).await
+    };
+    match purged {
+        Ok(purged) => report.record_purged(purged),
+        Err(e) => {
+            tracing::warn!(dataset = %report.dataset, "purging the trash failed: {e}");
+            report.stats.failed += 1;
+            report.error = Some(format!("purging the trash failed: {e}"));
+        }
+    }
 }

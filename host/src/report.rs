@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::plugin::LogLine;
 use crate::segment::{Action, Segment, Tier, TierTotals};
-use crate::store::{Recovery, Skipped};
+use crate::store::{Recovery, Skipped, TrashEntry};
 
 /// How a pass ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,13 +57,20 @@ pub struct Stats {
     pub kept: ActionStats,
     pub compressed: ActionStats,
     pub archived: ActionStats,
+    /// Everything the plan dropped, whether deleted or moved to the trash.
     pub dropped: ActionStats,
-    /// Actions that failed and left their segment as it was.
+    /// The part of `dropped` moved to the trash, restorable until purged (hot and compressed segments of a dataset
+    /// with `trash_grace_secs` > 0); 0 in a dry run.
+    pub trashed: ActionStats,
+    /// Trash entries deleted for good by this pass because their grace period had ended (in a dry run: that would
+    /// be); they were dropped by earlier passes.
+    pub purged: ActionStats,
+    /// Actions that failed and left their segment as it was; a failed purge of the trash counts as one.
     pub failed: u64,
     /// Archives and drops that legal holds turned into keeps (counted in `kept`).
     pub overridden: u64,
-    /// Bytes no longer held locally (drops, archives, compression savings); in a dry run, drops and archives only,
-    /// as compression savings are unknown until done.
+    /// Bytes that left the dataset's segments (drops, archives, compression savings); in a dry run, drops and archives
+    /// only, as compression savings are unknown until done. Trashed bytes stay on disk until purged.
     pub freed_bytes: u64,
 }
 
@@ -111,6 +118,9 @@ pub struct SegmentRow {
     /// When a legal hold turned the plugin's archive or drop into this keep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overridden: Option<crate::hold::Overridden>,
+    /// A drop that went to the trash (restorable until purged) rather than being deleted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub trashed: bool,
 }
 
 /// Everything about one pass over one dataset.
@@ -138,6 +148,8 @@ pub struct PassReport {
     pub skipped: Vec<Skipped>,
     pub totals_before: TierTotals,
     pub stats: Stats,
+    /// Trash entries purged by this pass (in a dry run: that would be), oldest first.
+    pub purged: Vec<TrashEntry>,
     /// Every segment with its decision, oldest first.
     pub segments: Vec<SegmentRow>,
     /// What the plugin logged (bounded), and how many lines were dropped beyond the bound.
@@ -166,6 +178,7 @@ impl PassReport {
             skipped: Vec::new(),
             totals_before: TierTotals::default(),
             stats: Stats::default(),
+            purged: Vec::new(),
             segments: Vec::new(),
             plugin_log: Vec::new(),
             plugin_log_dropped: 0,
@@ -208,6 +221,7 @@ impl PassReport {
                 outcome: o,
                 error,
                 overridden: None,
+                trashed: false,
             });
         }
     }
@@ -235,6 +249,15 @@ impl PassReport {
                 }
             }
         }
+    }
+
+    /// Records the trash entries a pass purged (or, dry run, would purge).
+    pub fn record_purged(&mut self, purged: Vec<TrashEntry>) {
+        for e in &purged {
+            self.stats.purged.segments += 1;
+            self.stats.purged.bytes += e.bytes;
+        }
+        self.purged = purged;
     }
 
     /// Renders the report for a terminal. A dry run lists every segment; a real pass lists what it did.
@@ -301,6 +324,20 @@ impl PassReport {
                 out.write_all(b"\n")?;
             }
         }
+        for e in &self.purged {
+            let verb = if self.dry_run { "would purge" } else { "purged" };
+            let since = chrono::DateTime::from_timestamp_millis(e.trashed_at_ms).map_or_else(
+                || e.trashed_at_ms.to_string(),
+                |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            );
+            writeln!(
+                out,
+                "  trash: {verb} {} ({}, {}), in the trash since {since}",
+                e.name,
+                e.tier,
+                human_bytes(e.bytes)
+            )?;
+        }
         for l in &self.plugin_log {
             writeln!(out, "  plugin {}: {}", l.level, l.message)?;
         }
@@ -334,6 +371,17 @@ impl PassReport {
                 s.overridden
             )?;
         }
+        if s.trashed.segments > 0 || s.purged.segments > 0 {
+            let purged = if self.dry_run { "would purge" } else { "purged" };
+            writeln!(
+                out,
+                "  trash: {} dropped segments ({}) moved to the trash; {purged} {} ({})",
+                s.trashed.segments,
+                human_bytes(s.trashed.bytes),
+                s.purged.segments,
+                human_bytes(s.purged.bytes)
+            )?;
+        }
         let t = &self.timings;
         writeln!(
             out,
@@ -341,7 +389,11 @@ impl PassReport {
             t.scan_ms, t.plan_ms, t.apply_ms
         )?;
         match self.status {
-            PassStatus::Ok => {}
+            PassStatus::Ok => {
+                if let Some(e) = &self.error {
+                    writeln!(out, "  ERROR: {e}")?;
+                }
+            }
             PassStatus::Refused => writeln!(out, "  REFUSED: {}", self.error.as_deref().unwrap_or("?"))?,
             PassStatus::Failed => writeln!(out, "  FAILED: {}", self.error.as_deref().unwrap_or("?"))?,
             PassStatus::Cancelled => writeln!(out, "  CANCELLED: {}", self.error.as_deref().unwrap_or("?"))?,
@@ -414,6 +466,7 @@ mod tests {
             skipped: vec![],
             totals_before: TierTotals::default(),
             stats: Stats::default(),
+            purged: vec![],
             segments: vec![],
             plugin_log: vec![],
             plugin_log_dropped: 0,
@@ -427,6 +480,7 @@ mod tests {
             outcome: Outcome::Planned,
             error: None,
             overridden: None,
+            trashed: false,
         });
         let mut out = Vec::new();
         report.write_text(&mut out).unwrap();

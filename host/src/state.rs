@@ -37,6 +37,25 @@ fn record_audit(tx: &rusqlite::Transaction<'_>, report: &PassReport) -> rusqlite
             (row.action, "refused", Some(row.tier), report.error.clone())
         } else {
             match row.outcome {
+                Outcome::Done if row.trashed => {
+                    stmt.execute(params![
+                        at,
+                        report.pass_id,
+                        report.dataset,
+                        row.name,
+                        row.tier.as_str(),
+                        "trash",
+                        "drop",
+                        "trashed",
+                        row.reason,
+                        None::<String>,
+                        plugin.map(|p| &p.name),
+                        plugin.map(|p| &p.version),
+                        plugin.map(|p| &p.digest),
+                        row.bytes as i64,
+                    ])?;
+                    continue;
+                }
                 Outcome::Done => (row.action, "done", row.action.tier_after(row.tier), None),
                 Outcome::Failed => (row.action, "failed", Some(row.tier), row.error.clone()),
                 Outcome::Planned => (row.action, "not-started", Some(row.tier), report.error.clone()),
@@ -57,6 +76,26 @@ fn record_audit(tx: &rusqlite::Transaction<'_>, report: &PassReport) -> rusqlite
             plugin.map(|p| &p.version),
             plugin.map(|p| &p.digest),
             row.bytes as i64,
+        ])?;
+    }
+    for e in &report.purged {
+        let expired = chrono::DateTime::from_timestamp_millis(e.expires_at_ms)
+            .map_or_else(|| e.expires_at_ms.to_string(), |t| t.to_rfc3339());
+        stmt.execute(params![
+            at,
+            report.pass_id,
+            report.dataset,
+            e.name,
+            "trash",
+            None::<String>,
+            "purge",
+            "done",
+            format!("its grace period ended at {expired}"),
+            format!("dropped from the {} tier", e.tier.as_str()),
+            plugin.map(|p| &p.name),
+            plugin.map(|p| &p.version),
+            plugin.map(|p| &p.digest),
+            e.bytes as i64,
         ])?;
     }
     Ok(())
@@ -308,6 +347,20 @@ impl StateDb {
         .map_err(|e| self.err(e))?;
         record_audit(&tx, report).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records a segment restored from the trash (`by`: who asked, e.g. `api` or `cli`).
+    pub fn record_restore(&self, dataset: &str, e: &crate::store::TrashEntry, by: &str) -> Result<(), StateError> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.conn()
+            .execute(
+                "INSERT INTO audit (at, pass_id, dataset, segment, tier_before, tier_after, action, outcome, reason,
+                                    detail, bytes)
+                 VALUES (?1, '', ?2, ?3, 'trash', ?4, 'restore', 'done', NULL, ?5, ?6)",
+                params![at, dataset, e.name, e.tier.as_str(), format!("restored through the {by}"), e.bytes as i64],
+            )
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 

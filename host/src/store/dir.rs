@@ -26,16 +26,31 @@
 //!   unchanged since the scan and remove it.
 //! - archive: (1) upload each file, read it back and compare sizes and SHA-256; (2) `syncfs` a `file://` destination;
 //!   (3) check that each source is unchanged and remove it.
-//! - drop: remove each file or object; then `syncfs`.
+//! - drop with a grace period (`trash_grace_secs` > 0, hot and compressed files): check that each file is unchanged
+//!   since the scan and rename it into the trash (below); then `syncfs`.
+//! - drop without one, and drop of an archived object: remove each file or object; then `syncfs`.
 //!
 //! A crash between phases leaves at worst a temporary (removed by `recover`) or a segment in two tiers, which `recover`
 //! resolves to the later tier after checking that both copies hold the same content. [`CRASH_POINTS`] names the
 //! instants between steps where tests kill the process (see [`crate::crashpoint`]).
+//!
+//! # Trash
+//!
+//! A dropped hot or compressed file is moved, by one `rename(2)` within the root's filesystem, to
+//! `<root>/.retention-trash/<trashed_at_ms>-<expires_at_ms>/<its relative path>` (with `.zst` when compressed): the
+//! path records everything a purge or a restore needs (name, tier, trash time, expiry), so no database is involved, and
+//! the rename keeps bytes, mtime and permissions. A rename is atomic, so at every instant the file is either in its
+//! place or in the trash, never both, never neither; no step of trash, restore or purge copies anything, so there is
+//! nothing for `recover` to settle but empty directories. The trash directory is created `0700` (the file's own
+//! directories' permissions are not copied) and is never walked by a scan, whatever the globs say. A purge
+//! ([`Store::purge`]) deletes the entries past their expiry; a restore ([`Store::restore`]) renames an entry back,
+//! refusing when the segment exists again in any tier. Datasets sharing a root share its trash; each lists, purges
+//! and restores only the entries its globs match. Archived objects are deleted at once: the archive has no trash.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, FileTimes, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,7 +64,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::archive::{Archive, Content, Object, digest_reader};
-use super::{Applied, Progress, Recovery, Scan, Skipped, Store, StoreError, Work};
+use super::{Applied, Progress, Recovery, Scan, Skipped, Store, StoreError, TrashEntry, Work};
 use crate::config::{DirectoryConfig, TimeSource};
 use crate::crashpoint::hit_for;
 use crate::segment::{Action, Labels, Segment, Sym, Symbols, Tier};
@@ -81,6 +96,18 @@ pub const CRASH_POINTS: &[&str] = &[
     "drop:removed",
     // The removals are durable.
     "drop:synced",
+    // A dropped file was renamed into the trash (once per file).
+    "trash:moved",
+    // The renames into the trash are durable.
+    "trash:synced",
+    // An expired trash entry was deleted (once per entry).
+    "purge:removed",
+    // The deletions are durable.
+    "purge:synced",
+    // A trashed file was renamed back into its place (once per restore).
+    "restore:moved",
+    // The rename back is durable.
+    "restore:synced",
     // `recover` removed a temporary.
     "recover:temp-removed",
     // `recover` removed the earlier copy of a duplicate.
@@ -89,6 +116,9 @@ pub const CRASH_POINTS: &[&str] = &[
 
 const ZST: &str = ".zst";
 const TMP_SUFFIX: &str = ".retention-tmp";
+
+/// The trash area, directly under the root. Hidden, so that tools listing the dataset skip it too.
+pub const TRASH_DIR: &str = ".retention-trash";
 
 /// Actions per phase group: larger groups spread one `syncfs` over more files, smaller ones leave fewer duplicates
 /// after a crash and report progress more often.
@@ -120,6 +150,8 @@ struct Inner {
     level: i32,
     /// The archive directory, relative to the root, when it lies inside it: not part of the dataset.
     skip_dir: Option<String>,
+    /// How long a dropped local file stays in the trash; zero deletes at once.
+    trash_grace: std::time::Duration,
 }
 
 struct TimeLabel {
@@ -447,6 +479,7 @@ impl DirectoryStore {
                 time,
                 level: cfg.compression_level,
                 skip_dir,
+                trash_grace: cfg.trash_grace,
             }),
             archive,
         })
@@ -752,6 +785,7 @@ impl DirectoryStore {
                 Ok((_, zsize)) => Ok(Applied {
                     bytes_before: jobs[j].bytes,
                     bytes_after: zsize,
+                    trashed: false,
                 }),
                 Err(e) => Err(e),
             });
@@ -832,6 +866,7 @@ impl DirectoryStore {
             results[group[j].0] = Some(s.map(|()| Applied {
                 bytes_before: jobs[j].bytes,
                 bytes_after: 0,
+                trashed: false,
             }));
         }
     }
@@ -852,7 +887,12 @@ impl DirectoryStore {
             match loc {
                 Located::Local(path) => {
                     local_idx.push(k);
-                    local.push((path.clone(), seg.bytes, seg.modified_ns));
+                    local.push(LocalDrop {
+                        path: path.clone(),
+                        rel: seg.locator.clone(),
+                        bytes: seg.bytes,
+                        modified_ns: seg.modified_ns,
+                    });
                 }
                 Located::Archived(location) => objects.push((*i, location.clone(), seg.bytes)),
             }
@@ -867,22 +907,35 @@ impl DirectoryStore {
                 results[i] = Some(r);
             }
         }
+        // One trash batch per group: the group's files share their trash time and expiry.
+        let batch = (!self.inner.trash_grace.is_zero() && !local.is_empty()).then(|| self.inner.new_batch());
         let local = Arc::new(local);
+        let trash = Arc::new(batch.clone());
         let removed = run_blocking(
             &local,
             (0..local.len()).collect(),
             parallelism,
-            || (),
-            |(), (path, bytes, mtime)| {
-                let md = std::fs::symlink_metadata(path).map_err(io_err("cannot check", path))?;
-                check_unchanged(path, md.len(), mtime_ns(&md), *bytes, *mtime)?;
-                std::fs::remove_file(path).map_err(io_err("cannot remove", path))?;
-                hit_for("drop:removed", path).map_err(io_err("cannot remove", path))?;
+            move || trash.clone(),
+            |trash, job| {
+                let md = std::fs::symlink_metadata(&job.path).map_err(io_err("cannot check", &job.path))?;
+                check_unchanged(&job.path, md.len(), mtime_ns(&md), job.bytes, job.modified_ns)?;
+                let trashed = match &**trash {
+                    Some(batch) => {
+                        move_to_trash(job, batch)?;
+                        true
+                    }
+                    None => {
+                        std::fs::remove_file(&job.path).map_err(io_err("cannot remove", &job.path))?;
+                        hit_for("drop:removed", &job.path).map_err(io_err("cannot remove", &job.path))?;
+                        false
+                    }
+                };
                 Ok((
                     md.dev(),
                     Applied {
-                        bytes_before: *bytes,
+                        bytes_before: job.bytes,
                         bytes_after: 0,
+                        trashed,
                     },
                 ))
             },
@@ -892,24 +945,39 @@ impl DirectoryStore {
         for (j, r) in removed {
             let (i, _) = &group[local_idx[j]];
             results[*i] = Some(r.map(|(dev, applied)| {
-                devs.push((dev, &local[j].0));
+                devs.push((dev, &local[j].path));
                 applied
             }));
         }
         let mut dirs = distinct_dirs(devs.into_iter());
         let any_archived = group.iter().any(|(_, l)| matches!(l, Located::Archived(_)));
-        if dirs.is_empty() && !any_archived {
-            return;
+        let mut syncs = Vec::new();
+        if batch.is_some() {
+            // The renames into the trash and the archive's deletions are told apart, each its own durable step.
+            if !dirs.is_empty() {
+                syncs.push((std::mem::take(&mut dirs), "trash:synced", true));
+            }
         }
         if any_archived && let Some(adir) = self.archive.as_ref().and_then(|a| a.local_dir()) {
             dirs.push(adir.to_path_buf());
         }
-        if let Err(e) = sync_and_hit(dirs, "drop:synced", root).await {
-            for (i, _) in group {
-                if let Some(Ok(_)) = results[*i] {
-                    results[*i] = Some(Err(StoreError::Refused(format!(
-                        "removed, but the removal may not be durable: {e}"
-                    ))));
+        if !dirs.is_empty() || any_archived {
+            syncs.push((dirs, "drop:synced", false));
+        }
+        for (dirs, point, trashed) in syncs {
+            if let Err(e) = sync_and_hit(dirs, point, root).await {
+                for (i, loc) in group {
+                    let concerned = match loc {
+                        Located::Local(_) => trashed || batch.is_none(),
+                        Located::Archived(_) => !trashed,
+                    };
+                    if concerned && let Some(Ok(a)) = &results[*i] {
+                        let done = if a.trashed { "moved to the trash" } else { "removed" };
+                        results[*i] = Some(Err(StoreError::Refused(format!(
+                            "{done}, but the {} may not be durable: {e}",
+                            if a.trashed { "move" } else { "removal" }
+                        ))));
+                    }
                 }
             }
         }
@@ -955,6 +1023,100 @@ struct ArchiveJob {
     modified_ns: i64,
 }
 
+/// A local file to drop.
+struct LocalDrop {
+    path: PathBuf,
+    /// Its path relative to the root (the segment's locator), which it keeps inside the trash.
+    rel: String,
+    bytes: u64,
+    modified_ns: i64,
+}
+
+/// The name of a trash batch directory: `<trashed_at_ms>-<expires_at_ms>`.
+fn batch_name(trashed_at_ms: i64, expires_at_ms: i64) -> String {
+    format!("{trashed_at_ms}-{expires_at_ms}")
+}
+
+/// The trash time and expiry a batch directory's name records; `None` for anything we did not name.
+fn parse_batch_name(name: &str) -> Option<(i64, i64)> {
+    let (t, e) = name.split_once('-')?;
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    if !digits(t) || !digits(e) {
+        return None;
+    }
+    Some((t.parse().ok()?, e.parse().ok()?))
+}
+
+/// Renames `job`'s file into the trash batch `batch` under its relative path: one atomic step, so the file is in
+/// exactly one of the two places at every instant. A failure after the rename moves it back.
+fn move_to_trash(job: &LocalDrop, batch: &Path) -> Result<(), StoreError> {
+    let dst = batch.join(&job.rel);
+    let parent = dst.parent().unwrap_or(batch);
+    // 0700, the trash itself included: the file's own directories, which may have kept others out, do not come along.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(io_err("cannot create trash directory", parent))?;
+    if let Err(e) = rename_no_replace(&job.path, &dst) {
+        return Err(match e.raw_os_error() {
+            Some(code) if code == Errno::XDEV.raw_os_error() => StoreError::Refused(format!(
+                "{} is on another filesystem than the trash {}: it cannot be moved there, so it was left as it is \
+                 (trash_grace_secs = 0 deletes at once)",
+                job.path.display(),
+                batch.parent().unwrap_or(batch).display()
+            )),
+            _ if e.kind() == io::ErrorKind::AlreadyExists => {
+                StoreError::Refused(format!("{} already exists; not overwriting it", dst.display()))
+            }
+            _ => StoreError::io("cannot move to the trash", job.path.display(), e),
+        });
+    }
+    if let Err(e) = hit_for("trash:moved", &dst) {
+        // Leave the segment as it was: the action failed.
+        return Err(match rename_no_replace(&dst, &job.path) {
+            Ok(()) => StoreError::io("cannot move to the trash", job.path.display(), e),
+            Err(back) => StoreError::Refused(format!(
+                "{} was moved to the trash as {} but the move failed ({e}) and moving it back too ({back}); \
+                 restore it with `retention trash restore`",
+                job.path.display(),
+                dst.display()
+            )),
+        });
+    }
+    Ok(())
+}
+
+/// Removes `dir` and the directories under it that hold nothing; best effort (a directory that is not empty, or
+/// anything else, stays).
+fn remove_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_dirs(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// One file of the trash.
+#[derive(Debug, Clone)]
+struct TrashFile {
+    entry: TrashEntry,
+    /// Where it lies.
+    path: PathBuf,
+    /// Its path relative to the root before it was trashed (with `.zst` when compressed): where a restore puts it.
+    rel: String,
+}
+
+/// The trash as listed: this dataset's files, and every batch directory (with its expiry), ours or not.
+#[derive(Debug, Default)]
+struct TrashListing {
+    files: Vec<TrashFile>,
+    batches: Vec<(PathBuf, i64)>,
+}
+
 /// Phase 1 of an archive for one file: upload, then read back and compare; on failure the object is taken back.
 async fn upload_one(archive: &Archive, job: &ArchiveJob) -> Result<(), StoreError> {
     let md = std::fs::symlink_metadata(&job.src).map_err(io_err("cannot read", &job.src))?;
@@ -992,6 +1154,7 @@ async fn drop_object(archive: &Archive, location: &ObjectPath, bytes: u64, root:
     Ok(Applied {
         bytes_before: bytes,
         bytes_after: 0,
+        trashed: false,
     })
 }
 
@@ -1302,6 +1465,10 @@ impl Inner {
                 return false;
             };
             if e.file_type.is_dir() {
+                // The trash is never part of the dataset: not walked, so no glob can make its files segments.
+                if rel_dir.is_empty() && file_name == TRASH_DIR {
+                    return false;
+                }
                 return match &self.skip_dir {
                     Some(skip) => rel_join(rel_dir, file_name) != *skip,
                     None => true,
@@ -1372,6 +1539,184 @@ impl Inner {
         }
         s.temps.append(&mut out.temps);
         s.skipped.append(&mut out.skipped);
+    }
+}
+
+/// The trash: listing, purge and restore, on blocking threads.
+impl Inner {
+    fn trash_dir(&self) -> PathBuf {
+        self.root.join(TRASH_DIR)
+    }
+
+    /// The trash batch directory for files trashed now (created by the first move into it). Its name is new: when a
+    /// batch of this millisecond exists (two groups in a row), the next millisecond is taken. Should another process
+    /// pick the same name at the same instant, the no-replace rename still keeps every file.
+    fn new_batch(&self) -> PathBuf {
+        let top = self.trash_dir();
+        let grace_ms = i64::try_from(self.trash_grace.as_millis()).unwrap_or(i64::MAX);
+        let mut trashed_at = chrono::Utc::now().timestamp_millis();
+        loop {
+            let batch = top.join(batch_name(trashed_at, trashed_at.saturating_add(grace_ms)));
+            if std::fs::symlink_metadata(&batch).is_err() {
+                return batch;
+            }
+            trashed_at += 1;
+        }
+    }
+
+    /// Lists the trash: the files of this dataset's segments (datasets may share a root, and so its trash), oldest
+    /// first, and every batch directory.
+    fn list_trash(&self) -> Result<TrashListing, StoreError> {
+        let top = self.trash_dir();
+        let mut out = TrashListing::default();
+        let entries = match std::fs::read_dir(&top) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(StoreError::io("cannot read the trash", top.display(), e)),
+        };
+        for e in entries {
+            let e = e.map_err(io_err("cannot read the trash", &top))?;
+            let Some((trashed_at_ms, expires_at_ms)) = e.file_name().to_str().and_then(parse_batch_name) else {
+                continue;
+            };
+            let batch = e.path();
+            if !e.file_type().map_err(io_err("cannot read the trash", &batch))?.is_dir() {
+                continue;
+            }
+            let mut stack = vec![batch.clone()];
+            while let Some(dir) = stack.pop() {
+                let files = match std::fs::read_dir(&dir) {
+                    Ok(files) => files,
+                    // Emptied and removed meanwhile by a restore or a purge (of another dataset sharing the root).
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StoreError::io("cannot read the trash", dir.display(), e)),
+                };
+                for f in files {
+                    let f = f.map_err(io_err("cannot read the trash", &dir))?;
+                    let path = f.path();
+                    let ft = f.file_type().map_err(io_err("cannot read the trash", &path))?;
+                    if ft.is_dir() {
+                        stack.push(path);
+                        continue;
+                    }
+                    let (Some(rel), Some(file_name)) = (
+                        path.strip_prefix(&batch).ok().and_then(Path::to_str),
+                        f.file_name().to_str().map(str::to_string),
+                    ) else {
+                        continue;
+                    };
+                    // Only regular files are ever moved here, never temporaries.
+                    if !ft.is_file() || is_temp_name(&file_name) {
+                        continue;
+                    }
+                    let compressed = file_name.len() > ZST.len() && file_name.ends_with(ZST);
+                    let name = if compressed { &rel[..rel.len() - ZST.len()] } else { rel };
+                    if !self.matches(name) {
+                        continue;
+                    }
+                    let md = match f.metadata() {
+                        Ok(md) => md,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(StoreError::io("cannot read the trash", path.display(), e)),
+                    };
+                    out.files.push(TrashFile {
+                        entry: TrashEntry {
+                            name: name.to_string(),
+                            tier: if compressed { Tier::Compressed } else { Tier::Hot },
+                            bytes: md.len(),
+                            trashed_at_ms,
+                            expires_at_ms,
+                        },
+                        rel: rel.to_string(),
+                        path,
+                    });
+                }
+            }
+            out.batches.push((batch, expires_at_ms));
+        }
+        out.files.sort_by(|a, b| {
+            let key = |f: &TrashFile| (f.entry.trashed_at_ms, f.entry.name.clone(), f.entry.tier);
+            key(a).cmp(&key(b))
+        });
+        Ok(out)
+    }
+
+    /// Deletes the entries expired at `now_ms`, then the batch directories left empty, then makes it durable.
+    fn purge(&self, now_ms: i64, held: &super::Held) -> Result<Vec<TrashEntry>, StoreError> {
+        let listing = self.list_trash()?;
+        let mut purged = Vec::new();
+        for f in listing.files {
+            if f.entry.expires_at_ms > now_ms || held(&f.entry.name) {
+                continue;
+            }
+            match std::fs::remove_file(&f.path) {
+                Ok(()) => {}
+                // Purged meanwhile by another pass over the same root.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("cannot purge", f.path.display(), e)),
+            }
+            hit_for("purge:removed", &f.path).map_err(io_err("cannot purge", &f.path))?;
+            purged.push(f.entry);
+        }
+        // Only expired batches: a batch with a future expiry may be receiving files of a drop right now.
+        for (batch, expires_at_ms) in &listing.batches {
+            if *expires_at_ms <= now_ms {
+                remove_empty_dirs(batch);
+            }
+        }
+        if !purged.is_empty() {
+            sync_filesystems([self.root.as_path()]).map_err(|(p, e)| StoreError::io("cannot sync", p.display(), e))?;
+            hit_for("purge:synced", &self.root).map_err(io_err("cannot sync", &self.root))?;
+        }
+        Ok(purged)
+    }
+
+    /// Renames the trash file `f` back into its place, which the caller found free (the rename refuses to replace
+    /// anything that appeared since), then makes it durable.
+    fn restore(&self, f: &TrashFile) -> Result<(), StoreError> {
+        let target = self.root.join(&f.rel);
+        if let Some(parent) = target.parent() {
+            // Its directories may have been removed since the drop; they are created as any new directory would be.
+            std::fs::create_dir_all(parent).map_err(io_err("cannot create directory", parent))?;
+        }
+        if let Err(e) = rename_no_replace(&f.path, &target) {
+            return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                StoreError::Taken {
+                    name: f.entry.name.clone(),
+                    path: target.display().to_string(),
+                }
+            } else {
+                StoreError::io("cannot restore from the trash", f.path.display(), e)
+            });
+        }
+        if let Err(e) = hit_for("restore:moved", &target) {
+            // Leave it in the trash, as it was: the restore failed.
+            return Err(match rename_no_replace(&target, &f.path) {
+                Ok(()) => StoreError::io("cannot restore", target.display(), e),
+                Err(back) => StoreError::Refused(format!(
+                    "{} was restored but the restore failed ({e}) and putting it back in the trash too ({back})",
+                    target.display()
+                )),
+            });
+        }
+        sync_filesystems([self.root.as_path()]).map_err(|(p, e)| {
+            StoreError::Refused(format!(
+                "{} was restored, but the restore may not be durable: cannot sync {}: {e}",
+                target.display(),
+                p.display()
+            ))
+        })?;
+        hit_for("restore:synced", &self.root).map_err(io_err("cannot sync", &self.root))?;
+        // The batch keeps only what is still in it (best effort; a purge removes what stays).
+        let top = self.trash_dir();
+        let mut dir = f.path.parent();
+        while let Some(d) = dir {
+            if d == top || !d.starts_with(&top) || std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 }
 
@@ -1645,6 +1990,7 @@ impl Store for DirectoryStore {
                     results[i] = Some(Ok(Applied {
                         bytes_before: w.segment.bytes,
                         bytes_after: w.segment.bytes,
+                        trashed: false,
                     }))
                 }
                 Ok(Some(loc)) => match (w.action, loc) {
@@ -1681,6 +2027,69 @@ impl Store for DirectoryStore {
             .map(|r| r.expect("every action has a result"))
             .collect()
     }
+
+    async fn trash(&self) -> Result<Vec<TrashEntry>, StoreError> {
+        let listing = self.blocking(|inner| inner.list_trash()).await?;
+        Ok(listing.files.into_iter().map(|f| f.entry).collect())
+    }
+
+    async fn purge_unheld(&self, now_ms: i64, held: super::Held) -> Result<Vec<TrashEntry>, StoreError> {
+        self.blocking(move |inner| inner.purge(now_ms, &held)).await
+    }
+
+    async fn restore(&self, name: &str) -> Result<TrashEntry, StoreError> {
+        if name.is_empty() || name.starts_with('/') || name.split('/').any(|p| p == ".." || p == "." || p.is_empty()) {
+            return Err(StoreError::Refused(format!("{name:?} is not a segment name")));
+        }
+        let listing = self.blocking(|inner| inner.list_trash()).await?;
+        // Sorted oldest first: the last of the name is the most recently trashed.
+        let Some(f) = listing.files.into_iter().rev().find(|f| f.entry.name == name) else {
+            return Err(StoreError::NotInTrash {
+                name: name.to_string(),
+                store: self.describe(),
+            });
+        };
+        // The segment must not exist again in any tier: a restore never makes a second copy of a name.
+        let root = &self.inner.root;
+        for rel in [name.to_string(), format!("{name}{ZST}")] {
+            let path = root.join(&rel);
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Err(StoreError::Taken {
+                    name: name.to_string(),
+                    path: path.display().to_string(),
+                });
+            }
+            if let Some(a) = &self.archive {
+                let location = a.key(&rel);
+                if a.head(&location).await?.is_some() {
+                    return Err(StoreError::Taken {
+                        name: name.to_string(),
+                        path: a.display(&location),
+                    });
+                }
+            }
+        }
+        let entry = f.entry.clone();
+        self.blocking(move |inner| inner.restore(&f)).await?;
+        Ok(entry)
+    }
+}
+
+impl DirectoryStore {
+    /// Runs `f` on the store's [`Inner`] on a blocking thread.
+    async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner)).await.map_err(|e| {
+            StoreError::io(
+                "cannot use the trash",
+                self.inner.root.display(),
+                io::Error::other(e.to_string()),
+            )
+        })?
+    }
 }
 
 #[cfg(test)]
@@ -1690,6 +2099,8 @@ mod tests {
     use globset::{GlobBuilder, GlobSetBuilder};
 
     use super::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
 
     fn globs(patterns: &[&str]) -> GlobSet {
         let mut b = GlobSetBuilder::new();
@@ -1729,11 +2140,38 @@ mod tests {
                 time: TimeSource::Mtime,
                 compression_level: 3,
                 archive_url: Some(url::Url::from_directory_path(&self.archive).unwrap()),
+                trash_grace: DAY,
             }
         }
 
         async fn store(&self) -> DirectoryStore {
             DirectoryStore::open(self.cfg()).await.unwrap()
+        }
+
+        async fn store_with_grace(&self, grace: Duration) -> DirectoryStore {
+            let mut cfg = self.cfg();
+            cfg.trash_grace = grace;
+            DirectoryStore::open(cfg).await.unwrap()
+        }
+
+        /// Files under the trash, relative to it (`<batch>/<rel>`), sorted.
+        fn trash_files(&self) -> Vec<String> {
+            let top = self.root.join(TRASH_DIR);
+            let mut out = Vec::new();
+            let mut stack = vec![top.clone()];
+            while let Some(d) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&d) else { continue };
+                for e in entries {
+                    let p = e.unwrap().path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else {
+                        out.push(p.strip_prefix(&top).unwrap().to_str().unwrap().to_string());
+                    }
+                }
+            }
+            out.sort();
+            out
         }
 
         fn write(&self, rel: &str, content: &[u8]) -> PathBuf {
@@ -2019,7 +2457,8 @@ mod tests {
             applied,
             Applied {
                 bytes_before: content.len() as u64,
-                bytes_after: z.len() as u64
+                bytes_after: z.len() as u64,
+                trashed: false,
             }
         );
         let md = std::fs::metadata(fx.root.join("app/a.log.zst")).unwrap();
@@ -2190,12 +2629,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_drop_removes_the_segment_in_any_tier() {
+    async fn a_drop_without_grace_removes_the_segment_in_any_tier_at_once() {
         let fx = Fx::new();
         fx.write("a.log", b"hot");
         fx.write("b.log.zst", &zst(b"compressed"));
         write_file(&fx.archive.join("c.log"), b"archived");
-        let store = fx.store().await;
+        let store = fx.store_with_grace(Duration::ZERO).await;
         let (s, _) = scan(&store).await;
         let results = apply(
             &store,
@@ -2210,10 +2649,232 @@ mod tests {
             results.iter().map(|r| r.as_ref().unwrap().bytes_before).sum::<u64>(),
             s.segments.iter().map(|s| s.bytes).sum::<u64>()
         );
+        assert!(results.iter().all(|r| !r.as_ref().unwrap().trashed));
         let (s2, _) = scan(&store).await;
         assert!(s2.segments.is_empty());
-        assert_eq!(std::fs::read_dir(&fx.root).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&fx.root).unwrap().count(), 0, "no trash either");
         assert_eq!(std::fs::read_dir(&fx.archive).unwrap().count(), 0);
+    }
+
+    // --- trash --------------------------------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn a_drop_with_grace_moves_local_files_into_the_trash_and_deletes_archived_objects() {
+        let fx = Fx::new();
+        fx.write_at("d/a.log", b"hot", 1_000_000);
+        fx.write("d/b.log.zst", &zst(b"compressed"));
+        write_file(&fx.archive.join("c.log"), b"archived");
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        let before = chrono::Utc::now().timestamp_millis();
+        let results = apply(
+            &store,
+            &[
+                (seg(&s, "d/a.log"), Action::Drop),
+                (seg(&s, "d/b.log"), Action::Drop),
+                (seg(&s, "c.log"), Action::Drop),
+            ],
+        )
+        .await;
+        let after = chrono::Utc::now().timestamp_millis();
+        let trashed: Vec<bool> = results.iter().map(|r| r.as_ref().unwrap().trashed).collect();
+        assert_eq!(trashed, [true, true, false], "the archive has no trash");
+        assert!(scan(&store).await.0.segments.is_empty());
+        assert!(!fx.exists("d/a.log") && !fx.exists("d/b.log.zst"));
+        assert_eq!(std::fs::read_dir(&fx.archive).unwrap().count(), 0);
+
+        // The layout records the trash time, the expiry, the relative path and the tier (.zst).
+        let files = fx.trash_files();
+        assert_eq!(files.len(), 2, "{files:?}");
+        let (batch, _) = files[0].split_once('/').unwrap();
+        let (t, e) = parse_batch_name(batch).unwrap();
+        assert!(before <= t && t <= after, "{t} not within {before}..{after}");
+        assert_eq!(e - t, 86_400_000);
+        assert_eq!(files, [format!("{batch}/d/a.log"), format!("{batch}/d/b.log.zst")]);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&fx.root.join(TRASH_DIR)), 0o700);
+
+        let entries = store.trash().await.unwrap();
+        let zsize = zst(b"compressed").len() as u64;
+        assert_eq!(
+            entries,
+            [
+                TrashEntry {
+                    name: "d/a.log".into(),
+                    tier: Tier::Hot,
+                    bytes: 3,
+                    trashed_at_ms: t,
+                    expires_at_ms: e
+                },
+                TrashEntry {
+                    name: "d/b.log".into(),
+                    tier: Tier::Compressed,
+                    bytes: zsize,
+                    trashed_at_ms: t,
+                    expires_at_ms: e
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_trash_is_never_scanned_whatever_the_globs_say() {
+        let fx = Fx::new();
+        fx.write("a.log", b"a");
+        fx.write(".retention-trash/1-2/b.log", b"trashed");
+        fx.write(".retention-trash/1-2/.b.log.zst.retention-tmp", b"not ours to remove");
+        fx.write("sub/.retention-trash/c.log", b"only the root's trash is special");
+        let mut cfg = fx.cfg();
+        cfg.include = globs(&["**", ".retention-trash/**", "**/*.log"]);
+        let store = DirectoryStore::open(cfg).await.unwrap();
+        let (s, _) = scan(&store).await;
+        assert_eq!(names(&s), ["a.log", "sub/.retention-trash/c.log"]);
+        assert!(s.skipped.is_empty(), "{:?}", s.skipped);
+        assert!(store.recover(true).await.unwrap().is_empty());
+        assert!(fx.exists(".retention-trash/1-2/.b.log.zst.retention-tmp"));
+        assert_eq!(store.trash().await.unwrap()[0].name, "b.log");
+    }
+
+    #[tokio::test]
+    async fn a_purge_deletes_only_the_entries_whose_grace_has_ended() {
+        let fx = Fx::new();
+        fx.write("a.log", b"first");
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        apply1(&store, seg(&s, "a.log"), Action::Drop).await.unwrap();
+        let hour = fx.store_with_grace(Duration::from_secs(3600)).await;
+        fx.write("b.log", b"second");
+        let (s, _) = scan(&hour).await;
+        apply1(&hour, seg(&s, "b.log"), Action::Drop).await.unwrap();
+        let entries = store.trash().await.unwrap();
+        let expiry = |name: &str| entries.iter().find(|e| e.name == name).unwrap().expires_at_ms;
+        // Each entry keeps the grace it was dropped with.
+        for e in &entries {
+            let grace = if e.name == "a.log" { 86_400_000 } else { 3_600_000 };
+            assert_eq!(e.expires_at_ms - e.trashed_at_ms, grace, "{e:?}");
+        }
+
+        assert!(store.purge(expiry("b.log") - 1).await.unwrap().is_empty());
+        assert_eq!(store.trash().await.unwrap().len(), 2);
+        let purged = store.purge(expiry("b.log")).await.unwrap();
+        assert_eq!(purged.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["b.log"]);
+        assert_eq!(store.trash().await.unwrap().len(), 1);
+        let purged = store.purge(expiry("a.log")).await.unwrap();
+        assert_eq!(purged.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["a.log"]);
+        assert!(fx.trash_files().is_empty());
+        assert_eq!(
+            std::fs::read_dir(fx.root.join(TRASH_DIR)).unwrap().count(),
+            0,
+            "expired batches are removed once empty"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restore_puts_the_segment_back_exactly_in_its_tier() {
+        let fx = Fx::new();
+        let hot = fx.write_at("d/e/a.log", b"hot bytes", 1_234_567);
+        std::fs::set_permissions(&hot, Permissions::from_mode(0o640)).unwrap();
+        let z = zst(b"compressed bytes");
+        fx.write_at("b.log.zst", &z, 7_654_321);
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        apply(
+            &store,
+            &[(seg(&s, "d/e/a.log"), Action::Drop), (seg(&s, "b.log"), Action::Drop)],
+        )
+        .await;
+        // Directories emptied by the drop may be gone by the time of the restore.
+        std::fs::remove_dir(fx.root.join("d/e")).unwrap();
+        std::fs::remove_dir(fx.root.join("d")).unwrap();
+
+        let e = store.restore("d/e/a.log").await.unwrap();
+        assert_eq!((e.name.as_str(), e.tier, e.bytes), ("d/e/a.log", Tier::Hot, 9));
+        let e = store.restore("b.log").await.unwrap();
+        assert_eq!((e.name.as_str(), e.tier), ("b.log", Tier::Compressed));
+        assert_eq!(std::fs::read(fx.root.join("d/e/a.log")).unwrap(), b"hot bytes");
+        assert_eq!(std::fs::read(fx.root.join("b.log.zst")).unwrap(), z);
+        let md = std::fs::metadata(fx.root.join("d/e/a.log")).unwrap();
+        assert_eq!((md.mtime(), md.mode() & 0o777), (1_234_567, 0o640));
+        assert_eq!(std::fs::metadata(fx.root.join("b.log.zst")).unwrap().mtime(), 7_654_321);
+        let (s, _) = scan(&store).await;
+        assert_eq!(names(&s), ["b.log", "d/e/a.log"]);
+        assert_eq!(seg(&s, "b.log").tier, Tier::Compressed);
+        assert!(store.trash().await.unwrap().is_empty());
+        assert!(fx.trash_files().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_restore_is_refused_while_the_segment_exists_in_any_tier() {
+        let fx = Fx::new();
+        for name in ["a.log", "b.log", "c.log"] {
+            fx.write(name, name.as_bytes());
+        }
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        let plan: Vec<_> = s.segments.iter().map(|s| (s, Action::Drop)).collect();
+        apply(&store, &plan).await;
+        fx.write("a.log", b"a new a.log");
+        fx.write("b.log.zst", &zst(b"b.log"));
+        write_file(&fx.archive.join("c.log"), b"c.log");
+        for (name, taken) in [
+            ("a.log", fx.root.join("a.log").display().to_string()),
+            ("b.log", fx.root.join("b.log.zst").display().to_string()),
+            ("c.log", "/c.log".to_string()),
+        ] {
+            let e = store.restore(name).await.unwrap_err();
+            assert!(matches!(e, StoreError::Taken { .. }), "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains(name) && msg.contains(&taken), "{msg}");
+        }
+        assert_eq!(
+            store.trash().await.unwrap().len(),
+            3,
+            "refused restores leave the trash as it was"
+        );
+        assert_eq!(std::fs::read(fx.root.join("a.log")).unwrap(), b"a new a.log");
+        let e = store.restore("nothing.log").await.unwrap_err();
+        assert!(
+            matches!(e, StoreError::NotInTrash { .. }) && e.to_string().contains("nothing.log"),
+            "{e}"
+        );
+        let e = store.restore("../a.log").await.unwrap_err();
+        assert!(e.to_string().contains("not a segment name"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_name_dropped_twice_restores_the_most_recently_trashed_copy() {
+        let fx = Fx::new();
+        let store = fx.store().await;
+        for content in [&b"first"[..], b"second"] {
+            fx.write("a.log", content);
+            let (s, _) = scan(&store).await;
+            apply1(&store, seg(&s, "a.log"), Action::Drop).await.unwrap();
+        }
+        let entries = store.trash().await.unwrap();
+        assert_eq!(entries.len(), 2);
+        assert!(entries[0].trashed_at_ms < entries[1].trashed_at_ms, "{entries:?}");
+        assert_eq!(store.restore("a.log").await.unwrap(), entries[1]);
+        assert_eq!(std::fs::read(fx.root.join("a.log")).unwrap(), b"second");
+        assert_eq!(store.trash().await.unwrap(), [entries[0].clone()]);
+    }
+
+    #[tokio::test]
+    async fn datasets_sharing_a_root_list_purge_and_restore_only_their_own_trash() {
+        let fx = Fx::new();
+        fx.write("a.log", b"log");
+        fx.write("a.json", b"json");
+        let mut logs = fx.cfg();
+        logs.include = globs(&["*.log"]);
+        let logs = DirectoryStore::open(logs).await.unwrap();
+        let all = fx.store().await;
+        let (s, _) = scan(&all).await;
+        let plan: Vec<_> = s.segments.iter().map(|s| (s, Action::Drop)).collect();
+        apply(&all, &plan).await;
+        let names = |t: Vec<TrashEntry>| t.into_iter().map(|e| e.name).collect::<Vec<_>>();
+        assert_eq!(names(logs.trash().await.unwrap()), ["a.log"]);
+        assert!(logs.restore("a.json").await.is_err());
+        assert_eq!(names(logs.purge(i64::MAX).await.unwrap()), ["a.log"]);
+        assert_eq!(names(all.trash().await.unwrap()), ["a.json"]);
     }
 
     // --- recover ------------------------------------------------------------------------------------------------
@@ -2421,9 +3082,10 @@ mod tests {
         apply(store, &plan).await
     }
 
-    type VisibleCopy = (String, Tier, Vec<u8>);
+    /// A copy of a segment: name, place (`hot`, `compressed`, `archived` or `trash`) and content (decompressed).
+    type VisibleCopy = (String, &'static str, Vec<u8>);
 
-    /// Every visible copy: `(name, tier, content)`, content decompressed. Panics on a visible partial copy.
+    /// Every copy, visible or in the trash: `(name, place, content)`, content decompressed. Panics on a partial copy.
     fn visible_copies(root: &Path, archive: &Path) -> (Vec<VisibleCopy>, Vec<PathBuf>) {
         let mut copies = Vec::new();
         let mut temps = Vec::new();
@@ -2445,7 +3107,12 @@ mod tests {
                         temps.push(p);
                         continue;
                     }
-                    let rel = p.strip_prefix(base).unwrap().to_str().unwrap().to_string();
+                    let mut rel = p.strip_prefix(base).unwrap().to_str().unwrap().to_string();
+                    // `.retention-trash/<batch>/<rel>`
+                    let trashed = !archived && rel.starts_with(&format!("{TRASH_DIR}/"));
+                    if trashed {
+                        rel = rel.splitn(3, '/').nth(2).unwrap().to_string();
+                    }
                     let raw = std::fs::read(&p).unwrap();
                     let content = if rel.ends_with(ZST) {
                         zstd::decode_all(&raw[..])
@@ -2453,25 +3120,29 @@ mod tests {
                     } else {
                         raw
                     };
-                    let tier = match (archived, rel.ends_with(ZST)) {
-                        (true, _) => Tier::Archived,
-                        (false, true) => Tier::Compressed,
-                        (false, false) => Tier::Hot,
+                    let place = match (archived, trashed, rel.ends_with(ZST)) {
+                        (true, _, _) => "archived",
+                        (false, true, _) => "trash",
+                        (false, false, true) => "compressed",
+                        (false, false, false) => "hot",
                     };
-                    copies.push((logical(&rel).to_string(), tier, content));
+                    copies.push((logical(&rel).to_string(), place, content));
                 }
             }
         }
         (copies, temps)
     }
 
-    /// The invariant: every visible name holds the complete original content, and every segment that was not dropped
-    /// is visible somewhere. With `settled`, also: no temporaries and exactly one copy of each.
+    /// The invariant: every visible name (and every trash entry) holds the complete original content, and every
+    /// segment that was not dropped is visible somewhere; a dropped local file too (in its place or in the trash)
+    /// unless `drops_may_be_gone` (no grace, or purged). With `settled`, also: no temporaries and exactly one copy of
+    /// each.
     fn check_invariant(
         root: &Path,
         archive: &Path,
         originals: &HashMap<String, Vec<u8>>,
         settled: bool,
+        drops_may_be_gone: bool,
         context: &str,
     ) {
         let (copies, temps) = visible_copies(root, archive);
@@ -2488,7 +3159,8 @@ mod tests {
         }
         for name in originals.keys() {
             let n = count.get(name.as_str()).copied().unwrap_or(0);
-            if plan_action(name) != Action::Drop {
+            let local_drop = plan_action(name) == Action::Drop && !name.starts_with("x/");
+            if plan_action(name) != Action::Drop || (local_drop && !drops_may_be_gone) {
                 assert!(n >= 1, "{context}: {name} is visible nowhere");
             }
             if settled {
@@ -2503,27 +3175,78 @@ mod tests {
         }
     }
 
+    /// Every crash point with the default grace, and the drop points again without a grace (local files deleted).
+    fn crash_cases() -> impl Iterator<Item = (&'static str, Duration)> {
+        let without_grace = CRASH_POINTS.iter().filter(|p| p.starts_with("drop:"));
+        CRASH_POINTS
+            .iter()
+            .map(|p| (*p, DAY))
+            .chain(without_grace.map(|p| (*p, Duration::ZERO)))
+    }
+
+    /// Restores every trashed segment; one result each.
+    async fn restore_all(store: &DirectoryStore) -> Vec<Result<TrashEntry, StoreError>> {
+        let mut out = Vec::new();
+        for e in store.trash().await.unwrap() {
+            out.push(store.restore(&e.name).await);
+        }
+        out
+    }
+
     #[tokio::test]
     async fn every_injected_failure_leaves_each_file_whole_in_one_visible_place_after_recovery() {
-        for point in CRASH_POINTS.iter().filter(|p| !p.starts_with("recover:")) {
+        for (point, grace) in crash_cases().filter(|(p, _)| !p.starts_with("recover:")) {
+            let context = &format!("{point} (grace {grace:?})");
             let fx = Fx::new();
             let originals = crash_tree(&fx.root, &fx.archive);
-            let store = fx.store().await;
-            let results = {
+            let store = fx.store_with_grace(grace).await;
+            let purging = point.starts_with("purge:");
+            if purging || point.starts_with("restore:") {
+                // Purges and restores work on what a pass put in the trash.
+                let applied = run_crash_plan(&store).await;
+                assert!(applied.iter().all(|r| r.is_ok()), "{context}: {applied:?}");
+            }
+            let failed = {
                 let _fail = crate::crashpoint::fail_under(&fx.root, point);
-                run_crash_plan(&store).await
+                if purging {
+                    vec![store.purge(i64::MAX).await.map(|_| ())]
+                } else if point.starts_with("restore:") {
+                    restore_all(&store).await.into_iter().map(|r| r.map(|_| ())).collect()
+                } else {
+                    run_crash_plan(&store)
+                        .await
+                        .into_iter()
+                        .map(|r| r.map(|_| ()))
+                        .collect()
+                }
             };
             assert!(
-                results.iter().any(|r| r.is_err()),
-                "{point}: the injected failure was never reached"
+                failed.iter().any(|r| r.is_err()),
+                "{context}: the injected failure was never reached"
             );
-            check_invariant(&fx.root, &fx.archive, &originals, false, point);
+            let gone = grace.is_zero() || purging;
+            check_invariant(&fx.root, &fx.archive, &originals, false, gone, context);
             store.recover(true).await.unwrap();
-            check_invariant(&fx.root, &fx.archive, &originals, true, point);
-            // The failed actions can be retried to completion.
-            let retried = run_crash_plan(&store).await;
-            assert!(retried.iter().all(|r| r.is_ok()), "{point}: retry failed: {retried:?}");
-            check_invariant(&fx.root, &fx.archive, &originals, true, point);
+            check_invariant(&fx.root, &fx.archive, &originals, true, gone, context);
+            // The failed steps can be retried to completion.
+            if purging {
+                store.purge(i64::MAX).await.unwrap();
+                assert!(fx.trash_files().is_empty(), "{context}: {:?}", fx.trash_files());
+            } else if point.starts_with("restore:") {
+                let retried = restore_all(&store).await;
+                assert!(
+                    retried.iter().all(|r| r.is_ok()),
+                    "{context}: retry failed: {retried:?}"
+                );
+                assert!(fx.trash_files().is_empty(), "{context}: {:?}", fx.trash_files());
+            } else {
+                let retried = run_crash_plan(&store).await;
+                assert!(
+                    retried.iter().all(|r| r.is_ok()),
+                    "{context}: retry failed: {retried:?}"
+                );
+            }
+            check_invariant(&fx.root, &fx.archive, &originals, true, gone, context);
         }
     }
 
@@ -2539,14 +3262,14 @@ mod tests {
                 let _fail = crate::crashpoint::fail_under(&fx.root, point);
                 store.recover(true).await.unwrap_err();
             }
-            check_invariant(&fx.root, &fx.archive, &originals, false, point);
+            check_invariant(&fx.root, &fx.archive, &originals, false, false, point);
             store.recover(true).await.unwrap();
-            check_invariant(&fx.root, &fx.archive, &originals, true, point);
+            check_invariant(&fx.root, &fx.archive, &originals, true, false, point);
         }
     }
 
     /// Environment variable through which [`every_crash_point_keeps_each_file_whole_in_a_visible_place`] hands a
-    /// child process of this test binary its work: `apply|recover <root> <archive>`.
+    /// child process of this test binary its work: `apply|recover|purge|restore <root> <archive> <grace secs>`.
     const CHILD_ENV: &str = "RETENTION_TEST_CRASH_CHILD";
 
     /// Not a test of its own: the child process of the crash test, which dies at `RETENTION_CRASH_AT`. Without the
@@ -2554,26 +3277,32 @@ mod tests {
     #[tokio::test]
     async fn a_crash_child_applies_the_plan_its_parent_hands_it() {
         let Ok(args) = std::env::var(CHILD_ENV) else { return };
-        let mut args = args.splitn(3, '\t');
-        let (mode, root, archive) = (args.next().unwrap(), args.next().unwrap(), args.next().unwrap());
+        let args: Vec<&str> = args.split('\t').collect();
+        let [mode, root, archive, grace] = args[..] else {
+            panic!("{CHILD_ENV}: {args:?}")
+        };
         let mut cfg = Fx::new().cfg();
         cfg.root = root.into();
         cfg.archive_url = Some(url::Url::from_directory_path(archive).unwrap());
+        cfg.trash_grace = Duration::from_secs(grace.parse().unwrap());
         let store = DirectoryStore::open(cfg).await.unwrap();
         match mode {
             "apply" => drop(run_crash_plan(&store).await),
+            "purge" => drop(store.purge(i64::MAX).await),
+            "restore" => drop(restore_all(&store).await),
             _ => drop(store.recover(true).await),
         }
     }
 
-    fn run_child(mode: &str, root: &Path, archive: &Path, point: &str) -> std::process::ExitStatus {
+    fn run_child(mode: &str, fx: &Fx, grace: Duration, point: &str) -> std::process::ExitStatus {
+        let (root, archive) = (fx.root.display(), fx.archive.display());
         std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
                 "store::dir::tests::a_crash_child_applies_the_plan_its_parent_hands_it",
                 "--test-threads=1",
             ])
-            .env(CHILD_ENV, format!("{mode}\t{}\t{}", root.display(), archive.display()))
+            .env(CHILD_ENV, format!("{mode}\t{root}\t{archive}\t{}", grace.as_secs()))
             .env("RETENTION_CRASH_AT", point)
             .env_remove("RETENTION_FAIL_AT")
             .stdout(std::process::Stdio::null())
@@ -2585,33 +3314,38 @@ mod tests {
     #[tokio::test]
     async fn every_crash_point_keeps_each_file_whole_in_a_visible_place() {
         use std::os::unix::process::ExitStatusExt;
-        for point in CRASH_POINTS {
+        for (point, grace) in crash_cases() {
+            let context = &format!("{point} (grace {grace:?})");
             let fx = Fx::new();
             let originals = crash_tree(&fx.root, &fx.archive);
-            if point.starts_with("recover:") {
-                // Leave a temporary and a duplicate behind first, then crash while recovering them.
-                let status = run_child("apply", &fx.root, &fx.archive, "compress:renamed");
-                assert_eq!(status.signal(), Some(6), "compress:renamed: {status}");
-                let status = run_child("recover", &fx.root, &fx.archive, point);
-                assert_eq!(
-                    status.signal(),
-                    Some(6),
-                    "{point}: the crash point was never reached ({status})"
-                );
-            } else {
-                let status = run_child("apply", &fx.root, &fx.archive, point);
-                assert_eq!(
-                    status.signal(),
-                    Some(6),
-                    "{point}: the crash point was never reached ({status})"
-                );
-            }
-            check_invariant(&fx.root, &fx.archive, &originals, false, point);
-            let store = fx.store().await;
+            let store = fx.store_with_grace(grace).await;
+            let mode = match point.split(':').next().unwrap() {
+                "recover" => {
+                    // Leave a temporary and a duplicate behind first, then crash while recovering them.
+                    let status = run_child("apply", &fx, grace, "compress:renamed");
+                    assert_eq!(status.signal(), Some(6), "compress:renamed: {status}");
+                    "recover"
+                }
+                m @ ("purge" | "restore") => {
+                    // Purges and restores work on what a pass put in the trash.
+                    let applied = run_crash_plan(&store).await;
+                    assert!(applied.iter().all(|r| r.is_ok()), "{context}: {applied:?}");
+                    m
+                }
+                _ => "apply",
+            };
+            let status = run_child(mode, &fx, grace, point);
+            assert_eq!(
+                status.signal(),
+                Some(6),
+                "{context}: the crash point was never reached ({status})"
+            );
+            let gone = grace.is_zero() || mode == "purge";
+            check_invariant(&fx.root, &fx.archive, &originals, false, gone, context);
             store.recover(true).await.unwrap();
-            check_invariant(&fx.root, &fx.archive, &originals, true, point);
+            check_invariant(&fx.root, &fx.archive, &originals, true, gone, context);
             let (s, _) = scan(&store).await;
-            assert!(s.skipped.is_empty(), "{point}: {:?}", s.skipped);
+            assert!(s.skipped.is_empty(), "{context}: {:?}", s.skipped);
         }
     }
 }

@@ -7,6 +7,9 @@
 //! The contract every store keeps: if the process dies at any instant, every segment's content still exists, complete,
 //! in at least one visible place, no visible name holds a partial copy, and the next `recover` removes temporary
 //! leftovers and resolves any duplicate to exactly one copy.
+//!
+//! A store may keep dropped segments in a *trash* for a grace period ([`Store::trash`], [`Store::restore`],
+//! [`Store::purge`]): a trashed segment counts as one recoverable place until it is purged.
 
 pub mod archive;
 pub mod dir;
@@ -32,6 +35,15 @@ pub enum StoreError {
     Archive { url: String, source: object_store::Error },
     #[error("{0}")]
     Refused(String),
+    /// The store cannot do this at all (e.g. a store without a trash asked to restore).
+    #[error("{0}")]
+    Unsupported(String),
+    /// `restore` found no trashed segment of that name.
+    #[error("no segment {name:?} in the trash of {store}")]
+    NotInTrash { name: String, store: String },
+    /// `restore` found the segment's place taken: `path` exists now.
+    #[error("cannot restore {name:?}: {path} exists; move it away first")]
+    Taken { name: String, path: String },
 }
 
 impl StoreError {
@@ -90,9 +102,29 @@ pub struct Applied {
     pub bytes_before: u64,
     /// Bytes it occupies after in its new tier (0 when dropped; for an archive, 0 locally).
     pub bytes_after: u64,
+    /// A drop that moved the segment into the trash (restorable until purged) rather than deleting it.
+    pub trashed: bool,
+}
+
+/// A dropped segment kept in a store's trash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrashEntry {
+    /// The segment's name, as scans showed it.
+    pub name: String,
+    /// The tier it was dropped from, and to which a restore puts it back.
+    pub tier: Tier,
+    /// Its size as stored (compressed size for a compressed segment).
+    pub bytes: u64,
+    /// When it was moved to the trash (wall clock, ms since the epoch).
+    pub trashed_at_ms: i64,
+    /// From when a pass purges it (ms since the epoch).
+    pub expires_at_ms: i64,
 }
 
 /// Called with the number of actions finished since the last call, for progress bars.
+/// Says whether a segment name is under a legal hold.
+pub type Held = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
 /// A place where a dataset's segments live.
@@ -131,6 +163,34 @@ pub trait Store: Send + Sync {
         parallelism: usize,
         progress: Progress<'_>,
     ) -> Vec<Result<Applied, StoreError>>;
+
+    /// The dataset's trash: dropped segments still restorable, oldest first. A store without a trash has none.
+    async fn trash(&self) -> Result<Vec<TrashEntry>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Deletes for good the trash entries whose grace period has ended at `now_ms`, and returns them. An entry is
+    /// either purged whole or left as it was.
+    async fn purge(&self, now_ms: i64) -> Result<Vec<TrashEntry>, StoreError> {
+        self.purge_unheld(now_ms, Arc::new(|_: &str| false)).await
+    }
+
+    /// Like [`Store::purge`], but never purges an entry whose name `held` selects (a legal hold): it stays in the
+    /// trash, restorable, until the hold is lifted.
+    async fn purge_unheld(&self, now_ms: i64, held: Held) -> Result<Vec<TrashEntry>, StoreError> {
+        let _ = (now_ms, held);
+        Ok(Vec::new())
+    }
+
+    /// Puts the trashed segment `name` back where and as it was (name, tier, bytes, modification time). With several
+    /// entries of that name, restores the most recently trashed. Refuses ([`StoreError::Taken`]) when the segment
+    /// exists now in any tier, and says [`StoreError::NotInTrash`] when there is nothing to restore.
+    async fn restore(&self, name: &str) -> Result<TrashEntry, StoreError> {
+        Err(StoreError::Unsupported(format!(
+            "cannot restore {name:?}: {} has no trash",
+            self.describe()
+        )))
+    }
 }
 
 /// Opens the store of a dataset, checking that it is reachable (root readable, archive destination listable).
