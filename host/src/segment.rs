@@ -56,11 +56,11 @@ impl Action {
     }
 
     /// Whether the action makes sense for a segment in `tier` (the WIT contract's table).
-    pub fn allowed_from(self, tier: Tier) -> bool {
+    pub const fn allowed_from(self, tier: Tier) -> bool {
         match self {
             Action::Keep | Action::Drop => true,
-            Action::Compress => tier == Tier::Hot,
-            Action::Archive => tier != Tier::Archived,
+            Action::Compress => matches!(tier, Tier::Hot),
+            Action::Archive => !matches!(tier, Tier::Archived),
         }
     }
 

@@ -43,7 +43,8 @@
 //! segment, oldest first and in the same order, goes through [`Plugin::decide`]. Plugin state lives in `Self`.
 //!
 //! Throughput: the SDK allocates nothing per segment; label lookups are O(1) after the first lookup of a key in a
-//! batch; segment names are fetched from the host once per batch, only when the plugin first asks for one.
+//! batch, and [`Segment::label_is`] tests a label against a value by symbol id, without comparing text; segment
+//! names are fetched from the host once per batch, only when the plugin first asks for one.
 
 #![warn(missing_docs)]
 

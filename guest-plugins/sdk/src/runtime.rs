@@ -3,12 +3,12 @@
 
 use std::cell::UnsafeCell;
 
+use crate::Plugin;
 use crate::bindings::retention::policy::types::{PassContext, PassOptions, PluginInfo, SegmentBatch, Verdicts};
 use crate::context::Context;
 use crate::interner::Interner;
-use crate::segment::{Batch, Columns, Segment};
-use crate::types::Action;
-use crate::{Plugin, Reason};
+use crate::segment::{Batch, Columns, SymbolTable};
+use crate::types::{Action, Tier};
 
 /// Holds the state of the current pass for one plugin type (declared by [`export_plugin!`](crate::export_plugin)).
 pub struct Slot<P>(UnsafeCell<Option<Pass<P>>>);
@@ -47,8 +47,8 @@ pub struct Pass<P> {
     phase: Phase,
     /// Index of the first segment the next batch must start with.
     next_index: u64,
-    /// The pass's symbol table: id `n` is `symbols[n - 1]`.
-    symbols: Vec<String>,
+    /// The pass's symbol table.
+    symbols: SymbolTable,
     interner: Interner,
 }
 
@@ -81,7 +81,7 @@ pub fn begin<P: Plugin>(slot: &Slot<P>, context: PassContext) -> Result<PassOpti
             Phase::Deciding
         },
         next_index: 0,
-        symbols: Vec::new(),
+        symbols: SymbolTable::new(),
         interner: Interner::new(),
     });
     Ok(PassOptions { observe_first })
@@ -137,29 +137,40 @@ pub fn decide<P: Plugin>(slot: &Slot<P>, mut batch: SegmentBatch) -> Result<Verd
     )?;
 
     let n = batch.len();
-    // Written by index rather than pushed: the loop then only stores.
+    // Written by index rather than pushed: the loop then only stores. Reasons too, unconditionally, whether or not
+    // the decision has one: a branch on "has a reason" mispredicts as often as the policy's outcomes vary, which
+    // costs more than zeroing a column per batch. A batch without any reason sends an empty list.
     let mut actions = vec![Action::Keep.code(); n];
-    // Allocated on the first reason: a batch without reasons sends an empty list.
-    let mut reasons: Vec<u32> = Vec::new();
+    let mut reasons: Vec<u32> = vec![0; n];
+    let mut any_reason = 0;
     let mut invalid = None;
     let (plugin, interner) = (&mut pass.plugin, &mut pass.interner);
     interner.reset();
     batch.for_each(|i, seg| {
         let (action, reason) = plugin.decide(seg).into_parts();
-        if !action.allowed_from(seg.tier()) {
-            invalid = Some(invalid_action(seg, action, &reason));
+        if !allowed(action, seg.tier()) {
+            // Only scalars and text go to the cold path: passing the segment or the reason by reference would make
+            // them live in memory, stored on every iteration of this loop.
+            invalid = Some(invalid_action(
+                seg.index(),
+                seg.tier(),
+                seg.fetched_name(),
+                action,
+                reason.as_str(),
+            ));
             return false;
         }
-        actions[i] = action.code();
         let id = interner.intern(reason);
-        if id != 0 {
-            if reasons.is_empty() {
-                reasons = vec![0; n];
-            }
-            reasons[i] = id;
+        any_reason |= id;
+        if let (Some(a), Some(r)) = (actions.get_mut(i), reasons.get_mut(i)) {
+            *a = action.code();
+            *r = id;
         }
         true
     });
+    if any_reason == 0 {
+        reasons = Vec::new();
+    }
     // A failure the plugin (or the SDK on its behalf) recorded comes first: it explains what went wrong earlier.
     if let Some(message) = batch.take_failure().or(invalid) {
         return Err(message);
@@ -171,10 +182,36 @@ pub fn decide<P: Plugin>(slot: &Slot<P>, mut batch: SegmentBatch) -> Result<Verd
     })
 }
 
+/// Bit `tier * 4 + action` is set when the contract allows that action from that tier ([`Action::allowed_from`]).
+const ALLOWED: u16 = {
+    let mut bits = 0;
+    let mut a = 0;
+    while a < Action::ALL.len() {
+        let action = Action::ALL[a];
+        let mut t = 0;
+        while t < Tier::ALL.len() {
+            let tier = Tier::ALL[t];
+            if action.allowed_from(tier) {
+                bits |= 1 << (tier as u16 * 4 + action.code() as u16);
+            }
+            t += 1;
+        }
+        a += 1;
+    }
+    bits
+};
+
+/// [`Action::allowed_from`] as a table lookup: the `match` it compiles to branches on the action and the tier,
+/// which vary from segment to segment and mispredict.
+#[inline(always)]
+fn allowed(action: Action, tier: Tier) -> bool {
+    (ALLOWED >> (tier as u16 * 4 + action.code() as u16)) & 1 != 0
+}
+
 /// Takes a batch's new symbols into the pass's table, checks that the batch comes next in the pass (batches must
 /// cover the pass in order, without gaps; anything else is a host bug) and views its columns.
 fn open_batch<'a>(
-    symbols: &'a mut Vec<String>,
+    symbols: &'a mut SymbolTable,
     next_index: &mut u64,
     batch: &'a mut SegmentBatch,
     now_ms: i64,
@@ -205,10 +242,10 @@ fn open_batch<'a>(
 
 /// The message for a decision outside the contract's tier table, naming the segment.
 #[cold]
-fn invalid_action(seg: &Segment<'_>, action: Action, reason: &Reason) -> String {
-    let (index, tier) = (seg.index(), seg.tier());
-    let name = seg.fetched_name().map(|n| format!(" ({n})")).unwrap_or_default();
-    let why = reason.as_str().map(|r| format!(", reason {r:?}")).unwrap_or_default();
+#[inline(never)]
+fn invalid_action(index: u64, tier: Tier, name: Option<&str>, action: Action, reason: Option<&str>) -> String {
+    let name = name.map(|n| format!(" ({n})")).unwrap_or_default();
+    let why = reason.map(|r| format!(", reason {r:?}")).unwrap_or_default();
     format!(
         "plugin decided `{action}` for segment {index}{name} in tier `{tier}`{why}, which the contract forbids \
          (compress only from hot, archive only from hot or compressed)"
@@ -222,7 +259,6 @@ mod tests {
 
     use super::*;
     use crate::bindings::retention::policy::types::{DatasetTotals, LabelColumn, Param, TierTotals};
-    use crate::types::Tier;
     use crate::{Context, Decision, Info, Segment};
 
     /// Drops debug segments older than a day with a static reason, archives big ones with a per-segment reason,
@@ -325,6 +361,15 @@ mod tests {
         let v = decide(&slot, batch(4, &[3], &[1], &[Tier::Hot])).unwrap();
         assert_eq!(v.actions, [Action::Keep.code()]);
         assert!(v.reasons.is_empty() && v.reason_texts.is_empty());
+    }
+
+    #[test]
+    fn the_allowed_table_is_the_contracts_tier_table() {
+        for action in Action::ALL {
+            for tier in Tier::ALL {
+                assert_eq!(allowed(action, tier), action.allowed_from(tier), "{action} from {tier}");
+            }
+        }
     }
 
     #[test]

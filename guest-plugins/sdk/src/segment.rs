@@ -4,6 +4,11 @@
 //! into them. Everything a plugin reads per segment is O(1) and allocation-free: a label key is resolved to its
 //! column once per batch and cached, label values are symbol ids resolved through the pass's symbol table, and names
 //! are fetched from the host once per batch, on first use.
+//!
+//! The label path is the SDK's hottest code (a typical policy reads a few labels of every segment), so its data is
+//! laid out for the fewest dependent loads and branches: a cached column is a plain slice, empty when the batch lacks
+//! the key, so one bounds check covers "absent key" and "segment index"; the symbol table is indexed by the id
+//! itself, with id 0 stored as `None`, so resolving a value is one bounds check and one load of the text.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::num::NonZeroU32;
@@ -30,8 +35,9 @@ struct KeySlot<'a> {
     len: Cell<usize>,
     w0: Cell<u64>,
     w1: Cell<u64>,
-    /// The key's column, `None` when no segment of the batch has that label.
-    values: Cell<Option<&'a [u32]>>,
+    /// The key's column; empty when no segment of the batch has that label (a present column has one entry per
+    /// segment, so indexing it checks for both at once).
+    values: Cell<&'a [u32]>,
 }
 
 impl KeySlot<'_> {
@@ -40,7 +46,28 @@ impl KeySlot<'_> {
             len: Cell::new(usize::MAX),
             w0: Cell::new(0),
             w1: Cell::new(0),
-            values: Cell::new(None),
+            values: Cell::new(&[]),
+        }
+    }
+}
+
+/// A label value resolved to its symbol id in this batch, identified by its text like [`KeySlot`].
+struct ValueSlot {
+    /// The value's length, `usize::MAX` for an empty slot.
+    len: Cell<usize>,
+    w0: Cell<u64>,
+    w1: Cell<u64>,
+    /// The value's symbol id; `u32::MAX`, which no label column holds, when the value is no symbol.
+    id: Cell<u32>,
+}
+
+impl ValueSlot {
+    fn empty() -> Self {
+        ValueSlot {
+            len: Cell::new(usize::MAX),
+            w0: Cell::new(0),
+            w1: Cell::new(0),
+            id: Cell::new(u32::MAX),
         }
     }
 }
@@ -73,6 +100,49 @@ impl Symbol {
     }
 }
 
+/// The pass's symbol table, indexed by symbol id: entry 0 is `None` (the contract's "absent"), entry `n` the text of
+/// symbol `n`. Indexing by the id itself, with absence as the box's `None` niche, makes resolving a label value one
+/// bounds check and one load (no `id - 1`, no separate test for 0).
+pub(crate) struct SymbolTable(Vec<Option<Box<str>>>, SymbolIndex);
+
+/// Text to id, for [`Segment::label_is`]: built on its first use (plugins that never call it never pay for it) and
+/// brought up to date with the symbols appended since, on every lookup that misses.
+#[derive(Default)]
+struct SymbolIndex {
+    ids: RefCell<std::collections::HashMap<Box<str>, u32>>,
+    /// Symbols with ids below this one are in `ids`.
+    indexed: Cell<usize>,
+}
+
+impl SymbolTable {
+    pub(crate) fn new() -> SymbolTable {
+        SymbolTable(vec![None], SymbolIndex::default())
+    }
+
+    /// The id of `text`, 0 when it is no symbol (yet).
+    fn id_of(&self, text: &str) -> u32 {
+        let mut ids = self.1.ids.borrow_mut();
+        for id in self.1.indexed.get().max(1)..self.0.len() {
+            if let Some(t) = &self.0[id] {
+                ids.insert(t.clone(), id as u32);
+            }
+        }
+        self.1.indexed.set(self.0.len());
+        ids.get(text).copied().unwrap_or(0)
+    }
+
+    /// Appends a batch's new symbols, taking their strings (lifted strings have no spare capacity, so boxing them
+    /// does not reallocate).
+    pub(crate) fn append(&mut self, symbols: &mut Vec<String>) {
+        self.0.extend(symbols.drain(..).map(|s| Some(s.into_boxed_str())));
+    }
+
+    /// Number of symbols (the largest valid id).
+    fn len(&self) -> usize {
+        self.0.len() - 1
+    }
+}
+
 /// The names of a batch as the host returned them.
 struct Names {
     text: String,
@@ -89,10 +159,14 @@ pub(crate) struct Batch<'a> {
     bytes: &'a [u64],
     tiers: &'a [u8],
     columns: &'a [LabelColumn],
-    symbols: &'a [String],
+    /// The pass's symbol table (see [`SymbolTable`]): `symbols[id]`.
+    symbols: &'a [Option<Box<str>>],
+    table: &'a SymbolTable,
     now_ms: i64,
     total: u64,
     keys: [KeySlot<'a>; KEY_BUCKETS * KEY_WAYS],
+    /// Label values resolved to symbol ids in this batch, for [`Segment::label_is`]; laid out like `keys`.
+    values: [ValueSlot; KEY_BUCKETS * KEY_WAYS],
     names: OnceCell<Names>,
     failure: RefCell<Option<String>>,
     failed: Cell<bool>,
@@ -113,7 +187,8 @@ impl<'a> Batch<'a> {
     /// Checks that the columns describe the same segments and that every label key is a known symbol, so that the
     /// accessors below can neither panic nor read garbage. A malformed batch is a host bug: it fails the call with a
     /// message.
-    pub(crate) fn new(c: Columns<'a>, symbols: &'a [String], now_ms: i64, total: u64) -> Result<Batch<'a>, String> {
+    pub(crate) fn new(c: Columns<'a>, table: &'a SymbolTable, now_ms: i64, total: u64) -> Result<Batch<'a>, String> {
+        let symbols = &table.0[..];
         let len = c.end_ms.len();
         let lens = [
             ("start-ms", c.start_ms.len()),
@@ -129,7 +204,7 @@ impl<'a> Batch<'a> {
                 ));
             }
         }
-        let known = symbols.len() as u64;
+        let known = table.len() as u64;
         for col in c.labels {
             if col.key == 0 || u64::from(col.key) > known {
                 return Err(format!(
@@ -141,7 +216,7 @@ impl<'a> Batch<'a> {
                 return Err(format!(
                     "malformed batch at index {}: label column `{}` has {} entries for {len} segments",
                     c.first_index,
-                    symbols[col.key as usize - 1],
+                    symbols[col.key as usize].as_deref().unwrap_or_default(),
                     col.values.len()
                 ));
             }
@@ -168,9 +243,11 @@ impl<'a> Batch<'a> {
             tiers: c.tiers,
             columns: c.labels,
             symbols,
+            table,
             now_ms,
             total,
             keys: std::array::from_fn(|_| KeySlot::empty()),
+            values: std::array::from_fn(|_| ValueSlot::empty()),
             names: OnceCell::new(),
             failure: RefCell::new(None),
             failed: Cell::new(false),
@@ -200,6 +277,7 @@ impl<'a> Batch<'a> {
             };
             let seg = Segment {
                 b: self,
+                symbols: self.symbols,
                 i,
                 start_ms,
                 end_ms,
@@ -232,13 +310,15 @@ impl<'a> Batch<'a> {
         self.failed.set(true);
     }
 
-    /// The column of label `key` in this batch, `None` when no segment of the batch has that label.
+    /// The column of label `key` in this batch, empty when no segment of the batch has that label.
     #[inline(always)]
-    fn column(&self, key: &str) -> Option<&'a [u32]> {
+    fn column(&self, key: &str) -> &'a [u32] {
         if let Some((w0, w1)) = key_words(key) {
             let bucket = key.len() % KEY_BUCKETS;
             for slot in &self.keys[bucket * KEY_WAYS..(bucket + 1) * KEY_WAYS] {
-                if slot.len.get() == key.len() && slot.w0.get() == w0 && slot.w1.get() == w1 {
+                // Keys of up to 8 bytes have `w1 == 0` on both sides once the lengths match: for a literal key the
+                // test folds away.
+                if slot.len.get() == key.len() && slot.w0.get() == w0 && (key.len() <= 8 || slot.w1.get() == w1) {
                     return slot.values.get();
                 }
             }
@@ -249,12 +329,12 @@ impl<'a> Batch<'a> {
     /// Finds `key` among the batch's columns by text and caches the answer (present or absent) for short keys.
     #[cold]
     #[inline(never)]
-    fn column_slow(&self, key: &str) -> Option<&'a [u32]> {
+    fn column_slow(&self, key: &str) -> &'a [u32] {
         let values = self
             .columns
             .iter()
-            .find(|c| self.symbols[c.key as usize - 1] == key)
-            .map(|c| c.values.as_slice());
+            .find(|c| self.symbols[c.key as usize].as_deref() == Some(key))
+            .map_or(&[][..], |c| c.values.as_slice());
         if let Some((w0, w1)) = key_words(key) {
             // The newer key takes way 0 and the older one moves to way 1: least recently added goes first.
             let bucket = key.len() % KEY_BUCKETS;
@@ -271,12 +351,50 @@ impl<'a> Batch<'a> {
         values
     }
 
-    /// The text of a non-zero symbol id from a label column; an id past the table is a host bug, reported as the
-    /// call's error (the label reads as absent meanwhile).
+    /// The symbol id of label value `value` in this pass, `u32::MAX` (which no column holds) when it is no symbol.
+    /// Cached per batch like label keys (symbols only ever get added, so a value that is no symbol in one batch may
+    /// be one in the next).
+    #[inline(always)]
+    fn value_id(&self, value: &str) -> u32 {
+        if let Some((w0, w1)) = key_words(value) {
+            let bucket = value.len() % KEY_BUCKETS;
+            for slot in &self.values[bucket * KEY_WAYS..(bucket + 1) * KEY_WAYS] {
+                if slot.len.get() == value.len() && slot.w0.get() == w0 && (value.len() <= 8 || slot.w1.get() == w1) {
+                    return slot.id.get();
+                }
+            }
+        }
+        self.value_id_slow(value)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn value_id_slow(&self, value: &str) -> u32 {
+        let id = match self.table.id_of(value) {
+            0 => u32::MAX,
+            id => id,
+        };
+        if let Some((w0, w1)) = key_words(value) {
+            let bucket = value.len() % KEY_BUCKETS;
+            let (first, second) = (&self.values[bucket * KEY_WAYS], &self.values[bucket * KEY_WAYS + 1]);
+            second.len.set(first.len.get());
+            second.w0.set(first.w0.get());
+            second.w1.set(first.w1.get());
+            second.id.set(first.id.get());
+            first.len.set(value.len());
+            first.w0.set(w0);
+            first.w1.set(w1);
+            first.id.set(id);
+        }
+        id
+    }
+
+    /// The text of a symbol id from a label column, `None` for 0 (absent); an id past the table is a host bug,
+    /// reported as the call's error (the label reads as absent meanwhile).
     #[inline(always)]
     fn symbol_text(&self, id: u32) -> Option<&'a str> {
-        match self.symbols.get(id as usize - 1) {
-            Some(s) => Some(s),
+        match self.symbols.get(id as usize) {
+            Some(s) => s.as_deref(),
             None => {
                 self.unknown_symbol(id);
                 None
@@ -290,11 +408,23 @@ impl<'a> Batch<'a> {
         self.fail(format!(
             "malformed batch at index {}: a label refers to symbol {id}, not in the symbol table ({} symbols)",
             self.first_index,
-            self.symbols.len()
+            self.symbols.len() - 1
         ));
     }
 
+    /// The batch's names, fetched on first use. The fetch and its error paths are out of line: inlined into a
+    /// plugin's per-segment loop, their message arguments stay live across the loop and crowd the registers.
+    #[inline(always)]
     fn names(&self) -> &Names {
+        match self.names.get() {
+            Some(n) => n,
+            None => self.fetch_names(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fetch_names(&self) -> &Names {
         self.names.get_or_init(|| {
             let n = host::batch_names();
             if n.ends.len() != self.len {
@@ -312,6 +442,17 @@ impl<'a> Batch<'a> {
         })
     }
 
+    #[cold]
+    #[inline(never)]
+    fn malformed_name(&self, i: usize, start: usize, end: usize) {
+        let len = self.names.get().map_or(0, |n| n.text.len());
+        self.fail(format!(
+            "host returned a malformed name for segment {} (bytes {start}..{end} of {len})",
+            self.first_index + i as u64,
+        ));
+    }
+
+    #[inline]
     fn name(&self, i: usize) -> &str {
         let n = self.names();
         let start = if i == 0 {
@@ -324,11 +465,7 @@ impl<'a> Batch<'a> {
             (Some(s), Some(e)) => match n.text.get(s..e) {
                 Some(name) => name,
                 None => {
-                    self.fail(format!(
-                        "host returned a malformed name for segment {} (bytes {s}..{e} of {})",
-                        self.first_index + i as u64,
-                        n.text.len()
-                    ));
+                    self.malformed_name(i, s, e);
                     ""
                 }
             },
@@ -344,6 +481,9 @@ impl<'a> Batch<'a> {
 /// `decide` call that received it.
 pub struct Segment<'a> {
     b: &'a Batch<'a>,
+    /// The pass's symbol table, copied like the columns below: resolving a label value is then a load from a
+    /// register-held slice rather than through the batch.
+    symbols: &'a [Option<Box<str>>],
     i: usize,
     // Copied from the columns when the view is made (a few loads the optimiser drops when unused), so that reading
     // them does not reload the columns from the batch after every call that may touch its caches.
@@ -429,24 +569,53 @@ impl<'a> Segment<'a> {
     /// The value of label `key`, `None` when the segment does not have it.
     ///
     /// O(1) after the first lookup of `key` in a batch; comparing the result with a literal
-    /// (`seg.label("level") == Some("debug")`) is the idiomatic, fast way to test a label.
+    /// (`seg.label("level") == Some("debug")`) is the idiomatic way to test a label, and
+    /// [`label_is`](Segment::label_is) the fastest.
     #[inline(always)]
     pub fn label(&self, key: &str) -> Option<&'a str> {
-        let id = *self.b.column(key)?.get(self.i)?;
-        if id == 0 { None } else { self.b.symbol_text(id) }
+        let id = *self.b.column(key).get(self.i)?;
+        match self.symbols.get(id as usize) {
+            Some(text) => text.as_deref(),
+            None => {
+                self.b.unknown_symbol(id);
+                None
+            }
+        }
+    }
+
+    /// Whether the segment has label `key` with value `value`: the same as `seg.label(key) == Some(value)`, and the
+    /// fastest way to test a label, as it compares symbol ids instead of text (both `key` and `value` are resolved
+    /// once per batch and cached, so literals cost a few integer compares).
+    #[inline(always)]
+    pub fn label_is(&self, key: &str, value: &str) -> bool {
+        let Some(&id) = self.b.column(key).get(self.i) else {
+            return false;
+        };
+        if id as usize >= self.symbols.len() {
+            self.b.unknown_symbol(id);
+            return false;
+        }
+        id == self.b.value_id(value)
     }
 
     /// The value of label `key` as a pass-wide [`Symbol`], for plugins that group or count by label: comparing
     /// and hashing a `u32` is cheaper than a string, and equal values have equal symbols throughout the pass.
     #[inline(always)]
     pub fn label_symbol(&self, key: &str) -> Option<Symbol> {
-        let id = NonZeroU32::new(*self.b.column(key)?.get(self.i)?)?;
-        self.b.symbol_text(id.get()).map(|_| Symbol(id))
+        let id = NonZeroU32::new(*self.b.column(key).get(self.i)?)?;
+        if id.get() as usize >= self.symbols.len() {
+            self.b.unknown_symbol(id.get());
+            return None;
+        }
+        Some(Symbol(id))
     }
 
     /// The text of a symbol obtained from [`label_symbol`](Segment::label_symbol) in this pass.
     pub fn symbol_text(&self, symbol: Symbol) -> &'a str {
-        self.b.symbols.get(symbol.id() as usize - 1).map_or("", String::as_str)
+        self.symbols
+            .get(symbol.id() as usize)
+            .and_then(Option::as_deref)
+            .unwrap_or("")
     }
 
     /// All labels of the segment, as `(key, value)`, in the batch's column order.
@@ -492,5 +661,95 @@ impl std::fmt::Debug for Segment<'_> {
             .field("bytes", &self.bytes())
             .field("tier", &self.tier())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_resolve_by_id_and_absent_keys_or_values_read_as_none() {
+        // Symbols 1 = "level", 2 = "debug", 3 = "info", 4 = "zone"; one `level` column (absent for segment 2).
+        let mut table = SymbolTable::new();
+        table.append(&mut vec!["level".into(), "debug".into(), "info".into(), "zone".into()]);
+        let labels = [LabelColumn {
+            key: 1,
+            values: vec![2, 3, 0],
+        }];
+        let columns = Columns {
+            first_index: 0,
+            start_ms: &[0; 3],
+            end_ms: &[0; 3],
+            rows: &[-1; 3],
+            bytes: &[0; 3],
+            tiers: &[0; 3],
+            labels: &labels,
+        };
+        let b = Batch::new(columns, &table, 0, 3).unwrap();
+        let mut seen = Vec::new();
+        b.for_each(|_, seg| {
+            seen.push((
+                seg.label("level"),
+                seg.label_symbol("level").map(|s| seg.symbol_text(s)),
+                seg.label("zone"),
+                seg.label("a-key-longer-than-sixteen-bytes"),
+                seg.labels().collect::<Vec<_>>(),
+            ));
+            true
+        });
+        assert_eq!(
+            seen,
+            [
+                (Some("debug"), Some("debug"), None, None, vec![("level", "debug")]),
+                (Some("info"), Some("info"), None, None, vec![("level", "info")]),
+                (None, None, None, None, vec![]),
+            ]
+        );
+        assert!(b.take_failure().is_none());
+    }
+
+    #[test]
+    fn label_is_compares_like_label_and_sees_symbols_added_later() {
+        let mut table = SymbolTable::new();
+        table.append(&mut vec!["level".into(), "debug".into()]);
+        // "info" is no symbol yet: a test for it is false, and so is one for a label the batch lacks.
+        let labels = [LabelColumn {
+            key: 1,
+            values: vec![2, 0],
+        }];
+        let columns = |labels| Columns {
+            first_index: 0,
+            start_ms: &[0; 2],
+            end_ms: &[0; 2],
+            rows: &[-1; 2],
+            bytes: &[0; 2],
+            tiers: &[0; 2],
+            labels,
+        };
+        let mut seen = Vec::new();
+        let b = Batch::new(columns(&labels), &table, 0, 4).unwrap();
+        b.for_each(|_, seg| {
+            seen.push([
+                seg.label_is("level", "debug"),
+                seg.label_is("level", "info"),
+                seg.label_is("zone", "debug"),
+                seg.label_is("level", "a value longer than sixteen bytes"),
+            ]);
+            true
+        });
+        assert_eq!(seen, [[true, false, false, false], [false, false, false, false]]);
+        table.append(&mut vec!["info".into()]);
+        let labels = [LabelColumn {
+            key: 1,
+            values: vec![3, 2],
+        }];
+        let b = Batch::new(columns(&labels), &table, 0, 4).unwrap();
+        let mut seen = Vec::new();
+        b.for_each(|_, seg| {
+            seen.push((seg.label_is("level", "info"), seg.label_is("level", "debug")));
+            true
+        });
+        assert_eq!(seen, [(true, false), (false, true)]);
     }
 }
