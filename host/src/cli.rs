@@ -618,14 +618,17 @@ async fn trash(cmd: TrashCommand) -> anyhow::Result<i32> {
                         if let Err(err) = crate::state::StateDb::open(&config.service.state_dir)
                             .and_then(|db| db.record_restore(&ds.name, &e, "command line"))
                         {
-                            eprintln!("warning: {} was restored but not recorded in the audit trail: {err}", e.name);
+                            eprintln!(
+                                "warning: {} was restored but not recorded in the audit trail: {err}",
+                                e.name
+                            );
                         }
                         println!(
-                        "restored {} ({}, {}, trashed {})",
-                        e.name,
-                        e.tier,
-                        crate::report::human_bytes(e.bytes),
-                        time(e.trashed_at_ms)
+                            "restored {} ({}, {}, trashed {})",
+                            e.name,
+                            e.tier,
+                            crate::report::human_bytes(e.bytes),
+                            time(e.trashed_at_ms)
                         )
                     }
                     Err(e) => {

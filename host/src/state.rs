@@ -358,7 +358,14 @@ impl StateDb {
                 "INSERT INTO audit (at, pass_id, dataset, segment, tier_before, tier_after, action, outcome, reason,
                                     detail, bytes)
                  VALUES (?1, '', ?2, ?3, 'trash', ?4, 'restore', 'done', NULL, ?5, ?6)",
-                params![at, dataset, e.name, e.tier.as_str(), format!("restored through the {by}"), e.bytes as i64],
+                params![
+                    at,
+                    dataset,
+                    e.name,
+                    e.tier.as_str(),
+                    format!("restored through the {by}"),
+                    e.bytes as i64
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

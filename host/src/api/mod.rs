@@ -69,6 +69,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/config/reload", post(reload_config))
         .route("/v1/holds", post(add_hold))
         .route("/v1/holds/{id}/lift", post(lift_hold))
+        .route("/v1/datasets/{name}/trash/restore", post(restore_trash))
         .route_layer(middleware::from_fn_with_state(service.clone(), require_token));
     Router::new()
         .route("/healthz", get(health))
@@ -81,6 +82,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/passes", get(list_passes))
         .route("/v1/passes/{id}", get(get_pass))
         .route("/v1/holds", get(list_holds))
+        .route("/v1/datasets/{name}/trash", get(list_trash))
         .route("/v1/audit", get(audit))
         .route("/v1/audit/export", get(audit_export))
         .merge(admin)
@@ -449,6 +451,83 @@ async fn audit_export(
     Ok((
         [(header::CONTENT_TYPE, "application/x-ndjson")],
         axum::body::Body::from_stream(pages),
+    )
+        .into_response())
+}
+
+async fn dataset_store(service: &Service, name: &str) -> Result<Arc<dyn crate::store::Store>, ApiError> {
+    let config = service.config();
+    let ds = config.dataset(name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no dataset {name:?} in the running config"),
+        )
+    })?;
+    crate::store::open(ds)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("dataset {name}: {e}")))
+}
+
+async fn list_trash(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let store = dataset_store(&service, &name).await?;
+    let entries = store
+        .trash()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!({ "trash": entries })).into_response())
+}
+
+/// `POST /v1/datasets/{name}/trash/restore` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Restore {
+    /// Segment names, as reports and the trash listing show them.
+    names: Vec<String>,
+}
+
+/// Restores each name; answers 200 when all were restored, else the first error's status, with every name's result.
+async fn restore_trash(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    b: Result<Json<Restore>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let r = body(b)?;
+    if r.names.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "names: give at least one segment name",
+        ));
+    }
+    let store = dataset_store(&service, &name).await?;
+    let mut status = StatusCode::OK;
+    let mut results = Vec::new();
+    for n in &r.names {
+        match store.restore(n).await {
+            Ok(e) => {
+                if let Err(err) = service.state.record_restore(&name, &e, "admin API") {
+                    tracing::error!("{} was restored but not recorded in the audit trail: {err}", e.name);
+                }
+                tracing::info!(dataset = %name, segment = %e.name, "restored from the trash");
+                results.push(json!({ "name": n, "restored": e }));
+            }
+            Err(e) => {
+                let code = match e {
+                    crate::store::StoreError::NotInTrash { .. } => StatusCode::NOT_FOUND,
+                    crate::store::StoreError::Taken { .. } => StatusCode::CONFLICT,
+                    crate::store::StoreError::Refused(_) => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                if status == StatusCode::OK {
+                    status = code;
+                }
+                results.push(json!({ "name": n, "error": e.to_string() }));
+            }
+        }
+    }
+    let error = (status != StatusCode::OK).then(|| "not every segment was restored: see results".to_string());
+    Ok((
+        status,
+        Json(json!({ "status": status.as_u16(), "results": results, "error": error })),
     )
         .into_response())
 }
