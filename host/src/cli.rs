@@ -206,8 +206,10 @@ pub async fn run_datasets(
     force: bool,
 ) -> anyhow::Result<i32> {
     // Holds live in the state database, and so does the record of what this run does: without it, no pass.
-    let state = crate::state::StateDb::open(&config.service.state_dir)
-        .with_context(|| "cannot open the state database (legal holds and the audit trail live there)")?;
+    let state = Arc::new(
+        crate::state::StateDb::open(&config.service.state_dir)
+            .with_context(|| "cannot open the state database (legal holds and the audit trail live there)")?,
+    );
     let runtime = Runtime::new(config.runtime.clone())?;
     let mut stores = Vec::new();
     for ds in datasets {
@@ -222,6 +224,7 @@ pub async fn run_datasets(
         cancel: None,
         force,
         holds: Vec::new(),
+        before_purge: Some(state.purge_hook()),
     };
     let show_progress = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();

@@ -16,7 +16,7 @@ use crate::store::{Applied, Recovery, Store, StoreError};
 use crate::{apply, guard};
 
 /// How to run a pass.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PassOptions {
     pub dry_run: bool,
     /// The pass's "now", given to the plugin.
@@ -27,6 +27,23 @@ pub struct PassOptions {
     pub force: bool,
     /// The dataset's legal holds: held segments are never archived or dropped.
     pub holds: Vec<crate::hold::Hold>,
+    /// Called with the trash entries about to be purged, before they are: the audit trail records a purge before it
+    /// happens, so that a crash can never lose a segment without a record. An error skips the purge.
+    pub before_purge: Option<PurgeHook>,
+}
+
+/// See [`PassOptions::before_purge`]: `(pass id, dataset, entries)`.
+pub type PurgeHook = Arc<dyn Fn(&str, &str, &[crate::store::TrashEntry]) -> Result<(), String> + Send + Sync>;
+
+impl std::fmt::Debug for PassOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PassOptions")
+            .field("dry_run", &self.dry_run)
+            .field("now", &self.now)
+            .field("force", &self.force)
+            .field("holds", &self.holds.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PassOptions {
@@ -268,14 +285,23 @@ async fn trash_step(dataset: &DatasetConfig, store: &dyn Store, opts: &PassOptio
             })
         })
     };
-    let purged = if opts.dry_run {
-        store.trash().await.map(|t| {
-            t.into_iter()
-                .filter(|e| e.expires_at_ms <= now_ms && !held(&e.name))
-                .collect()
-        })
-    } else {
-        store.purge_unheld(now_ms, held).await
+    let due = store.trash().await.map(|t| {
+        t.into_iter()
+            .filter(|e| e.expires_at_ms <= now_ms && !held(&e.name))
+            .collect::<Vec<_>>()
+    });
+    let purged = match due {
+        Ok(due) if opts.dry_run || due.is_empty() => Ok(due),
+        Ok(due) => match &opts.before_purge {
+            Some(hook) => match hook(&report.pass_id, &report.dataset, &due) {
+                Ok(()) => store.purge_unheld(now_ms, held).await,
+                Err(e) => Err(crate::store::StoreError::Refused(format!(
+                    "the purge could not be recorded in the audit trail first, so nothing was purged: {e}"
+                ))),
+            },
+            None => store.purge_unheld(now_ms, held).await,
+        },
+        Err(e) => Err(e),
     };
     match purged {
         Ok(purged) => report.record_purged(purged),

@@ -350,6 +350,50 @@ impl StateDb {
         Ok(())
     }
 
+    /// Records trash entries about to be purged (outcome `purging`), before the purge: a crash after it leaves a
+    /// record of every segment that may be gone.
+    pub fn record_purge_intent(
+        &self,
+        pass_id: &str,
+        dataset: &str,
+        entries: &[crate::store::TrashEntry],
+    ) -> Result<(), StateError> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO audit (at, pass_id, dataset, segment, tier_before, tier_after, action, outcome, reason,
+                                        detail, bytes)
+                     VALUES (?1, ?2, ?3, ?4, 'trash', NULL, 'purge', 'purging', 'its grace period ended', ?5, ?6)",
+                )
+                .map_err(|e| self.err(e))?;
+            for e in entries {
+                stmt.execute(params![
+                    at,
+                    pass_id,
+                    dataset,
+                    e.name,
+                    format!("dropped from the {} tier", e.tier.as_str()),
+                    e.bytes as i64
+                ])
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// A hook for [`crate::pass::PassOptions::before_purge`] that records purge intents here.
+    pub fn purge_hook(self: &std::sync::Arc<Self>) -> crate::pass::PurgeHook {
+        let me = self.clone();
+        std::sync::Arc::new(move |pass_id, dataset, entries| {
+            me.record_purge_intent(pass_id, dataset, entries)
+                .map_err(|e| e.to_string())
+        })
+    }
+
     /// Records a segment restored from the trash (`by`: who asked, e.g. `api` or `cli`).
     pub fn record_restore(&self, dataset: &str, e: &crate::store::TrashEntry, by: &str) -> Result<(), StateError> {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);

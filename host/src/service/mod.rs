@@ -329,6 +329,7 @@ impl Service {
                             cancel: Some(self.shutdown.clone()),
                             force,
                             holds,
+                            before_purge: Some(self.state.purge_hook()),
                         };
                         pass::run(ds, store, plugin, &opts, &|_| {}).await
                     }
