@@ -114,6 +114,9 @@ apply_parallelism = 2
 
 [dataset.guard]
 max_drop_bytes_fraction = 1.0
+max_drop_segments_fraction = 1.0
+keep_newest = 0
+min_drop_age_secs = 0
 
 [dataset.directory]
 root = "{root}"

@@ -154,10 +154,11 @@ fn a_legal_hold_keeps_held_segments_whatever_the_plugin_says_until_it_is_lifted(
         assert!(r["detail"].as_str().unwrap().starts_with("hold "), "{r}");
         assert!(r["reason"].is_string(), "{r}");
     }
-    let (_, done) = svc.get("/v1/audit?dataset=logs&outcome=done");
+    // The one drop went to the trash (restorable for a day by default).
+    let (_, done) = svc.get("/v1/audit?dataset=logs&outcome=trashed");
     assert_eq!(done["records"][0]["segment"], names[1].as_str());
     assert_eq!(done["records"][0]["tier_before"], "hot");
-    assert!(done["records"][0]["tier_after"].is_null());
+    assert_eq!(done["records"][0]["tier_after"], "trash");
 
     // The command line honours the same holds, even with --force.
     let out = retention()
@@ -315,9 +316,78 @@ fn the_audit_trail_pages_filters_and_exports_as_json_lines() {
         lines.windows(2).all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64()),
         "oldest first"
     );
-    assert!(
-        lines
-            .iter()
-            .all(|l| l["pass_id"] == r["pass_id"] && l["outcome"] == "done")
+    assert!(lines.iter().all(|l| l["pass_id"] == r["pass_id"]));
+    for l in &lines {
+        let expected = if l["action"] == "drop" { "trashed" } else { "done" };
+        assert_eq!(l["outcome"], expected, "drops go to the trash: {l}");
+    }
+}
+
+#[test]
+fn a_held_segment_in_the_trash_is_never_purged_and_the_api_restores_it_exactly() {
+    let s = Setup::new("age_tiering", 0);
+    let names = dated_tree(&s, "logs", &[("api", 40), ("billing", 41), ("api", 2)]);
+    let cfg = config(&s, &[("logs", "logs", OPEN_GUARDS)]);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("time = \"label:date\"", "time = \"label:date\"\ntrash_grace_secs = 1"),
+    )
+    .unwrap();
+    let billing = std::fs::read(s.path().join("logs").join(&names[1])).unwrap();
+    let svc = s.start(&cfg, Some(TOKEN));
+
+    // Both old segments go to the trash.
+    let (_, r) = svc.post("/v1/datasets/logs/passes", Some(TOKEN));
+    assert_eq!(r["stats"]["trashed"]["segments"], 2, "{r}");
+    let (st, trash) = svc.get("/v1/datasets/logs/trash");
+    assert_eq!(st, 200);
+    assert_eq!(trash["trash"].as_array().unwrap().len(), 2, "{trash}");
+
+    // A hold set now covers the trashed billing segment: passes purge the api one once its grace ends, never it.
+    let hold = json!({"dataset": "logs", "selector": {"label": {"key": "service", "value": "billing"}},
+                      "reason": "case 9", "author": "legal"});
+    assert_eq!(svc.post_json("/v1/holds", Some(TOKEN), &hold.to_string()).0, 201);
+    common::service::wait_for("the unheld segment's purge", || {
+        let (_, r) = svc.post("/v1/datasets/logs/passes", Some(TOKEN));
+        (r["stats"]["purged"]["segments"] == 1).then_some(())
+    });
+    let (_, trash) = svc.get("/v1/datasets/logs/trash");
+    let left: Vec<&str> = trash["trash"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, [names[1].as_str()]);
+
+    // Restore through the API: exact bytes in the original place, recorded in the audit trail.
+    assert_eq!(
+        svc.post_json("/v1/datasets/logs/trash/restore", None, r#"{"names": []}"#)
+            .0,
+        401
     );
+    assert_eq!(
+        svc.post_json("/v1/datasets/logs/trash/restore", Some(TOKEN), r#"{"names": []}"#)
+            .0,
+        400
+    );
+    assert_eq!(
+        svc.post_json("/v1/datasets/nope/trash/restore", Some(TOKEN), r#"{"names": ["a"]}"#)
+            .0,
+        404
+    );
+    let body = json!({ "names": [names[1]] }).to_string();
+    let (st, v) = svc.post_json("/v1/datasets/logs/trash/restore", Some(TOKEN), &body);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(std::fs::read(s.path().join("logs").join(&names[1])).unwrap(), billing);
+    let (st, v) = svc.post_json("/v1/datasets/logs/trash/restore", Some(TOKEN), &body);
+    assert_eq!(st, 404, "{v}");
+    assert!(v["results"][0]["error"].is_string(), "{v}");
+    let (_, audit) = svc.get("/v1/audit?action=restore");
+    assert_eq!(audit["records"][0]["segment"], names[1].as_str());
+    let (_, audit) = svc.get("/v1/audit?action=purge");
+    let purges = audit["records"].as_array().unwrap();
+    assert!(purges.iter().all(|r| r["segment"] == names[0].as_str()), "{audit}");
+    assert!(purges.iter().any(|r| r["outcome"] == "purging") && purges.iter().any(|r| r["outcome"] == "done"));
 }
