@@ -222,6 +222,8 @@ pub async fn run_datasets(
         cancel: None,
         force,
         holds: Vec::new(),
+        // Shadow mode is the service's: `retention run` has no state of shadows.
+        shadow: None,
     };
     let show_progress = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
