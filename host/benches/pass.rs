@@ -244,6 +244,9 @@ compression_level = {LEVEL}
 trash_grace_secs = 0
 [dataset.guard]
 max_drop_bytes_fraction = 1.0
+max_drop_segments_fraction = 1.0
+keep_newest = 0
+min_drop_age_secs = 0
 "#,
         plugins = plugins.display(),
         root = root.display()

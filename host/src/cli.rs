@@ -225,6 +225,8 @@ pub async fn run_datasets(
         force,
         holds: Vec::new(),
         before_purge: Some(state.purge_hook()),
+        // Shadow mode is the service's: `retention run` has no state of shadows.
+        shadow: None,
     };
     let show_progress = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();

@@ -137,6 +137,27 @@ pub struct RawDataset {
     /// Actions applied at once (compressions run on this many threads).
     #[serde(default = "default_parallelism")]
     pub apply_parallelism: usize,
+    /// Shadow mode (`retention serve`): another plugin decides beside `plugin` for a number of real passes, on the
+    /// same segments, and acts on nothing; the service records how the two plans differ.
+    pub shadow: Option<RawShadow>,
+}
+
+/// `[dataset.shadow]`: a new plugin version to try in shadow beside the dataset's plugin.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShadow {
+    /// The shadow plugin: the file `<plugin_dir>/<plugin>.wasm`, another file than the dataset's `plugin`.
+    pub plugin: String,
+    /// Real passes that run the shadow, 1 to 10000.
+    pub passes: u32,
+}
+
+/// Most passes a shadow may be given.
+pub const MAX_SHADOW_PASSES: u32 = 10_000;
+
+/// Whether `name` can name a plugin: the file `<plugin_dir>/<name>.wasm`, not a path and not a hidden file.
+pub fn is_plugin_name(name: &str) -> bool {
+    !(name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') || name.chars().any(char::is_control))
 }
 
 fn default_parallelism() -> usize {
@@ -286,6 +307,15 @@ pub struct DatasetConfig {
     pub store: StoreConfig,
     pub guard: GuardConfig,
     pub apply_parallelism: usize,
+    /// The shadow of `[dataset.shadow]`, if any (the API may set another one, which wins).
+    pub shadow: Option<ShadowConfig>,
+}
+
+/// A shadow set in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowConfig {
+    pub plugin: String,
+    pub passes: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -530,7 +560,7 @@ impl DatasetConfig {
                 "must be non-empty, without '/'",
             ));
         }
-        if raw.plugin.is_empty() || raw.plugin.contains(['/', '\\']) || raw.plugin.starts_with('.') {
+        if !is_plugin_name(&raw.plugin) {
             return Err(invalid(
                 at("plugin"),
                 format!("{:?}", raw.plugin),
@@ -588,6 +618,36 @@ impl DatasetConfig {
                 "must be between 1 and 256",
             ));
         }
+        let shadow = match raw.shadow {
+            None => None,
+            Some(sh) => {
+                if !is_plugin_name(&sh.plugin) {
+                    return Err(invalid(
+                        at("shadow.plugin"),
+                        format!("{:?}", sh.plugin),
+                        "must be a plugin name (the file <plugin_dir>/<name>.wasm), not a path",
+                    ));
+                }
+                if sh.plugin == raw.plugin {
+                    return Err(invalid(
+                        at("shadow.plugin"),
+                        format!("{:?}", sh.plugin),
+                        "must be another plugin file than the dataset's plugin",
+                    ));
+                }
+                if !(1..=MAX_SHADOW_PASSES).contains(&sh.passes) {
+                    return Err(invalid(
+                        at("shadow.passes"),
+                        sh.passes,
+                        format!("must be between 1 and {MAX_SHADOW_PASSES}"),
+                    ));
+                }
+                Some(ShadowConfig {
+                    plugin: sh.plugin,
+                    passes: sh.passes,
+                })
+            }
+        };
         Ok(DatasetConfig {
             name: raw.name,
             plugin: raw.plugin,
@@ -597,6 +657,7 @@ impl DatasetConfig {
             store,
             guard,
             apply_parallelism: raw.apply_parallelism,
+            shadow,
         })
     }
 }
@@ -936,6 +997,34 @@ mod tests {
         );
         let e = parse(d.path(), "params = { a = [1, 2] }", "").unwrap_err().to_string();
         assert!(e.contains("dataset[0].params.a"), "{e}");
+    }
+
+    #[test]
+    fn a_config_shadow_names_another_plugin_and_a_bounded_number_of_passes() {
+        let d = setup();
+        let c = parse(d.path(), "[dataset.shadow]\nplugin = \"p-next\"\npasses = 5", "").unwrap();
+        assert_eq!(
+            c.datasets[0].shadow,
+            Some(ShadowConfig {
+                plugin: "p-next".into(),
+                passes: 5
+            })
+        );
+        for (shadow, field, value) in [
+            ("plugin = \"../x\"\npasses = 5", "dataset[0].shadow.plugin", "../x"),
+            ("plugin = \"p\"\npasses = 5", "dataset[0].shadow.plugin", "\"p\""),
+            ("plugin = \"q\"\npasses = 0", "dataset[0].shadow.passes", "0"),
+            ("plugin = \"q\"\npasses = 10001", "dataset[0].shadow.passes", "10001"),
+        ] {
+            let e = parse(d.path(), &format!("[dataset.shadow]\n{shadow}"), "")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field) && e.contains(value), "{e}");
+        }
+        let e = parse(d.path(), "[dataset.shadow]\nplugin = \"q\"\npasses = 1\ncolour = 1", "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `colour`"), "{e}");
     }
 
     #[test]

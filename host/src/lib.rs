@@ -20,5 +20,6 @@ pub mod plugin;
 pub mod report;
 pub mod segment;
 pub mod service;
+pub mod shadow;
 pub mod state;
 pub mod store;

@@ -29,6 +29,7 @@ pub struct Metrics {
     plugin_compiles: Family<Labels, Counter>,
     plugin_failures: Family<Labels, Counter>,
     plugin_info: Family<Labels, Gauge>,
+    shadow_passes: Family<Labels, Counter>,
     /// The label set of each plugin's active version in `plugin_info`, to remove when it changes.
     active: Mutex<std::collections::HashMap<String, Labels>>,
 }
@@ -57,6 +58,7 @@ impl Metrics {
             plugin_compiles: Family::default(),
             plugin_failures: Family::default(),
             plugin_info: Family::default(),
+            shadow_passes: Family::default(),
             active: Mutex::new(Default::default()),
             registry: Registry::default(),
         };
@@ -105,6 +107,11 @@ impl Metrics {
             "The active version of each plugin (value 1), with its name, version and digest",
             m.plugin_info.clone(),
         );
+        registry.register(
+            "shadow_passes",
+            "Passes that ran a shadow plugin beside the active one, by dataset and outcome (ok, failed)",
+            m.shadow_passes.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -140,6 +147,16 @@ impl Metrics {
                 self.bytes.get_or_create(&l).inc_by(a.bytes);
             }
         }
+    }
+
+    /// Counts a pass that ran a shadow; `ok` when the shadow planned.
+    pub fn shadow_pass(&self, dataset: &str, ok: bool) {
+        self.shadow_passes
+            .get_or_create(&vec![
+                ("dataset", dataset.to_string()),
+                ("outcome", if ok { "ok" } else { "failed" }.to_string()),
+            ])
+            .inc();
     }
 
     pub fn tick_skipped(&self, dataset: &str) {

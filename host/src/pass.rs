@@ -1,7 +1,8 @@
 //! One pass over one dataset: recover -> scan -> plan (plugin) -> guard -> apply -> report.
 //!
 //! The whole plan is made before anything is touched; a plugin failure, invalid output or a tripped guard means no
-//! action of the pass is applied. A dry run repairs nothing and applies nothing.
+//! action of the pass is applied. A dry run repairs nothing and applies nothing. In shadow mode a second plugin version
+//! plans the same segments after the active plan; its plan is compared (`crate::shadow`), never applied.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +31,9 @@ pub struct PassOptions {
     /// Called with the trash entries about to be purged, before they are: the audit trail records a purge before it
     /// happens, so that a crash can never lose a segment without a record. An error skips the purge.
     pub before_purge: Option<PurgeHook>,
+    /// Shadow mode: a version that plans beside the active plugin, on the same segments, and acts on nothing
+    /// (`crate::shadow`). The service sets it for real passes only.
+    pub shadow: Option<crate::shadow::ShadowRun>,
 }
 
 /// See [`PassOptions::before_purge`]: `(pass id, dataset, entries)`.
@@ -86,6 +90,7 @@ pub async fn run(
         segments: Vec::new(),
         plugin_log: Vec::new(),
         plugin_log_dropped: 0,
+        shadow: None,
     };
     if let Err(e) = run_inner(dataset, store, plugin, opts, progress, &mut report).await {
         report.status = match e {
@@ -172,6 +177,20 @@ async fn run_inner(
         .map_err(|e| PassError::Other(format!("planning task failed: {e}")))??
     };
     report.timings.plan_ms = ms(step);
+    // Shared with the shadow's plan, if any.
+    let symbols = Arc::new(symbols);
+    if let (Some(shadow), Some(active)) = (&opts.shadow, &report.plugin) {
+        // The shadow plans the same segments after the active plan; its plan is only compared, never applied, and
+        // its failure is recorded in the comparison, not in the pass.
+        let cx = crate::shadow::Context {
+            pass_id: &report.pass_id,
+            dataset: &dataset.name,
+            now_ms: opts.now.timestamp_millis(),
+            params: &dataset.params,
+        };
+        let compared = crate::shadow::run(shadow, active, cx, segments.clone(), symbols.clone(), &plan).await;
+        report.shadow = Some(compared);
+    }
     report.plugin_log = plan.log;
     report.plugin_log_dropped = plan.log_dropped;
     let mut decisions = plan.decisions;

@@ -155,6 +155,10 @@ pub struct PassReport {
     /// What the plugin logged (bounded), and how many lines were dropped beyond the bound.
     pub plugin_log: Vec<LogLine>,
     pub plugin_log_dropped: u64,
+    /// Shadow mode: the shadow version's plan against the active one's (real passes of a dataset with a shadow
+    /// only). The shadow's plan is never applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<crate::shadow::ShadowComparison>,
 }
 
 impl PassReport {
@@ -182,6 +186,7 @@ impl PassReport {
             segments: Vec::new(),
             plugin_log: Vec::new(),
             plugin_log_dropped: 0,
+            shadow: None,
         }
     }
 
@@ -470,6 +475,7 @@ mod tests {
             segments: vec![],
             plugin_log: vec![],
             plugin_log_dropped: 0,
+            shadow: None,
         };
         report.segments.push(SegmentRow {
             name: "api/debug-2026-01-01.log".into(),

@@ -1,5 +1,5 @@
 //! `retention status`: reads the running service's plugins and datasets through the admin API and prints them as
-//! tables (or the API's JSON with `--json`).
+//! tables (plugins, datasets, and the datasets' shadows if any), or the API's JSON with `--json`.
 
 use std::io::Write;
 
@@ -154,6 +154,69 @@ pub async fn status(base: &str, json: bool, out: &mut impl Write) -> anyhow::Res
         ]);
     }
     write_table(out, &rows)?;
+    write_shadows(out, &datasets, s)?;
+    Ok(())
+}
+
+/// The third table: datasets with a shadow, the active and shadow versions, and the latest comparison's figures as
+/// `active/shadow` per action. Absent when no dataset has a shadow.
+fn write_shadows(out: &mut impl Write, datasets: &Value, s: impl Fn(&Value) -> String) -> std::io::Result<()> {
+    let mut rows = vec![vec![
+        "DATASET".to_string(),
+        "ACTIVE".into(),
+        "SHADOW".into(),
+        "STATE".into(),
+        "PASSES LEFT".into(),
+        "KEEP".into(),
+        "COMPRESS".into(),
+        "ARCHIVE".into(),
+        "DROP".into(),
+        "DIFFERING".into(),
+        "ERROR".into(),
+    ]];
+    for d in datasets["datasets"].as_array().into_iter().flatten() {
+        let sh = &d["shadow"];
+        if sh.is_null() {
+            continue;
+        }
+        let latest = &sh["latest"];
+        // The versions that ran, when a pass compared them; the plugin names until then.
+        let version = |side: &str, plugin: &Value| match &latest[side] {
+            Value::Null => s(plugin),
+            v => format!("{} ({} {})", s(plugin), s(&v["name"]), s(&v["version"])),
+        };
+        let figures = |action: &str| {
+            let a = &latest["actions"][action];
+            if latest.is_null() {
+                "-".to_string()
+            } else if !latest["error"].is_null() {
+                format!("{}/-", s(&a["active"]["segments"]))
+            } else {
+                format!("{}/{}", s(&a["active"]["segments"]), s(&a["shadow"]["segments"]))
+            }
+        };
+        rows.push(vec![
+            s(&d["name"]),
+            version("active", &sh["active_plugin"]),
+            version("shadow", &sh["plugin"]),
+            s(&sh["state"]),
+            format!("{}/{}", s(&sh["passes_left"]), s(&sh["passes"])),
+            figures("keep"),
+            figures("compress"),
+            figures("archive"),
+            figures("drop"),
+            if latest.is_null() || !latest["error"].is_null() {
+                "-".into()
+            } else {
+                s(&latest["differing"])
+            },
+            s(&latest["error"]),
+        ]);
+    }
+    if rows.len() > 1 {
+        writeln!(out)?;
+        write_table(out, &rows)?;
+    }
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use serde_json::json;
 
 use crate::hold::Selector;
 use crate::service::plugins::RollbackError;
+use crate::service::shadows::ShadowError;
 use crate::service::{Service, TriggerError};
 use crate::state::AuditFilter;
 
@@ -70,6 +71,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/holds", post(add_hold))
         .route("/v1/holds/{id}/lift", post(lift_hold))
         .route("/v1/datasets/{name}/trash/restore", post(restore_trash))
+        .route("/v1/datasets/{name}/shadow", post(set_shadow))
+        .route("/v1/datasets/{name}/shadow/promote", post(promote_shadow))
+        .route("/v1/datasets/{name}/shadow/discard", post(discard_shadow))
         .route_layer(middleware::from_fn_with_state(service.clone(), require_token));
     Router::new()
         .route("/healthz", get(health))
@@ -83,6 +87,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/passes/{id}", get(get_pass))
         .route("/v1/holds", get(list_holds))
         .route("/v1/datasets/{name}/trash", get(list_trash))
+        .route("/v1/datasets/{name}/shadow", get(get_shadow))
         .route("/v1/audit", get(audit))
         .route("/v1/audit/export", get(audit_export))
         .merge(admin)
@@ -530,4 +535,55 @@ async fn restore_trash(
         Json(json!({ "status": status.as_u16(), "results": results, "error": error })),
     )
         .into_response())
+}
+
+impl From<ShadowError> for ApiError {
+    fn from(e: ShadowError) -> Self {
+        let status = match &e {
+            ShadowError::UnknownDataset(_) => StatusCode::NOT_FOUND,
+            ShadowError::NoShadow(_) | ShadowError::Conflict(_) => StatusCode::CONFLICT,
+            ShadowError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ShadowError::Write { .. } | ShadowError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+async fn get_shadow(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let (shadow, comparisons, totals) = service.shadow(&name)?;
+    Ok(Json(json!({ "shadow": shadow, "comparisons": comparisons, "totals": totals })).into_response())
+}
+
+/// `POST /v1/datasets/{name}/shadow` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewShadow {
+    /// The shadow plugin's name: the file `<plugin_dir>/<plugin>.wasm`.
+    plugin: String,
+    /// Real passes that run it, 1 to 10000.
+    passes: u32,
+}
+
+async fn set_shadow(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    b: Result<Json<NewShadow>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    // An unknown dataset is 404 whatever the body says.
+    if service.dataset(&name).is_none() {
+        return Err(ShadowError::UnknownDataset(name).into());
+    }
+    let n = body(b)?;
+    let shadow = service.set_shadow(&name, &n.plugin, n.passes)?;
+    Ok((StatusCode::CREATED, Json(json!({ "shadow": shadow }))).into_response())
+}
+
+async fn promote_shadow(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let promoted = service.promote_shadow(&name).await?;
+    Ok(Json(json!({ "promoted": promoted })).into_response())
+}
+
+async fn discard_shadow(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let shadow = service.discard_shadow(&name)?;
+    Ok(Json(json!({ "shadow": shadow })).into_response())
 }

@@ -7,6 +7,7 @@
 
 pub mod plugins;
 pub mod scheduler;
+pub mod shadows;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,8 @@ pub struct DatasetStatus {
     pub holds: Vec<crate::hold::Hold>,
     /// The latest recorded pass (from the state database, so it survives restarts).
     pub last_pass: Option<PassRow>,
+    /// The current shadow (shadow mode), with the comparison of its latest pass.
+    pub shadow: Option<shadows::ShadowStatus>,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +113,8 @@ pub struct Service {
     config: ArcSwap<Config>,
     /// Serialises reloads (SIGHUP and the API may race).
     reload_lock: tokio::sync::Mutex<()>,
+    /// Serialises changes of shadows (a config shadow is recorded when first looked at).
+    shadow_lock: Mutex<()>,
     pub plugins: Arc<PluginDir>,
     pub state: Arc<StateDb>,
     pub metrics: Arc<Metrics>,
@@ -147,6 +152,7 @@ impl Service {
             config_path: config_path.to_path_buf(),
             config: ArcSwap::from_pointee(config),
             reload_lock: tokio::sync::Mutex::new(()),
+            shadow_lock: Mutex::new(()),
             plugins,
             state,
             metrics,
@@ -303,6 +309,11 @@ impl Service {
         let config = self.config.load_full();
         let now = self.clock.now();
         let now_s = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        // Shadow mode runs in real passes only: a dry run is already a look without acting.
+        let (shadow_row, shadow) = match config.dataset(name) {
+            Some(ds) if !dry_run => self.shadow_for_pass(ds).unzip(),
+            _ => (None, None),
+        };
         let report = match config.dataset(name) {
             None => PassReport::not_started(
                 name,
@@ -330,6 +341,7 @@ impl Service {
                             force,
                             holds,
                             before_purge: Some(self.state.purge_hook()),
+                            shadow,
                         };
                         pass::run(ds, store, plugin, &opts, &|_| {}).await
                     }
@@ -359,11 +371,43 @@ impl Service {
                 "pass did not complete: {e}"
             ),
         }
+        let shadow_record = match (&report.shadow, &shadow_row) {
+            (Some(c), Some(row)) => {
+                self.metrics.shadow_pass(name, c.ok());
+                match &c.error {
+                    None => tracing::info!(
+                        dataset = name,
+                        pass = %report.pass_id,
+                        shadow = %row.plugin,
+                        differing = c.differing,
+                        "shadow plan compared"
+                    ),
+                    Some(e) => tracing::warn!(
+                        dataset = name,
+                        pass = %report.pass_id,
+                        shadow = %row.plugin,
+                        "shadow did not plan (the pass was not affected): {e}"
+                    ),
+                }
+                serde_json::to_string(c)
+                    .map_err(|e| tracing::error!(dataset = name, "cannot encode the shadow comparison: {e}"))
+                    .ok()
+                    .map(|json| (row.id, json))
+            }
+            _ => None,
+        };
         let keep = config.service.history_passes;
         let state = self.state.clone();
         let report = Arc::new(report);
         let r = report.clone();
-        let recorded = tokio::task::spawn_blocking(move || state.record_pass(&r, trigger.as_str(), keep)).await;
+        let recorded = tokio::task::spawn_blocking(move || {
+            state.record_pass(&r, trigger.as_str(), keep)?;
+            match shadow_record {
+                Some((id, json)) => state.record_shadow_result(&r.pass_id, id, &r.dataset, &json),
+                None => Ok(()),
+            }
+        })
+        .await;
         match recorded {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(dataset = name, "cannot record the pass: {e}"),
@@ -417,6 +461,7 @@ impl Service {
                 Vec::new()
             }),
             last_pass,
+            shadow: self.shadow_summary(ds),
         })
     }
 

@@ -2925,7 +2925,10 @@ mod tests {
         let fx = Fx::new();
         let n = 2 * COMPRESS_GROUP + 3;
         for i in 0..n {
-            fx.write(&format!("d{}/f{i:05}.log", i % 3), format!("file {i}\n").repeat(4).as_bytes());
+            fx.write(
+                &format!("d{}/f{i:05}.log", i % 3),
+                format!("file {i}\n").repeat(4).as_bytes(),
+            );
         }
         let store = fx.store().await;
         let (scan, _) = scan(&store).await;
@@ -2939,7 +2942,10 @@ mod tests {
             assert!(!fx.exists(&s.name), "{} still hot", s.name);
             let z = std::fs::read(fx.root.join(format!("{}.zst", s.name))).unwrap();
             let i: usize = s.name[s.name.len() - 9..s.name.len() - 4].parse().unwrap();
-            assert_eq!(zstd::decode_all(&z[..]).unwrap(), format!("file {i}\n").repeat(4).as_bytes());
+            assert_eq!(
+                zstd::decode_all(&z[..]).unwrap(),
+                format!("file {i}\n").repeat(4).as_bytes()
+            );
         }
     }
 
