@@ -248,7 +248,9 @@ pub async fn run_datasets(
                 continue;
             }
         };
-        if let Err(e) = state.record_pass(&report, "cli", config.service.history_passes) {
+        // A dry run changes nothing and has nothing to audit; keeping it out of the history keeps `--dry-run` as
+        // cheap as a listing (its report is printed).
+        if !dry_run && let Err(e) = state.record_pass(&report, "cli", config.service.history_passes) {
             eprintln!("dataset {}: the pass ran but could not be recorded: {e}", ds.name);
             failed = true;
         }
