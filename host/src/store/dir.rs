@@ -668,10 +668,13 @@ impl DirectoryStore {
         }
     }
 
-    /// Step (1) of a compression group: compress every file to a temporary. The other steps are
-    /// [`DirectoryStore::finish_compress`]; `apply` runs step (1) of the next group while the previous group finishes,
-    /// so that compressing (CPU) overlaps the syncs, renames and removals (I/O waits) of the group before.
-    async fn compress_stage(&self, work: &[Work<'_>], group: &[(usize, PathBuf)], parallelism: usize) -> Compressed {
+    async fn compress_group(
+        &self,
+        work: &[Work<'_>],
+        group: &[(usize, PathBuf)],
+        parallelism: usize,
+        results: &mut [Option<Result<Applied, StoreError>>],
+    ) {
         let jobs: Arc<Vec<CompressJob>> = Arc::new(
             group
                 .iter()
@@ -690,6 +693,7 @@ impl DirectoryStore {
                 .collect(),
         );
         let mut state: Vec<Option<Result<(u64, u64), StoreError>>> = (0..jobs.len()).map(|_| None).collect();
+        let root = self.inner.root.clone();
 
         // (1) Compress to temporaries, in parallel.
         let level = self.inner.level;
@@ -697,17 +701,6 @@ impl DirectoryStore {
         for (j, r) in run_blocking(&jobs, all, parallelism, move || Compressor::new(level), Compressor::run).await {
             state[j] = Some(r);
         }
-        Compressed {
-            jobs,
-            state,
-            group: group.to_vec(),
-        }
-    }
-
-    /// Steps (2) to (5) of a compression group; returns each action's result as `(index in work, result)`.
-    async fn finish_compress(&self, c: Compressed, parallelism: usize) -> Vec<(usize, Result<Applied, StoreError>)> {
-        let Compressed { jobs, mut state, group } = c;
-        let root = self.inner.root.clone();
         // (2) Make the temporaries durable.
         let ok = |state: &[Option<Result<(u64, u64), StoreError>>]| -> Vec<usize> {
             (0..state.len()).filter(|&j| matches!(state[j], Some(Ok(_)))).collect()
@@ -786,22 +779,17 @@ impl DirectoryStore {
                 _ => unreachable!(),
             }));
         }
-        let mut out = Vec::with_capacity(state.len());
         for (j, s) in state.into_iter().enumerate() {
             let (i, _) = group[j];
-            out.push((
-                i,
-                match s.expect("every job has a state") {
-                    Ok((_, zsize)) => Ok(Applied {
-                        bytes_before: jobs[j].bytes,
-                        bytes_after: zsize,
-                        trashed: false,
-                    }),
-                    Err(e) => Err(e),
-                },
-            ));
+            results[i] = Some(match s.expect("every job has a state") {
+                Ok((_, zsize)) => Ok(Applied {
+                    bytes_before: jobs[j].bytes,
+                    bytes_after: zsize,
+                    trashed: false,
+                }),
+                Err(e) => Err(e),
+            });
         }
-        out
     }
 
     async fn archive_group(
@@ -1018,13 +1006,6 @@ impl DirectoryStore {
 enum Located {
     Local(PathBuf),
     Archived(ObjectPath),
-}
-
-/// A compression group after step (1): its jobs and each job's state so far.
-struct Compressed {
-    jobs: Arc<Vec<CompressJob>>,
-    state: Vec<Option<Result<(u64, u64), StoreError>>>,
-    group: Vec<(usize, PathBuf)>,
 }
 
 struct CompressJob {
@@ -2029,31 +2010,9 @@ impl Store for DirectoryStore {
         if done > 0 {
             progress(done);
         }
-        // A pipeline of two groups: group k+1 compresses while group k is made durable and put in place. Each
-        // group still goes through every step in order, so the crash-safety argument per file is unchanged.
-        let mut finishing: Option<Compressed> = None;
-        let mut groups = compress.chunks(COMPRESS_GROUP);
-        loop {
-            let next = groups.next();
-            let (compressed, finished) = match (next, finishing.take()) {
-                (None, None) => break,
-                (Some(g), None) => (Some(self.compress_stage(work, g, parallelism).await), Vec::new()),
-                (None, Some(f)) => (None, self.finish_compress(f, parallelism).await),
-                (Some(g), Some(f)) => {
-                    let (c, done) = tokio::join!(
-                        self.compress_stage(work, g, parallelism),
-                        self.finish_compress(f, parallelism)
-                    );
-                    (Some(c), done)
-                }
-            };
-            if !finished.is_empty() {
-                progress(finished.len() as u64);
-            }
-            for (i, r) in finished {
-                results[i] = Some(r);
-            }
-            finishing = compressed;
+        for group in compress.chunks(COMPRESS_GROUP) {
+            self.compress_group(work, group, parallelism, &mut results).await;
+            progress(group.len() as u64);
         }
         for group in archive.chunks(ARCHIVE_GROUP) {
             self.archive_group(work, group, parallelism, &mut results).await;
@@ -2921,7 +2880,7 @@ mod tests {
     // --- recover ------------------------------------------------------------------------------------------------
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn compressing_more_than_two_groups_pipelines_them_and_every_file_ends_up_compressed_once() {
+    async fn compressing_more_than_two_groups_leaves_every_file_compressed_once() {
         let fx = Fx::new();
         let n = 2 * COMPRESS_GROUP + 3;
         for i in 0..n {
