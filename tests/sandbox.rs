@@ -30,7 +30,17 @@ impl Setup {
             .unwrap();
         }
         let zst = zstd::encode_all(&b"old data\n".repeat(100)[..], 3).unwrap();
-        std::fs::write(logs.join("app-2026-01-01.log.zst"), zst).unwrap();
+        let old = logs.join("app-2026-01-01.log.zst");
+        std::fs::write(&old, zst).unwrap();
+        // Segments' times come from mtime: make the compressed one the oldest for certain, not by a tie on the
+        // file system's timestamp granularity (which sorts by name and made its batch index vary).
+        let jan = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(jan)
+            .unwrap();
         Setup { dir }
     }
 

@@ -11,9 +11,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::DatasetConfig;
 use crate::plugin::{LoadedPlugin, PassInput};
-use crate::report::{Outcome, PassReport, PassStatus, PluginSummary, Stats, Timings};
+use crate::report::{Outcome, PassReport, PassStatus, PluginSummary};
 use crate::segment::{Action, Symbols, TierTotals, sort_oldest_first};
-use crate::store::{Applied, Recovery, Store, StoreError};
+use crate::store::{Applied, Store, StoreError};
 use crate::{apply, guard};
 
 /// How to run a pass.
@@ -65,33 +65,17 @@ pub async fn run(
     progress: &(dyn Fn(PassEvent) + Send + Sync),
 ) -> PassReport {
     let started = Instant::now();
-    let mut report = PassReport {
-        pass_id: uuid::Uuid::now_v7().to_string(),
-        dataset: dataset.name.clone(),
-        dry_run: opts.dry_run,
-        status: PassStatus::Ok,
-        error: None,
-        failure_kind: None,
-        started_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        now: opts.now.to_rfc3339_opts(SecondsFormat::Millis, true),
-        duration_ms: 0.0,
-        timings: Timings::default(),
-        plugin: Some(PluginSummary {
+    let mut report = PassReport::starting(
+        &dataset.name,
+        opts.dry_run,
+        &opts.now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        store.describe(),
+        Some(PluginSummary {
             name: plugin.meta.name.clone(),
             version: plugin.meta.version.clone(),
             digest: plugin.meta.digest.clone(),
         }),
-        store: store.describe(),
-        recovery: Recovery::default(),
-        skipped: Vec::new(),
-        totals_before: TierTotals::default(),
-        stats: Stats::default(),
-        purged: Vec::new(),
-        segments: Vec::new(),
-        plugin_log: Vec::new(),
-        plugin_log_dropped: 0,
-        shadow: None,
-    };
+    );
     if let Err(e) = run_inner(dataset, store, plugin, opts, progress, &mut report).await {
         report.status = match e {
             PassError::Guard(_) => PassStatus::Refused,

@@ -164,19 +164,33 @@ pub struct PassReport {
 impl PassReport {
     /// The report of a pass that could not start (no usable plugin, store not openable): nothing was done.
     pub fn not_started(dataset: &str, dry_run: bool, now: &str, store: String, error: String) -> PassReport {
-        let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        PassReport {
+            status: PassStatus::Failed,
+            error: Some(error),
+            ..PassReport::starting(dataset, dry_run, now, store, None)
+        }
+    }
+
+    /// A report at the start of a pass: a new pass id, the start time, nothing done yet.
+    pub fn starting(
+        dataset: &str,
+        dry_run: bool,
+        now: &str,
+        store: String,
+        plugin: Option<PluginSummary>,
+    ) -> PassReport {
         PassReport {
             pass_id: uuid::Uuid::now_v7().to_string(),
             dataset: dataset.to_string(),
             dry_run,
-            status: PassStatus::Failed,
-            error: Some(error),
+            status: PassStatus::Ok,
+            error: None,
             failure_kind: None,
-            started_at,
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             now: now.to_string(),
             duration_ms: 0.0,
             timings: Timings::default(),
-            plugin: None,
+            plugin,
             store,
             recovery: Recovery::default(),
             skipped: Vec::new(),

@@ -16,88 +16,111 @@ use crate::hold::{Hold, Selector};
 use crate::report::{Outcome, PassReport, PassStatus};
 use crate::segment::Action;
 
+/// One audit record to write; the time is the caller's.
+struct NewAudit<'a> {
+    pass_id: &'a str,
+    dataset: &'a str,
+    segment: &'a str,
+    tier_before: &'a str,
+    tier_after: Option<&'a str>,
+    action: &'a str,
+    outcome: &'a str,
+    reason: Option<&'a str>,
+    detail: Option<&'a str>,
+    plugin: Option<&'a crate::report::PluginSummary>,
+    bytes: u64,
+}
+
+/// The one statement that writes the audit trail (inside a transaction or not).
+fn insert_audit(conn: &Connection, at: &str, r: &NewAudit<'_>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at, pass_id, dataset, segment, tier_before, tier_after, action, outcome, reason, detail,
+                            plugin_name, plugin_version, plugin_digest, bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        at,
+        r.pass_id,
+        r.dataset,
+        r.segment,
+        r.tier_before,
+        r.tier_after,
+        r.action,
+        r.outcome,
+        r.reason,
+        r.detail,
+        r.plugin.map(|p| &p.name),
+        r.plugin.map(|p| &p.version),
+        r.plugin.map(|p| &p.digest),
+        r.bytes as i64,
+    ])?;
+    Ok(())
+}
+
 /// Writes the audit records of a pass: every archive, drop and compression it applied or tried, every one a hold
-/// overrode, and every one a guard refused. Dry runs and plans that failed in the plugin have none.
+/// overrode, and every one a guard refused; and the trash entries it purged. Dry runs and plans that failed in the
+/// plugin have none.
 fn record_audit(tx: &rusqlite::Transaction<'_>, report: &PassReport) -> rusqlite::Result<()> {
     if report.dry_run || report.status == PassStatus::Failed {
         return Ok(());
     }
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let plugin = report.plugin.as_ref();
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO audit (at, pass_id, dataset, segment, tier_before, tier_after, action, outcome, reason, detail,
-                            plugin_name, plugin_version, plugin_digest, bytes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?;
     for row in &report.segments {
+        let here = Some(row.tier.as_str());
         let (action, outcome, tier_after, detail) = if let Some(o) = &row.overridden {
-            (o.action, "overridden", Some(row.tier), Some(o.hold.clone()))
+            (o.action, "overridden", here, Some(o.hold.as_str()))
         } else if row.action == Action::Keep {
             continue;
         } else if report.status == PassStatus::Refused {
-            (row.action, "refused", Some(row.tier), report.error.clone())
+            (row.action, "refused", here, report.error.as_deref())
         } else {
             match row.outcome {
-                Outcome::Done if row.trashed => {
-                    stmt.execute(params![
-                        at,
-                        report.pass_id,
-                        report.dataset,
-                        row.name,
-                        row.tier.as_str(),
-                        "trash",
-                        "drop",
-                        "trashed",
-                        row.reason,
-                        None::<String>,
-                        plugin.map(|p| &p.name),
-                        plugin.map(|p| &p.version),
-                        plugin.map(|p| &p.digest),
-                        row.bytes as i64,
-                    ])?;
-                    continue;
-                }
-                Outcome::Done => (row.action, "done", row.action.tier_after(row.tier), None),
-                Outcome::Failed => (row.action, "failed", Some(row.tier), row.error.clone()),
-                Outcome::Planned => (row.action, "not-started", Some(row.tier), report.error.clone()),
+                Outcome::Done if row.trashed => (row.action, "trashed", Some("trash"), None),
+                Outcome::Done => (
+                    row.action,
+                    "done",
+                    row.action.tier_after(row.tier).map(|t| t.as_str()),
+                    None,
+                ),
+                Outcome::Failed => (row.action, "failed", here, row.error.as_deref()),
+                Outcome::Planned => (row.action, "not-started", here, report.error.as_deref()),
             }
         };
-        stmt.execute(params![
-            at,
-            report.pass_id,
-            report.dataset,
-            row.name,
-            row.tier.as_str(),
-            tier_after.map(|t| t.as_str()),
-            action.as_str(),
+        let r = NewAudit {
+            pass_id: &report.pass_id,
+            dataset: &report.dataset,
+            segment: &row.name,
+            tier_before: row.tier.as_str(),
+            tier_after,
+            action: action.as_str(),
             outcome,
-            row.reason,
+            reason: row.reason.as_deref(),
             detail,
-            plugin.map(|p| &p.name),
-            plugin.map(|p| &p.version),
-            plugin.map(|p| &p.digest),
-            row.bytes as i64,
-        ])?;
+            plugin,
+            bytes: row.bytes,
+        };
+        insert_audit(tx, &at, &r)?;
     }
     for e in &report.purged {
         let expired = chrono::DateTime::from_timestamp_millis(e.expires_at_ms)
             .map_or_else(|| e.expires_at_ms.to_string(), |t| t.to_rfc3339());
-        stmt.execute(params![
-            at,
-            report.pass_id,
-            report.dataset,
-            e.name,
-            "trash",
-            None::<String>,
-            "purge",
-            "done",
-            format!("its grace period ended at {expired}"),
-            format!("dropped from the {} tier", e.tier.as_str()),
-            plugin.map(|p| &p.name),
-            plugin.map(|p| &p.version),
-            plugin.map(|p| &p.digest),
-            e.bytes as i64,
-        ])?;
+        let reason = format!("its grace period ended at {expired}");
+        let detail = format!("dropped from the {} tier", e.tier.as_str());
+        let r = NewAudit {
+            pass_id: &report.pass_id,
+            dataset: &report.dataset,
+            segment: &e.name,
+            tier_before: "trash",
+            tier_after: None,
+            action: "purge",
+            outcome: "done",
+            reason: Some(&reason),
+            detail: Some(&detail),
+            plugin,
+            bytes: e.bytes,
+        };
+        insert_audit(tx, &at, &r)?;
     }
     Ok(())
 }
@@ -528,25 +551,22 @@ impl StateDb {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO audit (at, pass_id, dataset, segment, tier_before, tier_after, action, outcome, reason,
-                                        detail, bytes)
-                     VALUES (?1, ?2, ?3, ?4, 'trash', NULL, 'purge', 'purging', 'its grace period ended', ?5, ?6)",
-                )
-                .map_err(|e| self.err(e))?;
-            for e in entries {
-                stmt.execute(params![
-                    at,
-                    pass_id,
-                    dataset,
-                    e.name,
-                    format!("dropped from the {} tier", e.tier.as_str()),
-                    e.bytes as i64
-                ])
-                .map_err(|e| self.err(e))?;
-            }
+        for e in entries {
+            let detail = format!("dropped from the {} tier", e.tier.as_str());
+            let r = NewAudit {
+                pass_id,
+                dataset,
+                segment: &e.name,
+                tier_before: "trash",
+                tier_after: None,
+                action: "purge",
+                outcome: "purging",
+                reason: Some("its grace period ended"),
+                detail: Some(&detail),
+                plugin: None,
+                bytes: e.bytes,
+            };
+            insert_audit(&tx, &at, &r).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(())
@@ -564,21 +584,21 @@ impl StateDb {
     /// Records a segment restored from the trash (`by`: who asked, e.g. `api` or `cli`).
     pub fn record_restore(&self, dataset: &str, e: &crate::store::TrashEntry, by: &str) -> Result<(), StateError> {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        self.conn()
-            .execute(
-                "INSERT INTO audit (at, pass_id, dataset, segment, tier_before, tier_after, action, outcome, reason,
-                                    detail, bytes)
-                 VALUES (?1, '', ?2, ?3, 'trash', ?4, 'restore', 'done', NULL, ?5, ?6)",
-                params![
-                    at,
-                    dataset,
-                    e.name,
-                    e.tier.as_str(),
-                    format!("restored through the {by}"),
-                    e.bytes as i64
-                ],
-            )
-            .map_err(|e| self.err(e))?;
+        let detail = format!("restored through the {by}");
+        let r = NewAudit {
+            pass_id: "",
+            dataset,
+            segment: &e.name,
+            tier_before: "trash",
+            tier_after: Some(e.tier.as_str()),
+            action: "restore",
+            outcome: "done",
+            reason: None,
+            detail: Some(&detail),
+            plugin: None,
+            bytes: e.bytes,
+        };
+        insert_audit(&self.conn(), &at, &r).map_err(|e| self.err(e))?;
         Ok(())
     }
 

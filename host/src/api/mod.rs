@@ -57,6 +57,18 @@ impl From<crate::state::StateError> for ApiError {
     }
 }
 
+/// A page size from a query: the default when absent, refused outside 1 to [`MAX_PAGE`].
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be between 1 and {MAX_PAGE}, got {limit}"),
+        ));
+    }
+    Ok(limit)
+}
+
 fn bad_query(e: QueryRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, e.body_text())
 }
@@ -251,13 +263,7 @@ async fn list_passes(
     query: Result<Query<PassesQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("limit must be between 1 and {MAX_PAGE}, got {limit}"),
-        ));
-    }
+    let limit = page_limit(q.limit)?;
     if let Some(b) = &q.before
         && !service.state.has_pass(b)?
     {
@@ -403,13 +409,7 @@ async fn audit(
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("limit must be between 1 and {MAX_PAGE}, got {limit}"),
-        ));
-    }
+    let limit = page_limit(q.limit)?;
     let records = service.state.audit(&q.filter(), q.before, limit)?;
     let next = (records.len() == limit as usize)
         .then(|| records.last().map(|r| r.seq))

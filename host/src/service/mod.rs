@@ -29,6 +29,12 @@ use crate::state::{PassRow, StateDb};
 use plugins::PluginDir;
 use scheduler::{Clock, Runner, Tick};
 
+/// Locks a mutex of the service's. A panic while holding one cannot leave its data half-changed (every critical
+/// section is a few assignments), so a poisoned lock is taken as is rather than taking the service down.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// What started a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -178,7 +184,7 @@ impl Service {
             .plugins
             .watch(self.shutdown.clone())
             .map_err(|e| anyhow::anyhow!("cannot watch plugin directory {}: {e}", self.plugins.dir().display()))?;
-        *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher);
+        *lock(&self.watcher) = Some(watcher);
         self.start_schedules();
         self.ready.store(true, Ordering::SeqCst);
         Ok(())
@@ -194,13 +200,10 @@ impl Service {
 
     fn start_schedules(&self) {
         let stop = self.shutdown.child_token();
-        let old = std::mem::replace(
-            &mut *self.schedules.lock().unwrap_or_else(|p| p.into_inner()),
-            stop.clone(),
-        );
+        let old = std::mem::replace(&mut *lock(&self.schedules), stop.clone());
         old.cancel();
         let config = self.config.load_full();
-        let mut rt = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rt = lock(&self.datasets);
         rt.retain(|name, r| r.running || config.dataset(name).is_some());
         for ds in &config.datasets {
             let entry = rt.entry(ds.name.clone()).or_default();
@@ -277,7 +280,7 @@ impl Service {
             return Err(TriggerError::UnknownDataset(dataset.to_string()));
         }
         {
-            let mut rt = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+            let mut rt = lock(&self.datasets);
             let entry = rt.entry(dataset.to_string()).or_default();
             if entry.running {
                 if trigger == Trigger::Schedule {
@@ -292,7 +295,7 @@ impl Service {
         let name = dataset.to_string();
         Ok(self.passes.spawn(async move {
             let report = me.execute(&name, trigger, dry_run, force).await;
-            if let Some(r) = me.datasets.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&name) {
+            if let Some(r) = lock(&me.datasets).get_mut(&name) {
                 r.running = false;
             }
             report
@@ -433,7 +436,7 @@ impl Service {
     fn dataset_status(&self, config: &Config, name: &str) -> Option<DatasetStatus> {
         let ds = config.dataset(name)?;
         let (running, next_run, ticks_skipped) = {
-            let rt = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+            let rt = lock(&self.datasets);
             rt.get(name)
                 .map_or((false, None, 0), |r| (r.running, r.next_run, r.ticks_skipped))
         };
@@ -472,7 +475,7 @@ impl Service {
         self.passes.close();
         let timeout = self.config.load().service.shutdown_timeout;
         let clean = tokio::time::timeout(timeout, self.passes.wait()).await.is_ok();
-        self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take();
+        lock(&self.watcher).take();
         clean
     }
 
@@ -486,12 +489,17 @@ impl Runner for Service {
     fn tick(&self, dataset: &str) -> Tick {
         match self.begin_pass(dataset, Trigger::Schedule, false, false) {
             Ok(_) => Tick::Started,
-            Err(_) => Tick::Skipped,
+            Err(TriggerError::Busy(_)) => Tick::Skipped,
+            // Shutting down, or the dataset left the config between reload and tick: not a skip to count.
+            Err(e) => {
+                tracing::info!(dataset, "scheduled pass not started: {e}");
+                Tick::NotStarted
+            }
         }
     }
 
     fn next_run(&self, dataset: &str, at: Option<DateTime<Utc>>) {
-        if let Some(r) = self.datasets.lock().unwrap_or_else(|p| p.into_inner()).get_mut(dataset) {
+        if let Some(r) = lock(&self.datasets).get_mut(dataset) {
             r.next_run = at;
         }
     }

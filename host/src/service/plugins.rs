@@ -20,6 +20,7 @@ use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::lock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::plugin::{FailureKind, LoadSource, LoadedPlugin, PassInput, PluginError, Runtime};
@@ -202,9 +203,9 @@ impl PluginDir {
                 .or_default()
                 .push((ds.name.clone(), ds.params.clone()));
         }
-        *self.users.lock().unwrap_or_else(|p| p.into_inner()) = users;
-        for slot in self.slots.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            slot.meta.lock().unwrap_or_else(|p| p.into_inner()).rejected_file = None;
+        *lock(&self.users) = users;
+        for slot in lock(&self.slots).values() {
+            lock(&slot.meta).rejected_file = None;
         }
     }
 
@@ -219,7 +220,7 @@ impl PluginDir {
 
     /// The active version of a plugin, pinned: the caller keeps this version however the directory changes.
     pub fn get(&self, name: &str) -> Result<Arc<LoadedPlugin>, Unavailable> {
-        let slot = self.slots.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
+        let slot = lock(&self.slots).get(name).cloned();
         let path = self.path_of(name).display().to_string();
         let Some(slot) = slot else {
             return Err(Unavailable::Missing {
@@ -230,7 +231,7 @@ impl PluginDir {
         if let Some(p) = slot.active.load_full() {
             return Ok(p);
         }
-        let meta = slot.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let meta = lock(&slot.meta);
         Err(match meta.state {
             PluginState::Removed | PluginState::Active => Unavailable::Removed {
                 name: name.to_string(),
@@ -247,9 +248,7 @@ impl PluginDir {
     }
 
     fn slot(&self, name: &str) -> Arc<Slot> {
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.slots)
             .entry(name.to_string())
             .or_insert_with(|| {
                 Arc::new(Slot {
@@ -284,13 +283,7 @@ impl PluginDir {
             Err(e) => tracing::error!(dir = %self.dir.display(), "cannot list the plugin directory: {e}"),
         }
         present.sort();
-        let known: Vec<String> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let known: Vec<String> = lock(&self.slots).keys().cloned().collect();
         for name in known.iter().filter(|n| !present.contains(n)) {
             self.sync(name).await;
         }
@@ -318,7 +311,7 @@ impl PluginDir {
         let digest = hex::encode(Sha256::digest(&bytes));
         let slot = self.slot(name);
         {
-            let meta = slot.meta.lock().unwrap_or_else(|p| p.into_inner());
+            let meta = lock(&slot.meta);
             if meta.state == PluginState::Active && meta.file_digest.as_deref() == Some(&digest) {
                 return; // The file already loaded (a touch, a rescan), or rolled back from.
             }
@@ -326,13 +319,7 @@ impl PluginDir {
                 return; // Rejected already, and nothing changed since.
             }
         }
-        let users = self
-            .users
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
-            .unwrap_or_default();
+        let users = lock(&self.users).get(name).cloned().unwrap_or_default();
         let runtime = self.runtime.clone();
         let shown = path.display().to_string();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -361,7 +348,7 @@ impl PluginDir {
             load_ms: started.elapsed().as_secs_f64() * 1e3,
         };
         {
-            let mut meta = slot.meta.lock().unwrap_or_else(|p| p.into_inner());
+            let mut meta = lock(&slot.meta);
             if let Some(old) = meta.current.take() {
                 meta.previous.insert(0, old);
                 meta.previous.truncate(KEEP_PREVIOUS);
@@ -402,7 +389,7 @@ impl PluginDir {
         let slot = self.slot(name);
         let at = now_rfc3339();
         {
-            let mut meta = slot.meta.lock().unwrap_or_else(|p| p.into_inner());
+            let mut meta = lock(&slot.meta);
             meta.rejected_file = digest.clone();
             meta.last_rejection = Some(Rejection {
                 at: at.clone(),
@@ -428,11 +415,11 @@ impl PluginDir {
     }
 
     fn removed(&self, name: &str) {
-        let Some(slot) = self.slots.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned() else {
+        let Some(slot) = lock(&self.slots).get(name).cloned() else {
             return;
         };
         {
-            let mut meta = slot.meta.lock().unwrap_or_else(|p| p.into_inner());
+            let mut meta = lock(&slot.meta);
             if meta.state == PluginState::Removed {
                 return;
             }
@@ -464,15 +451,12 @@ impl PluginDir {
     /// the source of truth: a restart loads the file that is there.
     pub async fn rollback(&self, name: &str) -> Result<PluginStatus, RollbackError> {
         let _one_at_a_time = self.load_lock.lock().await;
-        let slot = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let slot = lock(&self.slots)
             .get(name)
             .cloned()
             .ok_or_else(|| RollbackError::Unknown(name.to_string()))?;
         let back = {
-            let mut meta = slot.meta.lock().unwrap_or_else(|p| p.into_inner());
+            let mut meta = lock(&slot.meta);
             if meta.state == PluginState::Removed {
                 return Err(RollbackError::Removed(name.to_string()));
             }
@@ -512,31 +496,17 @@ impl PluginDir {
 
     /// Every plugin seen, by name.
     pub fn list(&self) -> Vec<PluginStatus> {
-        let names: Vec<String> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let names: Vec<String> = lock(&self.slots).keys().cloned().collect();
         names.iter().filter_map(|n| self.status(n)).collect()
     }
 
     pub fn status(&self, name: &str) -> Option<PluginStatus> {
-        let slot = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()?;
-        let datasets = self
-            .users
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let slot = lock(&self.slots).get(name).cloned()?;
+        let datasets = lock(&self.users)
             .get(name)
             .map(|u| u.iter().map(|(d, _)| d.clone()).collect())
             .unwrap_or_default();
-        let meta = slot.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let meta = lock(&slot.meta);
         Some(PluginStatus {
             plugin: name.to_string(),
             state: meta.state,

@@ -52,6 +52,8 @@ pub enum Tick {
     Started,
     /// The dataset's previous pass was still running: this tick is skipped.
     Skipped,
+    /// No pass for another reason (the runner says which).
+    NotStarted,
 }
 
 /// Starts passes for the scheduler.
@@ -154,23 +156,34 @@ mod tests {
         fn next_run(&self, _dataset: &str, _at: Option<DateTime<Utc>>) {}
     }
 
+    /// Runs `expr` from 2026-01-01T00:00:00Z in (paused) tokio time with a [`Recorder`] whose passes take
+    /// `pass_secs` and fail every `fail_every`th time.
+    fn start(
+        expr: &str,
+        pass_secs: u64,
+        fail_every: Option<u32>,
+    ) -> (Arc<Recorder>, CancellationToken, tokio::task::JoinHandle<()>) {
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(at("2026-01-01T00:00:00Z")));
+        let runner = Recorder::new(clock.clone(), pass_secs, fail_every);
+        let stop = CancellationToken::new();
+        let schedule = cron::Schedule::from_str(expr).unwrap();
+        let task = tokio::spawn(run_schedule(
+            "logs".into(),
+            schedule,
+            clock,
+            runner.clone(),
+            stop.clone(),
+        ));
+        (runner, stop, task)
+    }
+
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_schedule_fires_on_its_cron_ticks_in_utc() {
-        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(at("2026-01-01T00:00:00Z")));
-        let runner = Recorder::new(clock.clone(), 1, None);
-        let stop = CancellationToken::new();
-        let schedule = cron::Schedule::from_str("0 0 */6 * * *").unwrap();
-        let task = tokio::spawn(run_schedule(
-            "logs".into(),
-            schedule,
-            clock.clone(),
-            runner.clone(),
-            stop.clone(),
-        ));
+        let (runner, stop, task) = start("0 0 */6 * * *", 1, None);
         // A whole day of schedule in virtual time.
         tokio::time::sleep(Duration::from_secs(86_400 + 60)).await;
         stop.cancel();
@@ -189,18 +202,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_tick_while_the_previous_pass_runs_is_skipped_and_counted() {
-        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(at("2026-01-01T00:00:00Z")));
         // Every 10 s, passes of 25 s: each pass covers the two ticks after its start.
-        let runner = Recorder::new(clock.clone(), 25, None);
-        let stop = CancellationToken::new();
-        let schedule = cron::Schedule::from_str("*/10 * * * * *").unwrap();
-        let task = tokio::spawn(run_schedule(
-            "logs".into(),
-            schedule,
-            clock.clone(),
-            runner.clone(),
-            stop.clone(),
-        ));
+        let (runner, stop, task) = start("*/10 * * * * *", 25, None);
         tokio::time::sleep(Duration::from_secs(61)).await;
         stop.cancel();
         task.await.unwrap();
@@ -227,18 +230,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_pass_does_not_stop_the_schedule() {
-        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(at("2026-01-01T00:00:00Z")));
         // Every second pass fails.
-        let runner = Recorder::new(clock.clone(), 1, Some(2));
-        let stop = CancellationToken::new();
-        let schedule = cron::Schedule::from_str("0 * * * * *").unwrap();
-        let task = tokio::spawn(run_schedule(
-            "logs".into(),
-            schedule,
-            clock.clone(),
-            runner.clone(),
-            stop.clone(),
-        ));
+        let (runner, stop, task) = start("0 * * * * *", 1, Some(2));
         tokio::time::sleep(Duration::from_secs(5 * 60 + 30)).await;
         stop.cancel();
         task.await.unwrap();
@@ -249,18 +242,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn stopping_a_schedule_ends_its_task_at_once() {
-        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(at("2026-01-01T00:00:00Z")));
-        let runner = Recorder::new(clock.clone(), 1, None);
-        let stop = CancellationToken::new();
         // Yearly: the task would sleep for months.
-        let schedule = cron::Schedule::from_str("0 0 0 1 1 *").unwrap();
-        let task = tokio::spawn(run_schedule(
-            "logs".into(),
-            schedule,
-            clock.clone(),
-            runner.clone(),
-            stop.clone(),
-        ));
+        let (runner, stop, task) = start("0 0 0 1 1 *", 1, None);
         tokio::task::yield_now().await;
         let before = tokio::time::Instant::now();
         stop.cancel();

@@ -13,6 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::Service;
+use super::lock;
 use super::plugins::PluginStatus;
 use crate::config::{DatasetConfig, MAX_SHADOW_PASSES, is_plugin_name};
 use crate::shadow::{ShadowComparison, ShadowRun, Totals, Version};
@@ -102,7 +103,7 @@ impl Service {
     /// The dataset's current shadow (not ended; it may have no passes left), making the config's shadow a row when
     /// it is new.
     pub(super) fn current_shadow(&self, ds: &DatasetConfig) -> Result<Option<ShadowRow>, StateError> {
-        let _one = self.shadow_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = lock(&self.shadow_lock);
         let latest = self.state.latest_shadow(&ds.name)?;
         let key = config_key(ds);
         match (latest, &ds.shadow) {
@@ -214,7 +215,7 @@ impl Service {
             )));
         }
         let row = {
-            let _one = self.shadow_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _one = lock(&self.shadow_lock);
             self.state
                 .start_shadow(dataset, "api", plugin, passes, config_key(&ds).as_deref())?
         };
