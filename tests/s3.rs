@@ -490,6 +490,95 @@ fn archived_objects_are_scanned_back_as_archived_and_a_later_pass_drops_them() {
 }
 
 #[test]
+fn a_dropped_s3_object_waits_in_the_archives_trash_is_restored_exactly_and_purged_after_its_grace() {
+    let bucket = Bucket::new();
+    let tree = tree_of(&FILES);
+    let config = tree.config(&bucket);
+    // The default grace (a day), and guards that let the last pass drop everything.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("trash_grace_secs = 0\n", "").replace(
+        "max_drop_bytes_fraction = 1.0",
+        "max_drop_bytes_fraction = 1.0\nmax_drop_segments_fraction = 1.0\nkeep_newest = 0",
+    );
+    std::fs::write(&config, text).unwrap();
+    let name = "api/info-2026-02-14.log";
+    let (code, report, stderr) = pass(&config, NOW, &[]);
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    let archived = bucket.object(name).expect("archived");
+
+    // 34 days old: dropped, which copies the object into the archive's trash and deletes it from its key.
+    let later = "2026-03-20T12:00:00Z";
+    let (code, report, stderr) = pass(&config, later, &[]);
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert_eq!(rows(&report)[name], row("archived", "drop", "done"), "{report:#}");
+    assert_eq!(report[0]["stats"]["trashed"]["segments"], 1, "{report:#}");
+    assert_eq!(bucket.object(name), None);
+    let trash_prefix = format!("{PREFIX}/.retention-trash/");
+    let trashed: Vec<(String, Vec<u8>)> = bucket
+        .objects()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&trash_prefix))
+        .collect();
+    assert_eq!(
+        trashed.len(),
+        1,
+        "{:?}",
+        trashed.iter().map(|t| &t.0).collect::<Vec<_>>()
+    );
+    assert!(trashed[0].0.ends_with(&format!("/{name}")), "{}", trashed[0].0);
+    assert_eq!(trashed[0].1, archived, "the trash holds the object's bytes");
+    // A scan never shows the trash as segments.
+    let (_, report, _) = pass(&config, later, &["--dry-run"]);
+    assert!(
+        !rows(&report).keys().any(|n| n.contains(".retention-trash")),
+        "{report:#}"
+    );
+
+    let trash = |args: &[&str]| {
+        common::run(
+            retention_on(endpoint())
+                .arg("trash")
+                .args(args)
+                .args(["--dataset", "logs", "--config"])
+                .arg(&config),
+        )
+    };
+    let (out, stdout, stderr) = trash(&["list", "--json"]);
+    assert!(out.status.success(), "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    // (The first pass dropped a hot file into the dataset's own trash.)
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{listed:#}"));
+    assert_eq!(entry["tier"], "archived", "{listed:#}");
+    assert_eq!(entry["bytes"], archived.len(), "{listed:#}");
+    let (out, _, stderr) = trash(&["restore", name]);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(bucket.object(name), Some(archived.clone()), "restored exactly");
+    assert!(!bucket.objects().keys().any(|k| k.starts_with(&trash_prefix)));
+
+    // Dropped again, then purged by a pass after the grace: gone for good, and counted.
+    let (code, report, stderr) = pass(&config, later, &[]);
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert_eq!(report[0]["stats"]["trashed"]["segments"], 1, "{report:#}");
+    let (code, report, stderr) = pass(&config, "2100-01-01T00:00:00Z", &[]);
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert!(
+        report[0]["stats"]["purged"]["segments"].as_u64() >= Some(1),
+        "{report:#}"
+    );
+    assert_eq!(bucket.object(name), None);
+    assert!(
+        !bucket.objects().keys().any(|k| k.contains(name)),
+        "{:?}",
+        bucket.objects().keys()
+    );
+}
+
+#[test]
 fn a_compressed_file_is_archived_to_s3_under_its_zst_name() {
     let bucket = Bucket::new();
     // 15 days old and already compressed.

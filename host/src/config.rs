@@ -190,8 +190,8 @@ pub struct RawDirectory {
     /// Archive destination: `file:///path` or `s3://bucket/prefix` (credentials from the usual AWS environment).
     /// Without it, a plan that archives fails.
     pub archive_url: Option<String>,
-    /// Grace period of a dropped hot or compressed file, in seconds: a drop moves it into the dataset's trash
-    /// (`<root>/.retention-trash/`), where `retention trash restore` can bring it back until a pass purges it after
+    /// Grace period of a dropped segment, in seconds: a drop moves a file into the dataset's trash
+    /// (`<root>/.retention-trash/`), an archived object into the archive's (`<prefix>/.retention-trash/`), where `retention trash restore` can bring it back until a pass purges it after
     /// the grace period. 0 deletes at once. Default 86400 (a day); at most 10 years.
     #[serde(default = "default_trash_grace_secs")]
     pub trash_grace_secs: u64,

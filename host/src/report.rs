@@ -299,6 +299,13 @@ impl PassReport {
                 "  recovery: {name} was both {kept} and {removed}: {verb} the {kept} copy"
             )?;
         }
+        for name in &self.recovery.trash_copies_removed {
+            let verb = if self.dry_run { "would remove" } else { "removed" };
+            writeln!(
+                out,
+                "  recovery: {name} was both in place and in the trash (an interrupted move): {verb} the trash's copy"
+            )?;
+        }
         for c in &self.recovery.conflicts {
             writeln!(out, "  conflict: {}: {} (left alone)", c.name, c.reason)?;
         }

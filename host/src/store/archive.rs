@@ -6,6 +6,10 @@
 //! `<prefix>/a/b.log`, a compressed one `a/b.log.zst` as `<prefix>/a/b.log.zst`, so archived bytes are stored exactly as
 //! they were and the logical name stays the path without `.zst`.
 //!
+//! Dropped objects wait in the archive's own trash, `<prefix>/.retention-trash/<batch>/<key as it was>` (the batch
+//! named `<trashed_at_ms>-<expires_at_ms>` as in the dataset's trash), which [`Archive::list`] never presents as
+//! objects: see [`Archive::list_with_trash`].
+//!
 //! Uploads stream the file through [`BufWriter`] (one `put` for small files, a multipart upload in parts of
 //! [`Archive::part_size`] for large ones), so a 10 GB file is never held in memory, and hash it on the way so that the
 //! copy can be verified by reading it back. [`LocalFileSystem`] writes through a staging file `<path>#<digits>` that its
@@ -29,6 +33,7 @@ use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use super::StoreError;
+use super::dir::TRASH_DIR;
 
 /// Size of the parts of a multipart upload, and the size up to which a file is uploaded with one `put`. S3 needs
 /// parts of at least 5 MiB.
@@ -58,6 +63,15 @@ pub struct Object {
     pub location: ObjectPath,
     pub size: u64,
     pub last_modified: DateTime<Utc>,
+}
+
+/// An object of the archive's trash: `<prefix>/.retention-trash/<batch>/<rel>`.
+#[derive(Debug, Clone)]
+pub struct TrashedObject {
+    /// The batch directory's name (`<trashed_at_ms>-<expires_at_ms>` when we made it).
+    pub batch: String,
+    /// The object, its `rel` being the key it had before (relative to the prefix).
+    pub object: Object,
 }
 
 /// The size and SHA-256 of some content.
@@ -147,6 +161,15 @@ impl Archive {
             .collect()
     }
 
+    /// The key in the trash batch `batch` of the object whose key was `rel`.
+    pub fn trash_key(&self, batch: &str, rel: &str) -> ObjectPath {
+        self.prefix
+            .parts()
+            .chain([PathPart::from(TRASH_DIR), PathPart::from(batch)])
+            .chain(rel.split('/').filter(|p| !p.is_empty()).map(PathPart::from))
+            .collect()
+    }
+
     /// The relative path of the object at `location`, if it is under the prefix.
     pub fn rel_of(&self, location: &ObjectPath) -> Option<String> {
         let mut rel = String::new();
@@ -171,23 +194,51 @@ impl Archive {
         }
     }
 
-    /// Every object under the prefix.
+    /// Every object under the prefix, the trash's excepted.
     pub async fn list(&self) -> Result<Vec<Object>, StoreError> {
-        let mut out = Vec::new();
-        let mut stream = self.store.list(self.list_prefix());
+        Ok(self.list_with_trash().await?.0)
+    }
+
+    /// Every object under the prefix, from one listing: the dataset's objects, and apart from them those of the trash.
+    pub async fn list_with_trash(&self) -> Result<(Vec<Object>, Vec<TrashedObject>), StoreError> {
+        self.list_under(self.list_prefix().cloned()).await
+    }
+
+    /// The objects of the trash only.
+    pub async fn list_trash(&self) -> Result<Vec<TrashedObject>, StoreError> {
+        let top: ObjectPath = self.prefix.parts().chain([PathPart::from(TRASH_DIR)]).collect();
+        Ok(self.list_under(Some(top)).await?.1)
+    }
+
+    async fn list_under(&self, prefix: Option<ObjectPath>) -> Result<(Vec<Object>, Vec<TrashedObject>), StoreError> {
+        let mut objects = Vec::new();
+        let mut trashed = Vec::new();
+        let mut stream = self.store.list(prefix.as_ref());
         while let Some(meta) = stream.next().await {
             let meta = meta.map_err(|e| self.error(e))?;
             let Some(rel) = self.rel_of(&meta.location) else {
                 continue;
             };
-            out.push(Object {
+            let object = |rel: String| Object {
                 rel,
-                location: meta.location,
+                location: meta.location.clone(),
                 size: meta.size,
                 last_modified: meta.last_modified,
-            });
+            };
+            match rel.strip_prefix(TRASH_DIR).and_then(|r| r.strip_prefix('/')) {
+                // `<batch>/<rel>`; anything else in the trash is not ours to show.
+                Some(inside) => {
+                    if let Some((batch, rel)) = inside.split_once('/') {
+                        trashed.push(TrashedObject {
+                            batch: batch.to_string(),
+                            object: object(rel.to_string()),
+                        });
+                    }
+                }
+                None => objects.push(object(rel)),
+            }
         }
-        Ok(out)
+        Ok((objects, trashed))
     }
 
     /// Size and modification time of an object, `None` when there is none at `location`.
@@ -319,6 +370,29 @@ impl Archive {
             )));
         }
         Ok(())
+    }
+
+    /// Copies the object at `from` to `to`, which must not exist: a server-side copy for S3, a hard link for a local
+    /// destination (which also refuses, atomically, to replace anything). A copy never overwrites an object.
+    pub async fn copy_new(&self, from: &ObjectPath, to: &ObjectPath) -> Result<(), StoreError> {
+        let exists = || {
+            StoreError::Refused(format!(
+                "archive object {} already exists; not overwriting it",
+                self.display(to)
+            ))
+        };
+        if self.local_dir.is_some() {
+            return match self.store.copy_if_not_exists(from, to).await {
+                Ok(()) => Ok(()),
+                Err(object_store::Error::AlreadyExists { .. }) => Err(exists()),
+                Err(e) => Err(self.error(e)),
+            };
+        }
+        // S3 copies only overwrite; the check leaves a window only for another writer of the same new key.
+        if self.head(to).await?.is_some() {
+            return Err(exists());
+        }
+        self.store.copy(from, to).await.map_err(|e| self.error(e))
     }
 
     /// Deletes the object at `location`.

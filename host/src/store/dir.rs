@@ -45,7 +45,13 @@
 //! directories' permissions are not copied) and is never walked by a scan, whatever the globs say. A purge
 //! ([`Store::purge`]) deletes the entries past their expiry; a restore ([`Store::restore`]) renames an entry back,
 //! refusing when the segment exists again in any tier. Datasets sharing a root share its trash; each lists, purges
-//! and restores only the entries its globs match. Archived objects are deleted at once: the archive has no trash.
+//! and restores only the entries its globs match.
+//!
+//! An archived object goes to the archive's trash, `<prefix>/.retention-trash/<batch>/<key as it was>` (see
+//! [`Archive::trash_key`]). An object store cannot rename: a drop copies the object there, then deletes the original;
+//! a restore copies it back, then deletes the trash's copy. Between the two steps the object exists twice with equal
+//! content; `recover` settles that by removing the trash's copy, so the object stays at its key (a drop is undone, a
+//! restore done) and no content is ever in neither place.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, FileTimes, OpenOptions, Permissions};
@@ -63,7 +69,7 @@ use regex::{CaptureLocations, Regex};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::archive::{Archive, Content, Object, digest_reader};
+use super::archive::{Archive, Content, Object, TrashedObject, digest_reader};
 use super::{Applied, Progress, Recovery, Scan, Skipped, Store, StoreError, TrashEntry, Work};
 use crate::config::{DirectoryConfig, TimeSource};
 use crate::crashpoint::hit_for;
@@ -96,7 +102,9 @@ pub const CRASH_POINTS: &[&str] = &[
     "drop:removed",
     // The removals are durable.
     "drop:synced",
-    // A dropped file was renamed into the trash (once per file).
+    // A dropped archived object was copied into the archive's trash (once per object).
+    "trash:copied",
+    // A dropped file was renamed into the trash, or a dropped object's original deleted after its copy (once each).
     "trash:moved",
     // The renames into the trash are durable.
     "trash:synced",
@@ -104,7 +112,7 @@ pub const CRASH_POINTS: &[&str] = &[
     "purge:removed",
     // The deletions are durable.
     "purge:synced",
-    // A trashed file was renamed back into its place (once per restore).
+    // A trashed file was renamed, or a trashed object copied, back into its place (once per restore).
     "restore:moved",
     // The rename back is durable.
     "restore:synced",
@@ -257,6 +265,8 @@ enum Verdict {
 struct Inventory {
     files: Vec<Vec<Found>>,
     objects: Vec<Object>,
+    /// This dataset's objects in the archive's trash.
+    trashed_objects: Vec<TrashedObject>,
     groups: Vec<Group>,
     temps: Vec<String>,
     skipped: Vec<Skipped>,
@@ -496,11 +506,12 @@ impl DirectoryStore {
 
     /// Walks the root and lists the archive, grouping names found in more than one place.
     async fn inventory(&self) -> Result<Inventory, StoreError> {
-        let mut objects = match &self.archive {
-            Some(a) => a.list().await?,
-            None => Vec::new(),
+        let (mut objects, mut trashed_objects) = match &self.archive {
+            Some(a) => a.list_with_trash().await?,
+            None => Default::default(),
         };
         objects.retain(|o| self.inner.matches(logical(&o.rel)));
+        trashed_objects.retain(|t| self.inner.matches(logical(&t.object.rel)));
         let mut archived: HashSet<String> = HashSet::with_capacity(objects.len());
         let mut twice: HashSet<String> = HashSet::new();
         for o in &objects {
@@ -553,6 +564,7 @@ impl DirectoryStore {
         Ok(Inventory {
             files,
             objects: objs,
+            trashed_objects,
             groups,
             temps: walked.temps,
             skipped: walked.skipped,
@@ -897,9 +909,24 @@ impl DirectoryStore {
                 Located::Archived(location) => objects.push((*i, location.clone(), seg.bytes)),
             }
         }
+        // One trash batch per group: the group's files and objects share their trash time and expiry. (Its directory
+        // is created by the first file moved into it.)
+        let batch = (!self.inner.trash_grace.is_zero()).then(|| self.inner.new_batch());
         if let Some(archive) = &self.archive {
+            let batch_name = batch
+                .as_ref()
+                .and_then(|b| b.file_name())
+                .and_then(|n| n.to_str())
+                .map(str::to_string);
+            let batch_name = batch_name.as_deref();
             let dropped: Vec<_> = futures::stream::iter(objects)
-                .map(|(i, location, bytes)| async move { (i, drop_object(archive, &location, bytes, root).await) })
+                .map(|(i, location, bytes)| async move {
+                    let r = match batch_name {
+                        Some(batch) => trash_object(archive, &location, batch, bytes, root).await,
+                        None => drop_object(archive, &location, bytes, root).await,
+                    };
+                    (i, r)
+                })
                 .buffer_unordered(parallelism)
                 .collect()
                 .await;
@@ -907,8 +934,6 @@ impl DirectoryStore {
                 results[i] = Some(r);
             }
         }
-        // One trash batch per group: the group's files share their trash time and expiry.
-        let batch = (!self.inner.trash_grace.is_zero() && !local.is_empty()).then(|| self.inner.new_batch());
         let local = Arc::new(local);
         let trash = Arc::new(batch.clone());
         let removed = run_blocking(
@@ -951,33 +976,21 @@ impl DirectoryStore {
         }
         let mut dirs = distinct_dirs(devs.into_iter());
         let any_archived = group.iter().any(|(_, l)| matches!(l, Located::Archived(_)));
-        let mut syncs = Vec::new();
-        if batch.is_some() {
-            // The renames into the trash and the archive's deletions are told apart, each its own durable step.
-            if !dirs.is_empty() {
-                syncs.push((std::mem::take(&mut dirs), "trash:synced", true));
-            }
-        }
         if any_archived && let Some(adir) = self.archive.as_ref().and_then(|a| a.local_dir()) {
             dirs.push(adir.to_path_buf());
         }
-        if !dirs.is_empty() || any_archived {
-            syncs.push((dirs, "drop:synced", false));
-        }
-        for (dirs, point, trashed) in syncs {
-            if let Err(e) = sync_and_hit(dirs, point, root).await {
-                for (i, loc) in group {
-                    let concerned = match loc {
-                        Located::Local(_) => trashed || batch.is_none(),
-                        Located::Archived(_) => !trashed,
-                    };
-                    if concerned && let Some(Ok(a)) = &results[*i] {
-                        let done = if a.trashed { "moved to the trash" } else { "removed" };
-                        results[*i] = Some(Err(StoreError::Refused(format!(
-                            "{done}, but the {} may not be durable: {e}",
-                            if a.trashed { "move" } else { "removal" }
-                        ))));
-                    }
+        // With a grace period every drop of the group moved something into a trash; without, removed it.
+        let point = if batch.is_some() { "trash:synced" } else { "drop:synced" };
+        if (!dirs.is_empty() || any_archived)
+            && let Err(e) = sync_and_hit(dirs, point, root).await
+        {
+            for (i, _) in group {
+                if let Some(Ok(a)) = &results[*i] {
+                    let done = if a.trashed { "moved to the trash" } else { "removed" };
+                    results[*i] = Some(Err(StoreError::Refused(format!(
+                        "{done}, but the {} may not be durable: {e}",
+                        if a.trashed { "move" } else { "removal" }
+                    ))));
                 }
             }
         }
@@ -1110,6 +1123,17 @@ struct TrashFile {
     rel: String,
 }
 
+/// An object of the archive's trash, as this dataset sees it.
+#[derive(Debug, Clone)]
+struct TrashObject {
+    entry: TrashEntry,
+    location: ObjectPath,
+    /// Its key relative to the archive's prefix before it was trashed: where a restore puts it.
+    rel: String,
+    /// The trash batch it is in.
+    batch: String,
+}
+
 /// The trash as listed: this dataset's files, and every batch directory (with its expiry), ours or not.
 #[derive(Debug, Default)]
 struct TrashListing {
@@ -1135,8 +1159,69 @@ async fn upload_one(archive: &Archive, job: &ArchiveJob) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Drops an archived object unless it changed since the scan.
+/// Deletes an archived object (a drop without grace) unless it changed since the scan.
 async fn drop_object(archive: &Archive, location: &ObjectPath, bytes: u64, root: &Path) -> Result<Applied, StoreError> {
+    check_object_unchanged(archive, location, bytes).await?;
+    archive.delete(location).await?;
+    hit_for("drop:removed", root).map_err(io_err("cannot drop", root))?;
+    Ok(Applied {
+        bytes_before: bytes,
+        bytes_after: 0,
+        trashed: false,
+    })
+}
+
+/// Moves an archived object into the archive's trash batch `batch`, unless it changed since the scan: a copy under
+/// the trash key, then the deletion of the original. A crash between the two leaves two equal copies, which `recover`
+/// settles by removing the trash's (the drop is then undone, never lost); a failure after the copy takes it back.
+async fn trash_object(
+    archive: &Archive,
+    location: &ObjectPath,
+    batch: &str,
+    bytes: u64,
+    root: &Path,
+) -> Result<Applied, StoreError> {
+    check_object_unchanged(archive, location, bytes).await?;
+    let rel = archive.rel_of(location).ok_or_else(|| {
+        StoreError::Refused(format!(
+            "archive object {} is outside the archive's prefix",
+            archive.display(location)
+        ))
+    })?;
+    let dst = archive.trash_key(batch, &rel);
+    archive.copy_new(location, &dst).await?;
+    if let Err(e) = hit_for("trash:copied", root) {
+        let _ = archive.delete(&dst).await;
+        return Err(StoreError::io("cannot move to the trash", archive.display(location), e));
+    }
+    // Should the deletion fail (or its answer be lost), both copies stay: `recover` removes the trash's if they are
+    // equal. Taking the trash's copy back here could lose the object if the deletion did happen.
+    archive.delete(location).await?;
+    if let Err(e) = hit_for("trash:moved", root) {
+        // Leave the segment as it was: the action failed.
+        let back = match archive.copy_new(&dst, location).await {
+            Ok(()) => archive.delete(&dst).await,
+            Err(e) => Err(e),
+        };
+        return Err(match back {
+            Ok(()) => StoreError::io("cannot move to the trash", archive.display(location), e),
+            Err(back) => StoreError::Refused(format!(
+                "{} was moved to the trash as {} but the move failed ({e}) and moving it back too ({back}); \
+                 restore it with `retention trash restore`",
+                archive.display(location),
+                archive.display(&dst)
+            )),
+        });
+    }
+    Ok(Applied {
+        bytes_before: bytes,
+        bytes_after: 0,
+        trashed: true,
+    })
+}
+
+/// Refuses an archived object that is gone or has another size than the scan saw.
+async fn check_object_unchanged(archive: &Archive, location: &ObjectPath, bytes: u64) -> Result<(), StoreError> {
     let Some((size, _)) = archive.head(location).await? else {
         return Err(StoreError::Refused(format!(
             "archive object {} is gone since the scan",
@@ -1149,13 +1234,7 @@ async fn drop_object(archive: &Archive, location: &ObjectPath, bytes: u64, root:
             archive.display(location),
         )));
     }
-    archive.delete(location).await?;
-    hit_for("drop:removed", root).map_err(io_err("cannot drop", root))?;
-    Ok(Applied {
-        bytes_before: bytes,
-        bytes_after: 0,
-        trashed: false,
-    })
+    Ok(())
 }
 
 /// One directory per device among `(device, file)` pairs: what [`sync_filesystems`] needs.
@@ -1860,6 +1939,12 @@ impl DirectoryStore {
                 let rel = path.strip_prefix(adir).unwrap_or(&path).to_string_lossy().into_owned();
                 // Only the uploads of this dataset's segments: datasets may share an archive directory.
                 let target = rel.rsplit_once('#').map_or(&rel[..], |(t, _)| t);
+                // A copy into or out of the archive's trash: `.retention-trash/<batch>/<rel>`.
+                let target = target
+                    .strip_prefix(TRASH_DIR)
+                    .and_then(|r| r.strip_prefix('/'))
+                    .and_then(|r| r.split_once('/'))
+                    .map_or(target, |(_, r)| r);
                 if !self.inner.matches(logical(target)) {
                     continue;
                 }
@@ -1909,6 +1994,7 @@ impl DirectoryStore {
             // What the scan that follows presents: the latest copy (earlier ones removed or not), or a conflict.
             g.verdict = Some(verdict);
         }
+        self.settle_trashed_objects(inv, repair, &mut rec).await?;
         if !synced_dirs.is_empty() {
             let dirs = distinct_dirs(synced_dirs.iter().map(|(d, p)| (*d, p)));
             tokio::task::spawn_blocking(move || sync_filesystems(dirs.iter().map(PathBuf::as_path)))
@@ -1917,6 +2003,178 @@ impl DirectoryStore {
                 .map_err(|(p, e)| StoreError::io("cannot sync", p.display(), e))?;
         }
         Ok(rec)
+    }
+
+    /// Settles objects found both in place and in the archive's trash with equal content, which an interrupted move
+    /// into the trash (a drop) or out of it (a restore) leaves: the trash's copy is removed, so the object stays where
+    /// a scan sees it and the next pass decides again. Copies that differ are two contents (a name dropped, then
+    /// archived anew) and both stay.
+    async fn settle_trashed_objects(
+        &self,
+        inv: &mut Inventory,
+        repair: bool,
+        rec: &mut Recovery,
+    ) -> Result<(), StoreError> {
+        let Some(a) = &self.archive else { return Ok(()) };
+        if inv.trashed_objects.is_empty() {
+            return Ok(());
+        }
+        let mut live: HashMap<&str, &Object> = inv.objects.iter().map(|o| (o.rel.as_str(), o)).collect();
+        for g in &inv.groups {
+            for c in &g.copies {
+                if let Copy::Archived(o) = c {
+                    live.insert(o.rel.as_str(), o);
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        for (k, t) in inv.trashed_objects.iter().enumerate() {
+            let Some(o) = live.get(t.object.rel.as_str()) else {
+                continue;
+            };
+            if o.size != t.object.size {
+                continue;
+            }
+            let same = match (
+                a.digest(&o.location, false).await,
+                a.digest(&t.object.location, false).await,
+            ) {
+                (Ok(x), Ok(y)) => x == y,
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!("cannot compare {} with its copy in the archive's trash: {e}", o.rel);
+                    false
+                }
+            };
+            if !same {
+                continue;
+            }
+            if repair {
+                match a.delete(&t.object.location).await {
+                    Ok(())
+                    | Err(StoreError::Archive {
+                        source: object_store::Error::NotFound { .. },
+                        ..
+                    }) => {}
+                    Err(e) => return Err(e),
+                }
+                let root = &self.inner.root;
+                hit_for("recover:duplicate-removed", root).map_err(io_err("cannot remove duplicate", root))?;
+                removed.push(k);
+            }
+            rec.trash_copies_removed.push(logical(&t.object.rel).to_string());
+        }
+        if !removed.is_empty() {
+            a.sync().await?;
+            for k in removed.into_iter().rev() {
+                inv.trashed_objects.remove(k);
+            }
+        }
+        Ok(())
+    }
+
+    /// This dataset's objects in the archive's trash, oldest first (with their keys before the drop).
+    async fn archive_trash(&self) -> Result<Vec<TrashObject>, StoreError> {
+        match &self.archive {
+            Some(a) => Ok(self.trash_objects(a.list_trash().await?)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn trash_objects(&self, listed: Vec<TrashedObject>) -> Vec<TrashObject> {
+        let mut out: Vec<TrashObject> = listed
+            .into_iter()
+            .filter_map(|t| {
+                let (trashed_at_ms, expires_at_ms) = parse_batch_name(&t.batch)?;
+                let name = logical(&t.object.rel);
+                if !self.inner.matches(name) {
+                    return None;
+                }
+                Some(TrashObject {
+                    entry: TrashEntry {
+                        name: name.to_string(),
+                        tier: Tier::Archived,
+                        bytes: t.object.size,
+                        trashed_at_ms,
+                        expires_at_ms,
+                    },
+                    rel: t.object.rel,
+                    location: t.object.location,
+                    batch: t.batch,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (a.entry.trashed_at_ms, &a.entry.name).cmp(&(b.entry.trashed_at_ms, &b.entry.name)));
+        out
+    }
+
+    /// Deletes the archive's trash objects expired at `now_ms` that no hold selects.
+    async fn purge_objects(&self, now_ms: i64, held: &super::Held) -> Result<Vec<TrashEntry>, StoreError> {
+        let Some(a) = &self.archive else { return Ok(Vec::new()) };
+        let root = &self.inner.root;
+        let mut purged = Vec::new();
+        let mut batches = HashSet::new();
+        for t in self.archive_trash().await? {
+            if t.entry.expires_at_ms > now_ms || held(&t.entry.name) {
+                continue;
+            }
+            match a.delete(&t.location).await {
+                Ok(()) => {}
+                // Purged meanwhile by another pass over the same archive.
+                Err(StoreError::Archive {
+                    source: object_store::Error::NotFound { .. },
+                    ..
+                }) => continue,
+                Err(e) => return Err(e),
+            }
+            hit_for("purge:removed", root).map_err(io_err("cannot purge", root))?;
+            batches.insert(t.batch);
+            purged.push(t.entry);
+        }
+        if !purged.is_empty() {
+            if let Some(adir) = a.local_dir() {
+                // A local destination keeps the emptied directories; only expired batches are touched.
+                for b in &batches {
+                    remove_empty_dirs(&adir.join(TRASH_DIR).join(b));
+                }
+            }
+            a.sync().await?;
+            hit_for("purge:synced", root).map_err(io_err("cannot sync", root))?;
+        }
+        Ok(purged)
+    }
+
+    /// Copies the trashed object `t` back to its key, which the caller found free, then deletes the trash's copy.
+    /// A crash between the two leaves equal copies, which `recover` settles in favour of the restored one.
+    async fn restore_object(&self, t: &TrashObject) -> Result<(), StoreError> {
+        let a = self.archive.as_ref().expect("trash objects come from the archive");
+        let root = &self.inner.root;
+        let dst = a.key(&t.rel);
+        a.copy_new(&t.location, &dst).await.map_err(|e| match e {
+            StoreError::Refused(_) => StoreError::Taken {
+                name: t.entry.name.clone(),
+                path: a.display(&dst),
+            },
+            e => e,
+        })?;
+        if let Err(e) = hit_for("restore:moved", root) {
+            // Leave it in the trash, as it was: the restore failed.
+            let _ = a.delete(&dst).await;
+            return Err(StoreError::io("cannot restore", a.display(&dst), e));
+        }
+        if let Err(e) = a.delete(&t.location).await {
+            // Restored all the same: the next pass's recovery removes the trash's equal copy.
+            tracing::warn!(
+                "{} was restored but its copy in the trash could not be removed ({e}); the next pass removes it",
+                t.entry.name
+            );
+        }
+        a.sync().await.map_err(|e| {
+            StoreError::Refused(format!(
+                "{} was restored, but the restore may not be durable: {e}",
+                a.display(&dst)
+            ))
+        })?;
+        hit_for("restore:synced", root).map_err(io_err("cannot sync", root))
     }
 
     /// The segments of an inventory that [`DirectoryStore::recover_inventory`] went through.
@@ -2030,11 +2288,17 @@ impl Store for DirectoryStore {
 
     async fn trash(&self) -> Result<Vec<TrashEntry>, StoreError> {
         let listing = self.blocking(|inner| inner.list_trash()).await?;
-        Ok(listing.files.into_iter().map(|f| f.entry).collect())
+        let mut entries: Vec<TrashEntry> = listing.files.into_iter().map(|f| f.entry).collect();
+        entries.extend(self.archive_trash().await?.into_iter().map(|t| t.entry));
+        entries.sort_by(|a, b| (a.trashed_at_ms, &a.name, a.tier).cmp(&(b.trashed_at_ms, &b.name, b.tier)));
+        Ok(entries)
     }
 
     async fn purge_unheld(&self, now_ms: i64, held: super::Held) -> Result<Vec<TrashEntry>, StoreError> {
-        self.blocking(move |inner| inner.purge(now_ms, &held)).await
+        let local_held = held.clone();
+        let mut purged = self.blocking(move |inner| inner.purge(now_ms, &local_held)).await?;
+        purged.extend(self.purge_objects(now_ms, &held).await?);
+        Ok(purged)
     }
 
     async fn restore(&self, name: &str) -> Result<TrashEntry, StoreError> {
@@ -2042,12 +2306,24 @@ impl Store for DirectoryStore {
             return Err(StoreError::Refused(format!("{name:?} is not a segment name")));
         }
         let listing = self.blocking(|inner| inner.list_trash()).await?;
-        // Sorted oldest first: the last of the name is the most recently trashed.
-        let Some(f) = listing.files.into_iter().rev().find(|f| f.entry.name == name) else {
-            return Err(StoreError::NotInTrash {
-                name: name.to_string(),
-                store: self.describe(),
-            });
+        // Sorted oldest first: the last of the name is the most recently trashed, locally or in the archive.
+        let file = listing.files.into_iter().rev().find(|f| f.entry.name == name);
+        let object = self
+            .archive_trash()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|t| t.entry.name == name);
+        let latest = match (file, object) {
+            (Some(f), Some(t)) if t.entry.trashed_at_ms > f.entry.trashed_at_ms => Err(t),
+            (Some(f), _) => Ok(f),
+            (None, Some(t)) => Err(t),
+            (None, None) => {
+                return Err(StoreError::NotInTrash {
+                    name: name.to_string(),
+                    store: self.describe(),
+                });
+            }
         };
         // The segment must not exist again in any tier: a restore never makes a second copy of a name.
         let root = &self.inner.root;
@@ -2069,9 +2345,17 @@ impl Store for DirectoryStore {
                 }
             }
         }
-        let entry = f.entry.clone();
-        self.blocking(move |inner| inner.restore(&f)).await?;
-        Ok(entry)
+        match latest {
+            Ok(f) => {
+                let entry = f.entry.clone();
+                self.blocking(move |inner| inner.restore(&f)).await?;
+                Ok(entry)
+            }
+            Err(t) => {
+                self.restore_object(&t).await?;
+                Ok(t.entry)
+            }
+        }
     }
 }
 
@@ -2155,18 +2439,22 @@ mod tests {
         }
 
         /// Files under the trash, relative to it (`<batch>/<rel>`), sorted.
+        /// The files of the dataset's trash as `<batch>/<rel>`, then those of the archive's as
+        /// `archive:<batch>/<rel>`.
         fn trash_files(&self) -> Vec<String> {
-            let top = self.root.join(TRASH_DIR);
             let mut out = Vec::new();
-            let mut stack = vec![top.clone()];
-            while let Some(d) = stack.pop() {
-                let Ok(entries) = std::fs::read_dir(&d) else { continue };
-                for e in entries {
-                    let p = e.unwrap().path();
-                    if p.is_dir() {
-                        stack.push(p);
-                    } else {
-                        out.push(p.strip_prefix(&top).unwrap().to_str().unwrap().to_string());
+            for (base, tag) in [(&self.root, ""), (&self.archive, "archive:")] {
+                let top = base.join(TRASH_DIR);
+                let mut stack = vec![top.clone()];
+                while let Some(d) = stack.pop() {
+                    let Ok(entries) = std::fs::read_dir(&d) else { continue };
+                    for e in entries {
+                        let p = e.unwrap().path();
+                        if p.is_dir() {
+                            stack.push(p);
+                        } else {
+                            out.push(format!("{tag}{}", p.strip_prefix(&top).unwrap().to_str().unwrap()));
+                        }
                     }
                 }
             }
@@ -2659,7 +2947,7 @@ mod tests {
     // --- trash --------------------------------------------------------------------------------------------------
 
     #[tokio::test]
-    async fn a_drop_with_grace_moves_local_files_into_the_trash_and_deletes_archived_objects() {
+    async fn a_drop_with_grace_moves_files_into_the_trash_and_archived_objects_into_the_archives_trash() {
         let fx = Fx::new();
         fx.write_at("d/a.log", b"hot", 1_000_000);
         fx.write("d/b.log.zst", &zst(b"compressed"));
@@ -2678,19 +2966,31 @@ mod tests {
         .await;
         let after = chrono::Utc::now().timestamp_millis();
         let trashed: Vec<bool> = results.iter().map(|r| r.as_ref().unwrap().trashed).collect();
-        assert_eq!(trashed, [true, true, false], "the archive has no trash");
+        assert_eq!(trashed, [true, true, true]);
         assert!(scan(&store).await.0.segments.is_empty());
         assert!(!fx.exists("d/a.log") && !fx.exists("d/b.log.zst"));
-        assert_eq!(std::fs::read_dir(&fx.archive).unwrap().count(), 0);
+        assert!(!fx.archive.join("c.log").exists());
 
-        // The layout records the trash time, the expiry, the relative path and the tier (.zst).
+        // The layout records the trash time, the expiry, the relative path and the tier (.zst); the archive's trash
+        // the same under the archive's prefix, with the object's bytes as they were.
         let files = fx.trash_files();
-        assert_eq!(files.len(), 2, "{files:?}");
+        assert_eq!(files.len(), 3, "{files:?}");
         let (batch, _) = files[0].split_once('/').unwrap();
         let (t, e) = parse_batch_name(batch).unwrap();
         assert!(before <= t && t <= after, "{t} not within {before}..{after}");
         assert_eq!(e - t, 86_400_000);
-        assert_eq!(files, [format!("{batch}/d/a.log"), format!("{batch}/d/b.log.zst")]);
+        assert_eq!(
+            files,
+            [
+                format!("{batch}/d/a.log"),
+                format!("{batch}/d/b.log.zst"),
+                format!("archive:{batch}/c.log")
+            ]
+        );
+        assert_eq!(
+            std::fs::read(fx.archive.join(TRASH_DIR).join(batch).join("c.log")).unwrap(),
+            b"archived"
+        );
         let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
         assert_eq!(mode(&fx.root.join(TRASH_DIR)), 0o700);
 
@@ -2699,6 +2999,13 @@ mod tests {
         assert_eq!(
             entries,
             [
+                TrashEntry {
+                    name: "c.log".into(),
+                    tier: Tier::Archived,
+                    bytes: 8,
+                    trashed_at_ms: t,
+                    expires_at_ms: e
+                },
                 TrashEntry {
                     name: "d/a.log".into(),
                     tier: Tier::Hot,
@@ -2856,6 +3163,115 @@ mod tests {
         assert_eq!(store.restore("a.log").await.unwrap(), entries[1]);
         assert_eq!(std::fs::read(fx.root.join("a.log")).unwrap(), b"second");
         assert_eq!(store.trash().await.unwrap(), [entries[0].clone()]);
+    }
+
+    #[tokio::test]
+    async fn an_archived_segment_comes_back_from_the_archives_trash_exactly_and_only_while_its_key_is_free() {
+        let fx = Fx::new();
+        write_file(&fx.archive.join("d/c.log.zst"), &zst(b"archived bytes"));
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        assert_eq!(seg(&s, "d/c.log").tier, Tier::Archived);
+        assert!(apply1(&store, seg(&s, "d/c.log"), Action::Drop).await.unwrap().trashed);
+        assert!(
+            scan(&store).await.0.segments.is_empty(),
+            "a trashed object is no segment"
+        );
+
+        // Its key taken by a new object: refused, and the trash keeps it.
+        write_file(&fx.archive.join("d/c.log.zst"), b"another object");
+        let e = store.restore("d/c.log").await.unwrap_err();
+        assert!(matches!(e, StoreError::Taken { .. }), "{e}");
+        assert_eq!(store.trash().await.unwrap().len(), 1);
+        std::fs::remove_file(fx.archive.join("d/c.log.zst")).unwrap();
+
+        let e = store.restore("d/c.log").await.unwrap();
+        assert_eq!((e.name.as_str(), e.tier), ("d/c.log", Tier::Archived));
+        assert_eq!(
+            std::fs::read(fx.archive.join("d/c.log.zst")).unwrap(),
+            zst(b"archived bytes")
+        );
+        let (s, _) = scan(&store).await;
+        assert_eq!(names(&s), ["d/c.log"]);
+        assert!(store.trash().await.unwrap().is_empty());
+        assert!(fx.trash_files().is_empty(), "{:?}", fx.trash_files());
+    }
+
+    #[tokio::test]
+    async fn a_restore_takes_the_latest_drop_whether_it_was_archived_or_local() {
+        let fx = Fx::new();
+        write_file(&fx.archive.join("a.log"), b"archived first");
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        apply1(&store, seg(&s, "a.log"), Action::Drop).await.unwrap();
+        fx.write("a.log", b"hot later");
+        let (s, _) = scan(&store).await;
+        apply1(&store, seg(&s, "a.log"), Action::Drop).await.unwrap();
+        let entries = store.trash().await.unwrap();
+        let tiers: Vec<Tier> = entries.iter().map(|e| e.tier).collect();
+        assert_eq!(tiers, [Tier::Archived, Tier::Hot]);
+        assert_eq!(store.restore("a.log").await.unwrap(), entries[1]);
+        assert_eq!(std::fs::read(fx.root.join("a.log")).unwrap(), b"hot later");
+        std::fs::remove_file(fx.root.join("a.log")).unwrap();
+        assert_eq!(store.restore("a.log").await.unwrap(), entries[0]);
+        assert_eq!(std::fs::read(fx.archive.join("a.log")).unwrap(), b"archived first");
+    }
+
+    #[tokio::test]
+    async fn a_purge_deletes_expired_objects_of_the_archives_trash_and_spares_held_ones() {
+        let fx = Fx::new();
+        write_file(&fx.archive.join("x/a.log"), b"a");
+        write_file(&fx.archive.join("x/b.log"), b"b");
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        let plan: Vec<_> = s.segments.iter().map(|s| (s, Action::Drop)).collect();
+        assert!(apply(&store, &plan).await.iter().all(|r| r.as_ref().unwrap().trashed));
+        let expiry = store.trash().await.unwrap()[0].expires_at_ms;
+        assert!(store.purge(expiry - 1).await.unwrap().is_empty());
+        let held: crate::store::Held = Arc::new(|name: &str| name == "x/b.log");
+        let purged = store.purge_unheld(expiry, held).await.unwrap();
+        assert_eq!(
+            purged.iter().map(|e| (e.name.as_str(), e.tier)).collect::<Vec<_>>(),
+            [("x/a.log", Tier::Archived)]
+        );
+        let files = fx.trash_files();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(
+            files[0].starts_with("archive:") && files[0].ends_with("/x/b.log"),
+            "{files:?}"
+        );
+        store.purge(expiry).await.unwrap();
+        assert!(fx.trash_files().is_empty());
+        assert_eq!(
+            std::fs::read_dir(fx.archive.join(TRASH_DIR)).unwrap().count(),
+            0,
+            "expired batches are removed once empty"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_object_both_in_place_and_in_the_archives_trash_keeps_the_placed_copy_when_equal() {
+        let fx = Fx::new();
+        let batch = batch_name(1_000, 2_000);
+        // An interrupted move: the same bytes in place and in the trash.
+        write_file(&fx.archive.join("a.log"), b"same");
+        write_file(&fx.archive.join(TRASH_DIR).join(&batch).join("a.log"), b"same");
+        // A name dropped, then archived anew: two contents, both kept.
+        write_file(&fx.archive.join("b.log"), b"new b");
+        write_file(&fx.archive.join(TRASH_DIR).join(&batch).join("b.log"), b"old b");
+        let store = fx.store().await;
+
+        let report_only = store.recover(false).await.unwrap();
+        assert_eq!(report_only.trash_copies_removed, ["a.log"]);
+        assert_eq!(fx.trash_files().len(), 2, "a dry run removes nothing");
+        let rec = store.recover(true).await.unwrap();
+        assert_eq!(rec.trash_copies_removed, ["a.log"]);
+        assert!(rec.conflicts.is_empty(), "{:?}", rec.conflicts);
+        assert_eq!(fx.trash_files(), [format!("archive:{batch}/b.log")]);
+        assert_eq!(std::fs::read(fx.archive.join("a.log")).unwrap(), b"same");
+        let (s, _) = scan(&store).await;
+        assert_eq!(names(&s), ["a.log", "b.log"]);
+        assert!(store.recover(true).await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -3138,7 +3554,7 @@ mod tests {
                     }
                     let mut rel = p.strip_prefix(base).unwrap().to_str().unwrap().to_string();
                     // `.retention-trash/<batch>/<rel>`
-                    let trashed = !archived && rel.starts_with(&format!("{TRASH_DIR}/"));
+                    let trashed = rel.starts_with(&format!("{TRASH_DIR}/"));
                     if trashed {
                         rel = rel.splitn(3, '/').nth(2).unwrap().to_string();
                     }
@@ -3150,8 +3566,8 @@ mod tests {
                         raw
                     };
                     let place = match (archived, trashed, rel.ends_with(ZST)) {
-                        (true, _, _) => "archived",
-                        (false, true, _) => "trash",
+                        (_, true, _) => "trash",
+                        (true, false, _) => "archived",
                         (false, false, true) => "compressed",
                         (false, false, false) => "hot",
                     };
@@ -3163,9 +3579,8 @@ mod tests {
     }
 
     /// The invariant: every visible name (and every trash entry) holds the complete original content, and every
-    /// segment that was not dropped is visible somewhere; a dropped local file too (in its place or in the trash)
-    /// unless `drops_may_be_gone` (no grace, or purged). With `settled`, also: no temporaries and exactly one copy of
-    /// each.
+    /// segment that was not dropped is visible somewhere; a dropped one too (in its place or in a trash) unless
+    /// `drops_may_be_gone` (no grace, or purged). With `settled`, also: no temporaries and exactly one copy of each.
     fn check_invariant(
         root: &Path,
         archive: &Path,
@@ -3188,8 +3603,7 @@ mod tests {
         }
         for name in originals.keys() {
             let n = count.get(name.as_str()).copied().unwrap_or(0);
-            let local_drop = plan_action(name) == Action::Drop && !name.starts_with("x/");
-            if plan_action(name) != Action::Drop || (local_drop && !drops_may_be_gone) {
+            if plan_action(name) != Action::Drop || !drops_may_be_gone {
                 assert!(n >= 1, "{context}: {name} is visible nowhere");
             }
             if settled {
@@ -3204,13 +3618,13 @@ mod tests {
         }
     }
 
-    /// Every crash point with the default grace, and the drop points again without a grace (local files deleted).
+    /// Every crash point with the default grace, but the drop points, which only a drop without grace (deleting at
+    /// once) reaches.
     fn crash_cases() -> impl Iterator<Item = (&'static str, Duration)> {
-        let without_grace = CRASH_POINTS.iter().filter(|p| p.starts_with("drop:"));
-        CRASH_POINTS
-            .iter()
-            .map(|p| (*p, DAY))
-            .chain(without_grace.map(|p| (*p, Duration::ZERO)))
+        CRASH_POINTS.iter().map(|p| {
+            let grace = if p.starts_with("drop:") { Duration::ZERO } else { DAY };
+            (*p, grace)
+        })
     }
 
     /// Restores every trashed segment; one result each.

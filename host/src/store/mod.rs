@@ -80,11 +80,17 @@ pub struct Recovery {
     pub duplicates_resolved: Vec<(String, Tier, Tier)>,
     /// Duplicates whose copies differ: left alone, excluded from passes until a human resolves them.
     pub conflicts: Vec<Skipped>,
+    /// Segments found both in place and, with equal content, in the trash (an interrupted move into or out of a trash
+    /// that is not one rename, e.g. an archive's): the trash's copy removed, the segment kept where it was.
+    pub trash_copies_removed: Vec<String>,
 }
 
 impl Recovery {
     pub fn is_empty(&self) -> bool {
-        self.temp_removed.is_empty() && self.duplicates_resolved.is_empty() && self.conflicts.is_empty()
+        self.temp_removed.is_empty()
+            && self.duplicates_resolved.is_empty()
+            && self.conflicts.is_empty()
+            && self.trash_copies_removed.is_empty()
     }
 }
 
