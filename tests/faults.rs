@@ -1,6 +1,7 @@
 //! Fault injection across the service: `retention serve` runs a pass every second over one data tree with the `churn`
-//! plugin (every pass compresses, archives and drops a random part of the segments; drops go to a trash with a 2 s
-//! grace, which later passes purge), and is killed with SIGKILL at random moments, 50 times, restarted each time.
+//! plugin (every pass compresses, archives and drops a random part of the segments, archived ones included; drops go
+//! to a trash, the dataset's or the archive's, with a 2 s grace, which later passes purge), and is killed with SIGKILL
+//! at random moments, 50 times, restarted each time.
 //! Afterwards every original file's content (by hash) must exist exactly once across hot, compressed, archived and
 //! trash, unless the audit trail records its purge; no partial file may exist anywhere, and no temporary file may
 //! remain after the next pass.
@@ -146,6 +147,14 @@ trash_grace_secs = 2
             "no {action} was ever done: the test did not exercise it"
         );
     }
+    let archived_trashed = audit
+        .iter()
+        .filter(|r| r["action"] == "drop" && r["tier_before"] == "archived" && r["outcome"] == "trashed")
+        .count();
+    assert!(
+        archived_trashed > 0,
+        "no archived object was ever dropped into the archive's trash: the test did not exercise it"
+    );
     let purged: BTreeSet<String> = audit
         .iter()
         .filter(|r| r["action"] == "purge")

@@ -8,7 +8,7 @@
 // - `trap-on-load` answers `info` but traps when a pass begins, so the host's load trial must reject it.
 // - `churn` (0.1.0) acts on a pseudo-random part of the segments in every pass (seeded by the pass id and the
 //   segment's name): hot segments are compressed, archived or dropped, compressed ones archived or dropped, archived
-//   ones kept. It keeps the crash tests' passes busy with every kind of action.
+//   ones dropped or kept. It keeps the crash tests' passes busy with every kind of action.
 
 use retention_sdk::prelude::*;
 
@@ -58,7 +58,9 @@ impl Plugin for Swap {
             return match (seg.tier(), draw) {
                 (Tier::Hot, 0..20) => Decision::compress("churn: compress"),
                 (Tier::Hot, 20..30) | (Tier::Compressed, 0..10) => Decision::archive("churn: archive"),
-                (Tier::Hot, 30..38) | (Tier::Compressed, 10..18) => Decision::drop("churn: drop"),
+                (Tier::Hot, 30..38) | (Tier::Compressed, 10..18) | (Tier::Archived, 0..8) => {
+                    Decision::drop("churn: drop")
+                }
                 _ => Decision::keep(),
             };
         }
