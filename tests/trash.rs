@@ -200,6 +200,18 @@ fn a_grace_of_zero_deletes_at_once() {
     assert!(!t.logs().join(OLD).exists());
     assert!(!t.logs().join(".retention-trash").exists(), "no trash at all");
     assert!(t.list().is_empty());
+
+    // Nothing to restore, so the audit trail records the deletion before it happens, then what came of it.
+    let db = retention::state::StateDb::open(&t.dir.path().join("retention-state")).unwrap();
+    let audit = db.audit_after(&Default::default(), 0, 100).unwrap();
+    let drops: Vec<(&str, &str, Option<&str>)> = audit
+        .iter()
+        .filter(|r| r.action == "drop")
+        .map(|r| (r.segment.as_str(), r.outcome.as_str(), r.reason.as_deref()))
+        .collect();
+    let reason = Some("age 40d >= drop_after_days 30");
+    assert_eq!(drops, [(OLD, "deleting", reason), (OLD, "done", reason)], "{audit:?}");
+    assert!(audit.iter().all(|r| r.plugin_digest.is_some()), "{audit:?}");
 }
 
 #[test]

@@ -225,6 +225,7 @@ pub async fn run_datasets(
         force,
         holds: Vec::new(),
         before_purge: Some(state.purge_hook()),
+        before_delete: Some(state.delete_hook()),
         // Shadow mode is the service's: `retention run` has no state of shadows.
         shadow: None,
     };

@@ -31,6 +31,9 @@ pub struct PassOptions {
     /// Called with the trash entries about to be purged, before they are: the audit trail records a purge before it
     /// happens, so that a crash can never lose a segment without a record. An error skips the purge.
     pub before_purge: Option<PurgeHook>,
+    /// Called, before anything is applied, with the drops that will delete at once (a dataset without a trash grace):
+    /// the audit trail records them before they happen, like purges. An error applies nothing.
+    pub before_delete: Option<DeleteHook>,
     /// Shadow mode: a version that plans beside the active plugin, on the same segments, and acts on nothing
     /// (`crate::shadow`). The service sets it for real passes only.
     pub shadow: Option<crate::shadow::ShadowRun>,
@@ -38,6 +41,19 @@ pub struct PassOptions {
 
 /// See [`PassOptions::before_purge`]: `(pass id, dataset, entries)`.
 pub type PurgeHook = Arc<dyn Fn(&str, &str, &[crate::store::TrashEntry]) -> Result<(), String> + Send + Sync>;
+
+/// See [`PassOptions::before_delete`]: `(the report so far, the drops)`.
+pub type DeleteHook = Arc<dyn Fn(&PassReport, &[DeleteIntent<'_>]) -> Result<(), String> + Send + Sync>;
+
+/// A drop about to delete a segment for good.
+#[derive(Debug, Clone, Copy)]
+pub struct DeleteIntent<'a> {
+    pub segment: &'a str,
+    pub tier: crate::segment::Tier,
+    pub bytes: u64,
+    /// The plugin's reason.
+    pub reason: Option<&'a str>,
+}
 
 impl std::fmt::Debug for PassOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -211,6 +227,32 @@ async fn run_inner(
         report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
         report.mark_overridden(overrides);
         return Err(PassError::Cancelled("nothing was applied".into()));
+    }
+
+    let crate::config::StoreConfig::Directory(dir) = &dataset.store;
+    if dir.trash_grace.is_zero()
+        && let Some(hook) = &opts.before_delete
+    {
+        let intents: Vec<DeleteIntent<'_>> = decisions
+            .iter()
+            .zip(segments.iter())
+            .filter(|(d, _)| d.action == Action::Drop)
+            .map(|(d, s)| DeleteIntent {
+                segment: &s.name,
+                tier: s.tier,
+                bytes: s.bytes,
+                reason: reasons.of(d),
+            })
+            .collect();
+        if !intents.is_empty()
+            && let Err(e) = hook(report, &intents)
+        {
+            report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
+            report.mark_overridden(overrides);
+            return Err(PassError::Other(format!(
+                "the plan's drops could not be recorded in the audit trail first, so nothing was applied: {e}"
+            )));
+        }
     }
 
     let step = Instant::now();

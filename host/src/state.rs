@@ -258,7 +258,8 @@ pub struct AuditRecord {
     pub tier_after: Option<String>,
     /// What was decided: `compress`, `archive`, `drop` (the plugin's decision, also when overridden).
     pub action: String,
-    /// `done`, `failed`, `overridden` (by a hold), `refused` (by a guard), `not-started` (shutdown).
+    /// `done`, `trashed`, `failed`, `overridden` (by a hold), `refused` (by a guard), `not-started` (shutdown);
+    /// written ahead of the action: `deleting` (a drop without trash) and `purging`.
     pub outcome: String,
     /// The plugin's reason.
     pub reason: Option<String>,
@@ -570,6 +571,42 @@ impl StateDb {
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Records drops about to delete segments at once (outcome `deleting`), before anything of the pass is applied: a
+    /// crash after it leaves a record of every segment that may be gone. The pass's own record of each follows.
+    pub fn record_delete_intent(
+        &self,
+        report: &PassReport,
+        intents: &[crate::pass::DeleteIntent<'_>],
+    ) -> Result<(), StateError> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        for d in intents {
+            let r = NewAudit {
+                pass_id: &report.pass_id,
+                dataset: &report.dataset,
+                segment: d.segment,
+                tier_before: d.tier.as_str(),
+                tier_after: None,
+                action: "drop",
+                outcome: "deleting",
+                reason: d.reason,
+                detail: Some("no trash grace: deleted at once"),
+                plugin: report.plugin.as_ref(),
+                bytes: d.bytes,
+            };
+            insert_audit(&tx, &at, &r).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// A hook for [`crate::pass::PassOptions::before_delete`] that records delete intents here.
+    pub fn delete_hook(self: &std::sync::Arc<Self>) -> crate::pass::DeleteHook {
+        let me = self.clone();
+        std::sync::Arc::new(move |report, intents| me.record_delete_intent(report, intents).map_err(|e| e.to_string()))
     }
 
     /// A hook for [`crate::pass::PassOptions::before_purge`] that records purge intents here.

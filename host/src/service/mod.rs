@@ -344,6 +344,7 @@ impl Service {
                             force,
                             holds,
                             before_purge: Some(self.state.purge_hook()),
+                            before_delete: Some(self.state.delete_hook()),
                             shadow,
                         };
                         pass::run(ds, store, plugin, &opts, &|_| {}).await
