@@ -223,3 +223,36 @@ fn trash_commands_refuse_an_unknown_dataset_or_a_missing_name_as_usage_errors() 
     let (code, _, stderr) = t.trash(&["restore", "--dataset", "logs"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[tokio::test]
+async fn a_drop_without_trash_that_cannot_be_recorded_first_applies_nothing() {
+    let t = Tree::new("trash_grace_secs = 0");
+    let config = retention::config::Config::load(&t.config_path()).unwrap();
+    let ds = &config.datasets[0];
+    let runtime = retention::plugin::Runtime::new(config.runtime.clone()).unwrap();
+    let plugin = runtime.load_file(&ds.plugin_path).unwrap();
+    let store = retention::store::open(ds).await.unwrap();
+    let opts = retention::pass::PassOptions {
+        dry_run: false,
+        now: chrono::DateTime::parse_from_rfc3339(NOW).unwrap().to_utc(),
+        cancel: None,
+        force: false,
+        holds: Vec::new(),
+        before_purge: None,
+        before_delete: Some(std::sync::Arc::new(|_, intents| {
+            assert_eq!(intents.len(), 1);
+            Err("the disk is full".to_string())
+        })),
+        shadow: None,
+    };
+    let report = retention::pass::run(ds, store, plugin, &opts, &|_| {}).await;
+    assert_eq!(report.status, retention::report::PassStatus::Failed);
+    let error = report.error.unwrap();
+    assert!(
+        error.contains("could not be recorded in the audit trail first, so nothing was applied")
+            && error.contains("the disk is full"),
+        "{error}"
+    );
+    assert!(t.logs().join(OLD).exists(), "the file was not dropped");
+    assert_eq!(report.stats.dropped.segments, 0);
+}

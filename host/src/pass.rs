@@ -249,6 +249,7 @@ async fn run_inner(
         {
             report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
             report.mark_overridden(overrides);
+            report.uncount_planned();
             return Err(PassError::Other(format!(
                 "the plan's drops could not be recorded in the audit trail first, so nothing was applied: {e}"
             )));
