@@ -341,5 +341,18 @@ fn every_crash_point_keeps_each_file_whole_and_the_next_pass_settles_it() {
             "{context}: the pass after the crash failed ({status}): {stderr}"
         );
         t.check_settled(context);
+        if !point.starts_with("restore:") {
+            // The pass that died was applying its plan: the next one recorded its actions as interrupted.
+            let db = retention::state::StateDb::open(&t.config.parent().unwrap().join("retention-state")).unwrap();
+            let filter = retention::state::AuditFilter {
+                outcome: Some("interrupted".into()),
+                ..Default::default()
+            };
+            let interrupted = db.audit_after(&filter, 0, 1000).unwrap();
+            assert!(
+                !interrupted.is_empty(),
+                "{context}: the actions of the pass that died are not in the audit trail"
+            );
+        }
     }
 }

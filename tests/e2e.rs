@@ -297,6 +297,30 @@ fn archiving_without_an_archive_destination_applies_nothing() {
     assert!(report[0]["error"].as_str().unwrap().contains("no archive destination"));
 }
 
+#[test]
+fn a_pass_of_a_dataset_another_process_is_passing_over_applies_nothing_and_says_so() {
+    let tree = tree_of(&FILES);
+    let config = tree.config("age_tiering", TIERING, "");
+    let before = tree.snapshot();
+    // As `retention serve` (or another `retention run`) does during a real pass of the dataset.
+    let held = retention::lock::try_lock(&tree.path().join("retention-state"), "logs").unwrap();
+    let (code, _, stderr) = run_json(&config, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("dataset logs is busy") && stderr.contains("no action was applied"),
+        "{stderr}"
+    );
+    assert_eq!(tree.snapshot(), before);
+    // A dry run only reads: it needs no lock.
+    let (code, report, stderr) = run_json(&config, &["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report[0]["status"], "ok");
+    drop(held);
+    let (code, _, stderr) = run_json(&config, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_ne!(tree.snapshot(), before);
+}
+
 fn config_error(text: &str) -> String {
     let tree = tree_of(&FILES[..1]);
     let p = tree.path().join("bad.toml");

@@ -200,18 +200,6 @@ fn a_grace_of_zero_deletes_at_once() {
     assert!(!t.logs().join(OLD).exists());
     assert!(!t.logs().join(".retention-trash").exists(), "no trash at all");
     assert!(t.list().is_empty());
-
-    // Nothing to restore, so the audit trail records the deletion before it happens, then what came of it.
-    let db = retention::state::StateDb::open(&t.dir.path().join("retention-state")).unwrap();
-    let audit = db.audit_after(&Default::default(), 0, 100).unwrap();
-    let drops: Vec<(&str, &str, Option<&str>)> = audit
-        .iter()
-        .filter(|r| r.action == "drop")
-        .map(|r| (r.segment.as_str(), r.outcome.as_str(), r.reason.as_deref()))
-        .collect();
-    let reason = Some("age 40d >= drop_after_days 30");
-    assert_eq!(drops, [(OLD, "deleting", reason), (OLD, "done", reason)], "{audit:?}");
-    assert!(audit.iter().all(|r| r.plugin_digest.is_some()), "{audit:?}");
 }
 
 #[test]
@@ -225,7 +213,7 @@ fn trash_commands_refuse_an_unknown_dataset_or_a_missing_name_as_usage_errors() 
 }
 
 #[tokio::test]
-async fn a_drop_without_trash_that_cannot_be_recorded_first_applies_nothing() {
+async fn a_plan_that_cannot_be_recorded_as_pending_first_applies_nothing() {
     let t = Tree::new("trash_grace_secs = 0");
     let config = retention::config::Config::load(&t.config_path()).unwrap();
     let ds = &config.datasets[0];
@@ -239,8 +227,9 @@ async fn a_drop_without_trash_that_cannot_be_recorded_first_applies_nothing() {
         force: false,
         holds: Vec::new(),
         before_purge: None,
-        before_delete: Some(std::sync::Arc::new(|_, intents| {
-            assert_eq!(intents.len(), 1);
+        before_apply: Some(std::sync::Arc::new(|_, actions| {
+            assert_eq!(actions.len(), 1);
+            assert_eq!(actions[0].segment, OLD);
             Err("the disk is full".to_string())
         })),
         shadow: None,
@@ -249,7 +238,7 @@ async fn a_drop_without_trash_that_cannot_be_recorded_first_applies_nothing() {
     assert_eq!(report.status, retention::report::PassStatus::Failed);
     let error = report.error.unwrap();
     assert!(
-        error.contains("could not be recorded in the audit trail first, so nothing was applied")
+        error.contains("could not be recorded in the state database first, so nothing was applied")
             && error.contains("the disk is full"),
         "{error}"
     );

@@ -225,7 +225,7 @@ pub async fn run_datasets(
         force,
         holds: Vec::new(),
         before_purge: Some(state.purge_hook()),
-        before_delete: Some(state.delete_hook()),
+        before_apply: Some(state.apply_hook()),
         // Shadow mode is the service's: `retention run` has no state of shadows.
         shadow: None,
     };
@@ -236,6 +236,17 @@ pub async fn run_datasets(
         let opts = PassOptions {
             holds: state.holds(Some(&ds.name), false)?,
             ..opts.clone()
+        };
+        let _lock = match dry_run {
+            true => None,
+            false => match crate::lock::lock_for_pass(&config.service.state_dir, &state, &ds.name) {
+                Ok(held) => Some(held),
+                Err(e) => {
+                    eprintln!("dataset {}: {e}", ds.name);
+                    failed = true;
+                    continue;
+                }
+            },
         };
         let report = match runtime.load_file(&ds.plugin_path) {
             Ok(plugin) => {

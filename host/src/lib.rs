@@ -14,6 +14,7 @@ pub mod crashpoint;
 pub mod demo;
 pub mod guard;
 pub mod hold;
+pub mod lock;
 pub mod metrics;
 pub mod pass;
 pub mod plugin;

@@ -31,9 +31,10 @@ pub struct PassOptions {
     /// Called with the trash entries about to be purged, before they are: the audit trail records a purge before it
     /// happens, so that a crash can never lose a segment without a record. An error skips the purge.
     pub before_purge: Option<PurgeHook>,
-    /// Called, before anything is applied, with the drops that will delete at once (a dataset without a trash grace):
-    /// the audit trail records them before they happen, like purges. An error applies nothing.
-    pub before_delete: Option<DeleteHook>,
+    /// Called with every action of the plan before anything is applied: the state database keeps the plan as pending
+    /// until the pass is recorded, so that the actions of a pass whose process dies are recorded all the same (as
+    /// `interrupted`). An error applies nothing.
+    pub before_apply: Option<ApplyHook>,
     /// Shadow mode: a version that plans beside the active plugin, on the same segments, and acts on nothing
     /// (`crate::shadow`). The service sets it for real passes only.
     pub shadow: Option<crate::shadow::ShadowRun>,
@@ -42,14 +43,15 @@ pub struct PassOptions {
 /// See [`PassOptions::before_purge`]: `(pass id, dataset, entries)`.
 pub type PurgeHook = Arc<dyn Fn(&str, &str, &[crate::store::TrashEntry]) -> Result<(), String> + Send + Sync>;
 
-/// See [`PassOptions::before_delete`]: `(the report so far, the drops)`.
-pub type DeleteHook = Arc<dyn Fn(&PassReport, &[DeleteIntent<'_>]) -> Result<(), String> + Send + Sync>;
+/// See [`PassOptions::before_apply`]: `(the report so far, the actions)`.
+pub type ApplyHook = Arc<dyn Fn(&PassReport, &[PlannedAction<'_>]) -> Result<(), String> + Send + Sync>;
 
-/// A drop about to delete a segment for good.
+/// An action of a plan about to be applied.
 #[derive(Debug, Clone, Copy)]
-pub struct DeleteIntent<'a> {
+pub struct PlannedAction<'a> {
     pub segment: &'a str,
     pub tier: crate::segment::Tier,
+    pub action: Action,
     pub bytes: u64,
     /// The plugin's reason.
     pub reason: Option<&'a str>,
@@ -229,29 +231,27 @@ async fn run_inner(
         return Err(PassError::Cancelled("nothing was applied".into()));
     }
 
-    let crate::config::StoreConfig::Directory(dir) = &dataset.store;
-    if dir.trash_grace.is_zero()
-        && let Some(hook) = &opts.before_delete
-    {
-        let intents: Vec<DeleteIntent<'_>> = decisions
+    if let Some(hook) = &opts.before_apply {
+        let actions: Vec<PlannedAction<'_>> = decisions
             .iter()
             .zip(segments.iter())
-            .filter(|(d, _)| d.action == Action::Drop)
-            .map(|(d, s)| DeleteIntent {
+            .filter(|(d, _)| d.action != Action::Keep)
+            .map(|(d, s)| PlannedAction {
                 segment: &s.name,
                 tier: s.tier,
+                action: d.action,
                 bytes: s.bytes,
                 reason: reasons.of(d),
             })
             .collect();
-        if !intents.is_empty()
-            && let Err(e) = hook(report, &intents)
+        if !actions.is_empty()
+            && let Err(e) = hook(report, &actions)
         {
             report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
             report.mark_overridden(overrides);
             report.uncount_planned();
             return Err(PassError::Other(format!(
-                "the plan's drops could not be recorded in the audit trail first, so nothing was applied: {e}"
+                "the plan could not be recorded in the state database first, so nothing was applied: {e}"
             )));
         }
     }

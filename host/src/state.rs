@@ -125,6 +125,20 @@ fn record_audit(tx: &rusqlite::Transaction<'_>, report: &PassReport) -> rusqlite
     Ok(())
 }
 
+/// One action of a pending plan, as stored.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct PendingAction<'a> {
+    segment: std::borrow::Cow<'a, str>,
+    tier: std::borrow::Cow<'a, str>,
+    action: std::borrow::Cow<'a, str>,
+    bytes: u64,
+    reason: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The detail of an `interrupted` audit record.
+const INTERRUPTED: &str = "the process ended during this pass (killed or crashed) before recording it: the action may \
+                           or may not have been applied; where the segment is now tells";
+
 /// The schema version this host writes; `PRAGMA user_version` in the file.
 const SCHEMA_VERSION: i64 = 1;
 
@@ -184,6 +198,16 @@ CREATE TABLE IF NOT EXISTS audit (
     plugin_version TEXT,
     plugin_digest  TEXT,
     bytes        INTEGER NOT NULL
+);
+-- The plan of a pass that is applying it, until the pass is recorded: what a pass whose process died did.
+CREATE TABLE IF NOT EXISTS pending_passes (
+    pass_id      TEXT PRIMARY KEY,
+    dataset      TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    plugin_name    TEXT,
+    plugin_version TEXT,
+    plugin_digest  TEXT,
+    plan_zst     BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_dataset ON audit (dataset, seq);
 CREATE INDEX IF NOT EXISTS audit_by_segment ON audit (segment, seq);
@@ -258,8 +282,8 @@ pub struct AuditRecord {
     pub tier_after: Option<String>,
     /// What was decided: `compress`, `archive`, `drop` (the plugin's decision, also when overridden).
     pub action: String,
-    /// `done`, `trashed`, `failed`, `overridden` (by a hold), `refused` (by a guard), `not-started` (shutdown);
-    /// written ahead of the action: `deleting` (a drop without trash) and `purging`.
+    /// `done`, `trashed`, `failed`, `overridden` (by a hold), `refused` (by a guard), `not-started` (shutdown),
+    /// `interrupted` (the process died during the pass); `purging`, written before a purge.
     pub outcome: String,
     /// The plugin's reason.
     pub reason: Option<String>,
@@ -424,6 +448,8 @@ impl StateDb {
         )
         .map_err(|e| self.err(e))?;
         record_audit(&tx, report).map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM pending_passes WHERE pass_id = ?1", params![report.pass_id])
+            .map_err(|e| self.err(e))?;
         // Shadow comparisons go with their passes.
         tx.execute(
             "DELETE FROM shadow_results WHERE pass_id NOT IN (SELECT pass_id FROM passes)",
@@ -573,40 +599,107 @@ impl StateDb {
         Ok(())
     }
 
-    /// Records drops about to delete segments at once (outcome `deleting`), before anything of the pass is applied: a
-    /// crash after it leaves a record of every segment that may be gone. The pass's own record of each follows.
-    pub fn record_delete_intent(
+    /// Keeps the plan of a pass about to apply it, as pending until [`StateDb::record_pass`] records the pass (one
+    /// row, the plan zstd-compressed). Called with the dataset's lock held (`crate::lock`).
+    pub fn record_pending(
         &self,
         report: &PassReport,
-        intents: &[crate::pass::DeleteIntent<'_>],
+        actions: &[crate::pass::PlannedAction<'_>],
     ) -> Result<(), StateError> {
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        for d in intents {
-            let r = NewAudit {
-                pass_id: &report.pass_id,
-                dataset: &report.dataset,
-                segment: d.segment,
-                tier_before: d.tier.as_str(),
-                tier_after: None,
-                action: "drop",
-                outcome: "deleting",
-                reason: d.reason,
-                detail: Some("no trash grace: deleted at once"),
-                plugin: report.plugin.as_ref(),
-                bytes: d.bytes,
-            };
-            insert_audit(&tx, &at, &r).map_err(|e| self.err(e))?;
-        }
-        tx.commit().map_err(|e| self.err(e))?;
+        let plan: Vec<PendingAction<'_>> = actions
+            .iter()
+            .map(|a| PendingAction {
+                segment: a.segment.into(),
+                tier: a.tier.as_str().into(),
+                action: a.action.as_str().into(),
+                bytes: a.bytes,
+                reason: a.reason.map(Into::into),
+            })
+            .collect();
+        let json = serde_json::to_vec(&plan).map_err(|e| StateError::Encode(e.to_string()))?;
+        let plan_zst = zstd::bulk::compress(&json, 3).map_err(|e| StateError::Encode(e.to_string()))?;
+        let plugin = report.plugin.as_ref();
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO pending_passes
+                     (pass_id, dataset, started_at, plugin_name, plugin_version, plugin_digest, plan_zst)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    report.pass_id,
+                    report.dataset,
+                    report.started_at,
+                    plugin.map(|p| &p.name),
+                    plugin.map(|p| &p.version),
+                    plugin.map(|p| &p.digest),
+                    plan_zst,
+                ],
+            )
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
-    /// A hook for [`crate::pass::PassOptions::before_delete`] that records delete intents here.
-    pub fn delete_hook(self: &std::sync::Arc<Self>) -> crate::pass::DeleteHook {
+    /// A hook for [`crate::pass::PassOptions::before_apply`] that keeps the plan here as pending.
+    pub fn apply_hook(self: &std::sync::Arc<Self>) -> crate::pass::ApplyHook {
         let me = self.clone();
-        std::sync::Arc::new(move |report, intents| me.record_delete_intent(report, intents).map_err(|e| e.to_string()))
+        std::sync::Arc::new(move |report, actions| me.record_pending(report, actions).map_err(|e| e.to_string()))
+    }
+
+    /// Records the actions of `dataset`'s passes that died while applying their plan (still pending: their process
+    /// ended before recording them), as audit records with outcome `interrupted`, and forgets them. Returns how many
+    /// actions were recorded. Must be called with the dataset's lock held, so that no pending pass is alive.
+    pub fn settle_interrupted(&self, dataset: &str) -> Result<usize, StateError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        type Row = (String, Option<String>, Option<String>, Option<String>, Vec<u8>);
+        let pending: Vec<Row> = {
+            let mut st = tx
+                .prepare(
+                    "SELECT pass_id, plugin_name, plugin_version, plugin_digest, plan_zst FROM pending_passes
+                     WHERE dataset = ?1 ORDER BY started_at",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map(params![dataset], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut settled = 0;
+        for (pass_id, name, version, digest, plan_zst) in pending {
+            let plan: Vec<PendingAction<'static>> = zstd::decode_all(&plan_zst[..])
+                .map_err(|e| e.to_string())
+                .and_then(|json| serde_json::from_slice(&json).map_err(|e| e.to_string()))
+                .map_err(|e| StateError::Encode(format!("pending pass {pass_id}: {e}")))?;
+            let plugin = match (name, version, digest) {
+                (Some(name), Some(version), Some(digest)) => {
+                    Some(crate::report::PluginSummary { name, version, digest })
+                }
+                _ => None,
+            };
+            for a in &plan {
+                let r = NewAudit {
+                    pass_id: &pass_id,
+                    dataset,
+                    segment: &a.segment,
+                    tier_before: &a.tier,
+                    tier_after: None,
+                    action: &a.action,
+                    outcome: "interrupted",
+                    reason: a.reason.as_deref(),
+                    detail: Some(INTERRUPTED),
+                    plugin: plugin.as_ref(),
+                    bytes: a.bytes,
+                };
+                insert_audit(&tx, &at, &r).map_err(|e| self.err(e))?;
+            }
+            settled += plan.len();
+            tx.execute("DELETE FROM pending_passes WHERE pass_id = ?1", params![pass_id])
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(settled)
     }
 
     /// A hook for [`crate::pass::PassOptions::before_purge`] that records purge intents here.
@@ -884,6 +977,86 @@ mod tests {
 
     fn report(dataset: &str) -> PassReport {
         PassReport::not_started(dataset, false, "2026-01-01T00:00:00Z", "dir".into(), "no plugin".into())
+    }
+
+    #[test]
+    fn a_pass_that_dies_while_applying_has_its_actions_recorded_as_interrupted_by_the_next() {
+        use crate::pass::PlannedAction;
+        use crate::segment::Tier;
+        let dir = tempfile::tempdir().unwrap();
+        let mut dead = report("logs");
+        dead.plugin = Some(crate::report::PluginSummary {
+            name: "age-tiering".into(),
+            version: "0.1.0".into(),
+            digest: "ab".repeat(32),
+        });
+        let actions = [
+            PlannedAction {
+                segment: "a.log",
+                tier: Tier::Hot,
+                action: Action::Compress,
+                bytes: 10,
+                reason: Some("old"),
+            },
+            PlannedAction {
+                segment: "b.log",
+                tier: Tier::Archived,
+                action: Action::Drop,
+                bytes: 20,
+                reason: None,
+            },
+        ];
+        {
+            let db = StateDb::open(dir.path()).unwrap();
+            db.record_pending(&dead, &actions).unwrap();
+            // A pass that ends normally leaves nothing pending.
+            let done = report("logs");
+            db.record_pending(&done, &actions[..1]).unwrap();
+            db.record_pass(&done, "cli", 100).unwrap();
+            // The process dies here: `dead` is never recorded.
+        }
+        let db = StateDb::open(dir.path()).unwrap();
+        assert_eq!(db.settle_interrupted("other").unwrap(), 0, "per dataset");
+        assert_eq!(db.settle_interrupted("logs").unwrap(), 2);
+        assert_eq!(db.settle_interrupted("logs").unwrap(), 0, "settled once");
+        let audit = db
+            .audit_after(
+                &AuditFilter {
+                    outcome: Some("interrupted".into()),
+                    ..Default::default()
+                },
+                0,
+                10,
+            )
+            .unwrap();
+        let got: Vec<_> = audit
+            .iter()
+            .map(|r| {
+                (
+                    r.pass_id.as_str(),
+                    r.segment.as_str(),
+                    r.action.as_str(),
+                    r.tier_before.as_deref(),
+                    r.bytes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (dead.pass_id.as_str(), "a.log", "compress", Some("hot"), 10),
+                (dead.pass_id.as_str(), "b.log", "drop", Some("archived"), 20)
+            ]
+        );
+        assert_eq!(audit[0].reason.as_deref(), Some("old"));
+        assert_eq!(audit[0].plugin_digest.as_deref(), Some("ab".repeat(32).as_str()));
+        assert!(
+            audit[0]
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("may or may not have been applied")
+        );
     }
 
     #[test]

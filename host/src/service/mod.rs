@@ -308,6 +308,22 @@ impl Service {
         handle.await.map_err(|_| TriggerError::ShuttingDown)
     }
 
+    /// For a real pass: takes the dataset's lock (another process may be running a pass of it), then records the
+    /// actions of any pass of it that died while applying. A dry run takes no lock.
+    fn lock_dataset(
+        &self,
+        config: &Config,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<Option<crate::lock::DatasetLock>, String> {
+        if dry_run {
+            return Ok(None);
+        }
+        crate::lock::lock_for_pass(&config.service.state_dir, &self.state, name)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
     async fn execute(&self, name: &str, trigger: Trigger, dry_run: bool, force: bool) -> PassReport {
         let config = self.config.load_full();
         let now = self.clock.now();
@@ -336,19 +352,22 @@ impl Service {
                         String::new(),
                         format!("cannot read the legal holds, so no pass: {e}"),
                     ),
-                    (Ok(store), Ok(holds)) => {
-                        let opts = PassOptions {
-                            dry_run,
-                            now,
-                            cancel: Some(self.shutdown.clone()),
-                            force,
-                            holds,
-                            before_purge: Some(self.state.purge_hook()),
-                            before_delete: Some(self.state.delete_hook()),
-                            shadow,
-                        };
-                        pass::run(ds, store, plugin, &opts, &|_| {}).await
-                    }
+                    (Ok(store), Ok(holds)) => match self.lock_dataset(&config, name, dry_run) {
+                        Err(e) => PassReport::not_started(name, dry_run, &now_s, String::new(), e),
+                        Ok(_lock) => {
+                            let opts = PassOptions {
+                                dry_run,
+                                now,
+                                cancel: Some(self.shutdown.clone()),
+                                force,
+                                holds,
+                                before_purge: Some(self.state.purge_hook()),
+                                before_apply: Some(self.state.apply_hook()),
+                                shadow,
+                            };
+                            pass::run(ds, store, plugin, &opts, &|_| {}).await
+                        }
+                    },
                 },
             },
         };
