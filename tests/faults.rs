@@ -134,8 +134,10 @@ trash_grace_secs = 2
             .filter(|r| r["action"] == action && (r["outcome"] == "done" || r["outcome"] == "trashed"))
             .count()
     };
+    let interrupted = audit.iter().filter(|r| r["outcome"] == "interrupted").count();
     println!(
-        "audit: {} compressed, {} archived, {} dropped, {} purged",
+        "audit: {} compressed, {} archived, {} dropped, {} purged; {interrupted} actions of killed passes recorded as \
+         interrupted",
         done("compress"),
         done("archive"),
         done("drop"),
@@ -185,7 +187,22 @@ trash_grace_secs = 2
             "a file that is no original's whole content (partial?): {places:?}"
         );
     }
+    // Every segment no longer where it started was moved by an action the audit trail records, done or interrupted.
+    let acted_on: BTreeSet<&str> = audit
+        .iter()
+        .filter(|r| ["compress", "archive", "drop"].contains(&r["action"].as_str().unwrap()))
+        .filter(|r| ["done", "trashed", "interrupted"].contains(&r["outcome"].as_str().unwrap()))
+        .map(|r| r["segment"].as_str().unwrap())
+        .collect();
     for (name, hash) in &originals {
+        let moved = copies
+            .get(hash)
+            .is_none_or(|places| places != &[format!("data/{name}")]);
+        assert!(
+            !moved || acted_on.contains(name.as_str()),
+            "{name} was moved ({:?}) and the audit trail records no action on it",
+            copies.get(hash)
+        );
         match copies.get(hash).map(Vec::len).unwrap_or(0) {
             1 => {}
             0 => assert!(
