@@ -66,8 +66,35 @@ impl Interner {
     }
 
     /// The id of `reason` in this batch (0 for no reason or an empty text), adding it if new.
-    #[inline]
+    ///
+    /// Inlined into the plugin's per-segment loop: only "no reason" and a static text seen before in this batch are
+    /// handled here; everything else is out of line, so that the reason's parts stay in registers (a `Reason` passed
+    /// to a call by value lives in memory, and it would be stored there on every segment).
+    #[inline(always)]
     pub(crate) fn intern(&mut self, reason: Reason) -> u32 {
+        match reason {
+            Reason::None => 0,
+            Reason::Static(s) => {
+                for e in &self.statics[..self.statics_used] {
+                    if e.ptr == s.as_ptr() && e.len == s.len() {
+                        self.last = e.id;
+                        return e.id;
+                    }
+                }
+                self.intern_new_static(s)
+            }
+            other => self.intern_other(other),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn intern_new_static(&mut self, s: &'static str) -> u32 {
+        self.intern_fixed(s, None)
+    }
+
+    #[inline(never)]
+    fn intern_other(&mut self, reason: Reason) -> u32 {
         match reason {
             Reason::None => 0,
             Reason::Static(s) => self.intern_fixed(s, None),
@@ -81,6 +108,11 @@ impl Interner {
                 }
             }
         }
+    }
+
+    /// The text of id `id` of this batch (`None` for 0).
+    pub(crate) fn text(&self, id: u32) -> Option<&str> {
+        self.texts.get((id as usize).checked_sub(1)?).map(String::as_str)
     }
 
     /// Takes the batch's distinct texts, in id order.

@@ -148,19 +148,21 @@ pub fn decide<P: Plugin>(slot: &Slot<P>, mut batch: SegmentBatch) -> Result<Verd
     interner.reset();
     batch.for_each(|i, seg| {
         let (action, reason) = plugin.decide(seg).into_parts();
+        // The reason is interned before the action is checked, so that the error path below gets the reason as an
+        // id: passing the reason itself (by value or reference) would keep it in linear memory, stored there on
+        // every iteration of this loop.
+        let id = interner.intern(reason);
         if !allowed(action, seg.tier()) {
-            // Only scalars and text go to the cold path: passing the segment or the reason by reference would make
-            // them live in memory, stored on every iteration of this loop.
+            // Only scalars and text go to the cold path, for the same reason.
             invalid = Some(invalid_action(
                 seg.index(),
                 seg.tier(),
                 seg.fetched_name(),
                 action,
-                reason.as_str(),
+                interner.text(id),
             ));
             return false;
         }
-        let id = interner.intern(reason);
         any_reason |= id;
         if let (Some(a), Some(r)) = (actions.get_mut(i), reasons.get_mut(i)) {
             *a = action.code();
