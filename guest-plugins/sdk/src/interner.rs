@@ -75,7 +75,8 @@ impl Interner {
         match reason {
             Reason::None => 0,
             Reason::Static(s) => {
-                for e in &self.statics[..self.statics_used] {
+                // Unused entries have a null address, which no text has: no need to stop at `statics_used`.
+                for e in &self.statics {
                     if e.ptr == s.as_ptr() && e.len == s.len() {
                         self.last = e.id;
                         return e.id;
@@ -122,9 +123,6 @@ impl Interner {
 
     #[inline]
     fn intern_fixed(&mut self, s: &str, keep: Option<Rc<str>>) -> u32 {
-        if s.is_empty() {
-            return 0;
-        }
         // These texts cannot change while they live, so the same address and length mean the same text.
         for e in &self.statics[..self.statics_used] {
             if e.ptr == s.as_ptr() && e.len == s.len() {
@@ -132,7 +130,8 @@ impl Interner {
                 return e.id;
             }
         }
-        let id = self.intern_text(s);
+        // An empty text is no reason (id 0), remembered like the others so that it takes the fast path next time.
+        let id = if s.is_empty() { 0 } else { self.intern_text(s) };
         let entry = StaticEntry {
             ptr: s.as_ptr(),
             len: s.len(),

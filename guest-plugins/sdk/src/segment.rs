@@ -368,6 +368,9 @@ impl<'a> Batch<'a> {
             .zip(self.rows)
             .zip(self.bytes)
             .zip(self.tiers);
+        // Read once: inside the loop they would be reloaded from the batch (through the frame's address) on every
+        // segment, since the plugin's calls may touch the batch's cells.
+        let (symbols, now_ms) = (self.symbols, self.now_ms);
         for (i, ((((&start_ms, &end_ms), &rows), &bytes), &code)) in columns.enumerate() {
             // Codes were checked in `new`.
             let tier = match code {
@@ -377,7 +380,8 @@ impl<'a> Batch<'a> {
             };
             let seg = Segment {
                 b: self,
-                symbols: self.symbols,
+                symbols,
+                now_ms,
                 i,
                 start_ms,
                 end_ms,
@@ -598,6 +602,8 @@ pub struct Segment<'a> {
     /// The pass's symbol table, copied like the columns below: resolving a label value is then a load from a
     /// register-held slice rather than through the batch.
     symbols: &'a [Option<Box<str>>],
+    /// The pass's now, copied likewise.
+    now_ms: i64,
     i: usize,
     // Copied from the columns when the view is made (a few loads the optimiser drops when unused), so that reading
     // them does not reload the columns from the batch after every call that may touch its caches.
@@ -646,7 +652,7 @@ impl<'a> Segment<'a> {
     /// Age in milliseconds: the pass's now minus the segment's end (negative for a segment from the future).
     #[inline]
     pub fn age_ms(&self) -> i64 {
-        self.b.now_ms.saturating_sub(self.end_ms)
+        self.now_ms.saturating_sub(self.end_ms)
     }
 
     /// Age in whole days, rounded down (so `age_days() >= n` exactly when the segment is at least `n` days old);
