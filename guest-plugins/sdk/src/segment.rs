@@ -372,12 +372,6 @@ impl<'a> Batch<'a> {
         // segment, since the plugin's calls may touch the batch's cells.
         let (symbols, now_ms) = (self.symbols, self.now_ms);
         for (i, ((((&start_ms, &end_ms), &rows), &bytes), &code)) in columns.enumerate() {
-            // Codes were checked in `new`.
-            let tier = match code {
-                0 => Tier::Hot,
-                1 => Tier::Compressed,
-                _ => Tier::Archived,
-            };
             let seg = Segment {
                 b: self,
                 symbols,
@@ -387,7 +381,7 @@ impl<'a> Batch<'a> {
                 end_ms,
                 rows,
                 bytes,
-                tier,
+                tier: code,
             };
             if !f(i, &seg) || with_cache(|c| c.failed.get()) {
                 break;
@@ -611,7 +605,9 @@ pub struct Segment<'a> {
     end_ms: i64,
     rows: i64,
     bytes: u64,
-    tier: Tier,
+    /// The tier's code (0, 1 or 2, checked in `Batch::new`), converted when read: the checks that need a number
+    /// (the tier table) then skip a conversion to `Tier` and back.
+    tier: u8,
 }
 
 impl<'a> Segment<'a> {
@@ -683,6 +679,16 @@ impl<'a> Segment<'a> {
     /// Where the segment's bytes live now.
     #[inline]
     pub fn tier(&self) -> Tier {
+        match self.tier {
+            0 => Tier::Hot,
+            1 => Tier::Compressed,
+            _ => Tier::Archived,
+        }
+    }
+
+    /// The tier's code in the batch (the index of its case: 0 hot, 1 compressed, 2 archived).
+    #[inline]
+    pub(crate) fn tier_code(&self) -> u8 {
         self.tier
     }
 
