@@ -66,8 +66,36 @@ impl Interner {
     }
 
     /// The id of `reason` in this batch (0 for no reason or an empty text), adding it if new.
-    #[inline]
+    ///
+    /// Inlined into the plugin's per-segment loop: only "no reason" and a static text seen before in this batch are
+    /// handled here; everything else is out of line, so that the reason's parts stay in registers (a `Reason` passed
+    /// to a call by value lives in memory, and it would be stored there on every segment).
+    #[inline(always)]
     pub(crate) fn intern(&mut self, reason: Reason) -> u32 {
+        match reason {
+            Reason::None => 0,
+            Reason::Static(s) => {
+                // Unused entries have a null address, which no text has: no need to stop at `statics_used`.
+                for e in &self.statics {
+                    if e.ptr == s.as_ptr() && e.len == s.len() {
+                        self.last = e.id;
+                        return e.id;
+                    }
+                }
+                self.intern_new_static(s)
+            }
+            other => self.intern_other(other),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn intern_new_static(&mut self, s: &'static str) -> u32 {
+        self.intern_fixed(s, None)
+    }
+
+    #[inline(never)]
+    fn intern_other(&mut self, reason: Reason) -> u32 {
         match reason {
             Reason::None => 0,
             Reason::Static(s) => self.intern_fixed(s, None),
@@ -83,6 +111,11 @@ impl Interner {
         }
     }
 
+    /// The text of id `id` of this batch (`None` for 0).
+    pub(crate) fn text(&self, id: u32) -> Option<&str> {
+        self.texts.get((id as usize).checked_sub(1)?).map(String::as_str)
+    }
+
     /// Takes the batch's distinct texts, in id order.
     pub(crate) fn take_texts(&mut self) -> Vec<String> {
         std::mem::take(&mut self.texts)
@@ -90,9 +123,6 @@ impl Interner {
 
     #[inline]
     fn intern_fixed(&mut self, s: &str, keep: Option<Rc<str>>) -> u32 {
-        if s.is_empty() {
-            return 0;
-        }
         // These texts cannot change while they live, so the same address and length mean the same text.
         for e in &self.statics[..self.statics_used] {
             if e.ptr == s.as_ptr() && e.len == s.len() {
@@ -100,7 +130,8 @@ impl Interner {
                 return e.id;
             }
         }
-        let id = self.intern_text(s);
+        // An empty text is no reason (id 0), remembered like the others so that it takes the fast path next time.
+        let id = if s.is_empty() { 0 } else { self.intern_text(s) };
         let entry = StaticEntry {
             ptr: s.as_ptr(),
             len: s.len(),

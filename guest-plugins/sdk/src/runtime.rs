@@ -148,19 +148,21 @@ pub fn decide<P: Plugin>(slot: &Slot<P>, mut batch: SegmentBatch) -> Result<Verd
     interner.reset();
     batch.for_each(|i, seg| {
         let (action, reason) = plugin.decide(seg).into_parts();
-        if !allowed(action, seg.tier()) {
-            // Only scalars and text go to the cold path: passing the segment or the reason by reference would make
-            // them live in memory, stored on every iteration of this loop.
+        // The reason is interned before the action is checked, so that the error path below gets the reason as an
+        // id: passing the reason itself (by value or reference) would keep it in linear memory, stored there on
+        // every iteration of this loop.
+        let id = interner.intern(reason);
+        if !allowed_code(action, seg.tier_code()) {
+            // Only scalars and text go to the cold path, for the same reason.
             invalid = Some(invalid_action(
                 seg.index(),
                 seg.tier(),
                 seg.fetched_name(),
                 action,
-                reason.as_str(),
+                interner.text(id),
             ));
             return false;
         }
-        let id = interner.intern(reason);
         any_reason |= id;
         if let (Some(a), Some(r)) = (actions.get_mut(i), reasons.get_mut(i)) {
             *a = action.code();
@@ -201,11 +203,12 @@ const ALLOWED: u16 = {
     bits
 };
 
-/// [`Action::allowed_from`] as a table lookup: the `match` it compiles to branches on the action and the tier,
-/// which vary from segment to segment and mispredict.
+/// [`Action::allowed_from`] as a table lookup, for a tier code (0, 1 or 2, as checked when the batch was opened):
+/// the `match` it compiles to branches on the action and the tier, which vary from segment to segment and
+/// mispredict.
 #[inline(always)]
-fn allowed(action: Action, tier: Tier) -> bool {
-    (ALLOWED >> (tier as u16 * 4 + action.code() as u16)) & 1 != 0
+fn allowed_code(action: Action, tier: u8) -> bool {
+    (ALLOWED >> ((tier as u16 & 3) * 4 + action.code() as u16)) & 1 != 0
 }
 
 /// Takes a batch's new symbols into the pass's table, checks that the batch comes next in the pass (batches must
@@ -367,7 +370,11 @@ mod tests {
     fn the_allowed_table_is_the_contracts_tier_table() {
         for action in Action::ALL {
             for tier in Tier::ALL {
-                assert_eq!(allowed(action, tier), action.allowed_from(tier), "{action} from {tier}");
+                assert_eq!(
+                    allowed_code(action, tier as u8),
+                    action.allowed_from(tier),
+                    "{action} from {tier}"
+                );
             }
         }
     }

@@ -20,59 +20,156 @@ use crate::context::ms_to_system_time;
 use crate::time::DAY_MS;
 use crate::types::Tier;
 
-/// Keys up to this many bytes are cached by value; longer ones are looked up among the columns on every call.
+/// Keys and values up to this many bytes are cached by value; longer ones are looked up on every call.
 const KEY_INLINE: usize = 16;
 
-/// The key cache is direct-mapped by key length (keys of one plugin usually differ in length), two ways per length.
-const KEY_BUCKETS: usize = KEY_INLINE;
+/// The caches are direct-mapped by the text's length and the low bits of its first byte (a bucket only ever holds
+/// texts of one length, so a lookup compares the bytes and never the length; for a literal the bucket is a
+/// constant), two ways per bucket.
+const KEY_LENGTHS: usize = KEY_INLINE + 1;
+const KEY_FIRST_BYTES: usize = 4;
 const KEY_WAYS: usize = 2;
+const KEY_SLOTS: usize = KEY_LENGTHS * KEY_FIRST_BYTES * KEY_WAYS;
 
-/// A label key resolved in this batch, identified by its text (length and bytes, zero-padded), not by its address:
-/// a plugin may reuse one buffer for different keys. Scalar cells, so that a lookup is a few plain loads; for a
-/// literal key the comparison compiles to integer compares against constants.
-struct KeySlot<'a> {
-    /// The key's length, `usize::MAX` for an empty slot.
-    len: Cell<usize>,
+/// The first slot of the bucket of a text of `len` bytes whose first word is `w0`.
+#[inline(always)]
+fn bucket(len: usize, w0: u64) -> usize {
+    (len * KEY_FIRST_BYTES + (w0 as usize & (KEY_FIRST_BYTES - 1))) * KEY_WAYS
+}
+
+/// The first word of an empty slot: eight 0xff bytes, which no UTF-8 text contains, so it never matches.
+const EMPTY_WORD: u64 = u64::MAX;
+
+/// A label key resolved in the current batch, identified by its text (bytes, zero-padded; the bucket gives the
+/// length), not by its address: a plugin may reuse one buffer for different keys. Scalar cells, so that a lookup is
+/// a few plain loads; for a literal key the comparison compiles to integer compares against constants.
+struct KeySlot {
     w0: Cell<u64>,
     w1: Cell<u64>,
-    /// The key's column; empty when no segment of the batch has that label (a present column has one entry per
-    /// segment, so indexing it checks for both at once).
-    values: Cell<&'a [u32]>,
-}
-
-impl KeySlot<'_> {
-    fn empty() -> Self {
-        KeySlot {
-            len: Cell::new(usize::MAX),
-            w0: Cell::new(0),
-            w1: Cell::new(0),
-            values: Cell::new(&[]),
-        }
-    }
-}
-
-/// A label value resolved to its symbol id in this batch, identified by its text like [`KeySlot`].
-struct ValueSlot {
-    /// The value's length, `usize::MAX` for an empty slot.
+    /// The key's column in the current batch, as the parts of a slice (see [`LabelCache`] for why it is valid; an
+    /// absent column is an empty slice, whose pointer is dangling but valid for no elements); empty when no segment
+    /// of the batch has that label (a present column has one entry per segment, so indexing
+    /// it checks for both at once).
+    ptr: Cell<*const u32>,
     len: Cell<usize>,
+}
+
+/// A label value resolved to its symbol id in the current batch, identified by its text like [`KeySlot`].
+struct ValueSlot {
     w0: Cell<u64>,
     w1: Cell<u64>,
     /// The value's symbol id; `u32::MAX`, which no label column holds, when the value is no symbol.
     id: Cell<u32>,
 }
 
-impl ValueSlot {
-    fn empty() -> Self {
-        ValueSlot {
-            len: Cell::new(usize::MAX),
-            w0: Cell::new(0),
-            w1: Cell::new(0),
-            id: Cell::new(u32::MAX),
+/// The label caches of the batch whose [`Batch::for_each`] is running.
+///
+/// They live in a thread-local rather than in the [`Batch`]: in a plugin (one thread, no atomics) a thread-local is
+/// a plain static, so every cache access is a load from a constant address. Kept in the batch, which lives on the
+/// shadow stack, each access first reloads the frame's address, and the plugin's per-segment loop (SDK and policy
+/// inlined into one function) spills it between label reads.
+///
+/// Validity: the caches are emptied when a batch's `for_each` starts and only filled from that batch's columns, and
+/// a cached column is only read through a [`Segment`] of that batch, which cannot outlive the `for_each` call. The
+/// SDK never runs two `for_each` calls at once (`active` checks it).
+struct LabelCache {
+    keys: [KeySlot; KEY_SLOTS],
+    values: [ValueSlot; KEY_SLOTS],
+    /// Set by [`Batch::fail`]; the `for_each` loop stops once it is set.
+    failed: Cell<bool>,
+    /// Number of entries of the pass's symbol table (the largest valid id plus one), for checking label values.
+    symbols: Cell<usize>,
+    active: Cell<bool>,
+}
+
+impl LabelCache {
+    const fn new() -> LabelCache {
+        LabelCache {
+            keys: [const {
+                KeySlot {
+                    w0: Cell::new(EMPTY_WORD),
+                    w1: Cell::new(EMPTY_WORD),
+                    ptr: Cell::new(std::ptr::null()),
+                    len: Cell::new(0),
+                }
+            }; KEY_SLOTS],
+            values: [const {
+                ValueSlot {
+                    w0: Cell::new(EMPTY_WORD),
+                    w1: Cell::new(EMPTY_WORD),
+                    id: Cell::new(u32::MAX),
+                }
+            }; KEY_SLOTS],
+            failed: Cell::new(false),
+            symbols: Cell::new(0),
+            active: Cell::new(false),
+        }
+    }
+
+    /// Empties every slot (a slot whose first word is [`EMPTY_WORD`] matches no text).
+    fn clear(&self) {
+        for k in &self.keys {
+            k.w0.set(EMPTY_WORD);
+        }
+        for v in &self.values {
+            v.w0.set(EMPTY_WORD);
         }
     }
 }
 
-/// A short key's bytes, zero-padded into two words; `None` for keys longer than [`KEY_INLINE`].
+thread_local! {
+    static CACHE: LabelCache = const { LabelCache::new() };
+}
+
+/// Runs `f` with the label caches.
+#[inline(always)]
+fn with_cache<R>(f: impl FnOnce(&LabelCache) -> R) -> R {
+    CACHE.with(f)
+}
+
+/// Empties the caches for a new `for_each` and marks them in use until dropped.
+struct ActiveBatch;
+
+impl ActiveBatch {
+    fn start(failed: bool, symbols: usize) -> ActiveBatch {
+        with_cache(|c| {
+            assert!(!c.active.get(), "nested Batch::for_each");
+            c.clear();
+            c.failed.set(failed);
+            c.symbols.set(symbols);
+            c.active.set(true);
+        });
+        ActiveBatch
+    }
+}
+
+impl Drop for ActiveBatch {
+    fn drop(&mut self) {
+        with_cache(|c| {
+            c.active.set(false);
+            c.clear();
+        });
+    }
+}
+
+/// Whether every byte is a tier code (0, 1 or 2), eight bytes at a time: compiled to WebAssembly, a loop per byte
+/// costs over ten instructions per segment, this under one.
+fn tier_codes_valid(tiers: &[u8]) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Per byte `b`: `(b & 0x7f) + 0x7d` reaches 0x80 exactly when `b & 0x7f` > 2, without carrying into the next
+    // byte; or-ing in `b` catches bytes with the high bit set.
+    const ADD: u64 = 0x7d7d_7d7d_7d7d_7d7d;
+    let mut chunks = tiers.chunks_exact(8);
+    let mut bad = 0;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        bad |= ((w & LOW7) + ADD) | w;
+    }
+    bad & HIGH == 0 && chunks.remainder().iter().all(|&t| t <= 2)
+}
+
+/// A short text's bytes, zero-padded into two words; `None` for texts longer than [`KEY_INLINE`].
 #[inline(always)]
 fn key_words(key: &str) -> Option<(u64, u64)> {
     let b = key.as_bytes();
@@ -86,6 +183,13 @@ fn key_words(key: &str) -> Option<(u64, u64)> {
         u64::from_le_bytes(lo.try_into().expect("8 bytes")),
         u64::from_le_bytes(hi.try_into().expect("8 bytes")),
     ))
+}
+
+/// Whether a cache slot holds the text of `len` bytes whose words are `w0`, `w1` (the slot's bucket is `len`'s).
+/// Texts of up to 8 bytes have `w1 == 0` on both sides: for a literal that test folds away.
+#[inline(always)]
+fn slot_holds(len: usize, (w0, w1): (u64, u64), slot_w0: &Cell<u64>, slot_w1: &Cell<u64>) -> bool {
+    slot_w0.get() == w0 && (len <= 8 || slot_w1.get() == w1)
 }
 
 /// A string of the pass's symbol table (label keys and values). Ids are stable for the whole pass, across batches
@@ -164,12 +268,8 @@ pub(crate) struct Batch<'a> {
     table: &'a SymbolTable,
     now_ms: i64,
     total: u64,
-    keys: [KeySlot<'a>; KEY_BUCKETS * KEY_WAYS],
-    /// Label values resolved to symbol ids in this batch, for [`Segment::label_is`]; laid out like `keys`.
-    values: [ValueSlot; KEY_BUCKETS * KEY_WAYS],
     names: OnceCell<Names>,
     failure: RefCell<Option<String>>,
-    failed: Cell<bool>,
 }
 
 /// The columns of a batch, borrowed from the lifted `segment-batch`.
@@ -225,7 +325,9 @@ impl<'a> Batch<'a> {
         }
         // Tier codes are checked once here (a tight loop over bytes), so that reading a tier per segment is a plain
         // conversion.
-        if let Some(i) = c.tiers.iter().position(|&t| Tier::from_code(t).is_none()) {
+        if !tier_codes_valid(c.tiers)
+            && let Some(i) = c.tiers.iter().position(|&t| Tier::from_code(t).is_none())
+        {
             return Err(format!(
                 "malformed batch at index {}: tier code {} of segment {} is not a tier",
                 c.first_index,
@@ -246,11 +348,8 @@ impl<'a> Batch<'a> {
             table,
             now_ms,
             total,
-            keys: std::array::from_fn(|_| KeySlot::empty()),
-            values: std::array::from_fn(|_| ValueSlot::empty()),
             names: OnceCell::new(),
             failure: RefCell::new(None),
-            failed: Cell::new(false),
         })
     }
 
@@ -261,6 +360,7 @@ impl<'a> Batch<'a> {
     /// Calls `f` with every segment of the batch in order, until `f` returns false or a failure was recorded.
     #[inline(always)]
     pub(crate) fn for_each(&'a self, mut f: impl FnMut(usize, &Segment<'a>) -> bool) {
+        let _active = ActiveBatch::start(self.failure.borrow().is_some(), self.symbols.len());
         let columns = self
             .start_ms
             .iter()
@@ -268,24 +368,22 @@ impl<'a> Batch<'a> {
             .zip(self.rows)
             .zip(self.bytes)
             .zip(self.tiers);
+        // Read once: inside the loop they would be reloaded from the batch (through the frame's address) on every
+        // segment, since the plugin's calls may touch the batch's cells.
+        let (symbols, now_ms) = (self.symbols, self.now_ms);
         for (i, ((((&start_ms, &end_ms), &rows), &bytes), &code)) in columns.enumerate() {
-            // Codes were checked in `new`.
-            let tier = match code {
-                0 => Tier::Hot,
-                1 => Tier::Compressed,
-                _ => Tier::Archived,
-            };
             let seg = Segment {
                 b: self,
-                symbols: self.symbols,
+                symbols,
+                now_ms,
                 i,
                 start_ms,
                 end_ms,
                 rows,
                 bytes,
-                tier,
+                tier: code,
             };
-            if !f(i, &seg) || self.failed.get() {
+            if !f(i, &seg) || with_cache(|c| c.failed.get()) {
                 break;
             }
         }
@@ -307,20 +405,26 @@ impl<'a> Batch<'a> {
         if f.is_none() {
             *f = Some(message);
         }
-        self.failed.set(true);
+        with_cache(|c| c.failed.set(true));
     }
 
     /// The column of label `key` in this batch, empty when no segment of the batch has that label.
     #[inline(always)]
     fn column(&self, key: &str) -> &'a [u32] {
-        if let Some((w0, w1)) = key_words(key) {
-            let bucket = key.len() % KEY_BUCKETS;
-            for slot in &self.keys[bucket * KEY_WAYS..(bucket + 1) * KEY_WAYS] {
-                // Keys of up to 8 bytes have `w1 == 0` on both sides once the lengths match: for a literal key the
-                // test folds away.
-                if slot.len.get() == key.len() && slot.w0.get() == w0 && (key.len() <= 8 || slot.w1.get() == w1) {
-                    return slot.values.get();
+        if let Some(words) = key_words(key) {
+            let b = bucket(key.len(), words.0);
+            let hit = with_cache(|c| {
+                for slot in &c.keys[b..b + KEY_WAYS] {
+                    if slot_holds(key.len(), words, &slot.w0, &slot.w1) {
+                        return Some((slot.ptr.get(), slot.len.get()));
+                    }
                 }
+                None
+            });
+            if let Some((ptr, len)) = hit {
+                // SAFETY: a matching slot was filled by `column_slow` from a column (or an empty slice) of this batch
+                // during this `for_each` (see `LabelCache`), and the batch borrows its columns for 'a.
+                return unsafe { std::slice::from_raw_parts(ptr, len) };
             }
         }
         self.column_slow(key)
@@ -337,16 +441,18 @@ impl<'a> Batch<'a> {
             .map_or(&[][..], |c| c.values.as_slice());
         if let Some((w0, w1)) = key_words(key) {
             // The newer key takes way 0 and the older one moves to way 1: least recently added goes first.
-            let bucket = key.len() % KEY_BUCKETS;
-            let (first, second) = (&self.keys[bucket * KEY_WAYS], &self.keys[bucket * KEY_WAYS + 1]);
-            second.len.set(first.len.get());
-            second.w0.set(first.w0.get());
-            second.w1.set(first.w1.get());
-            second.values.set(first.values.get());
-            first.len.set(key.len());
-            first.w0.set(w0);
-            first.w1.set(w1);
-            first.values.set(values);
+            with_cache(|c| {
+                let b = bucket(key.len(), w0);
+                let (first, second) = (&c.keys[b], &c.keys[b + 1]);
+                second.w0.set(first.w0.get());
+                second.w1.set(first.w1.get());
+                second.ptr.set(first.ptr.get());
+                second.len.set(first.len.get());
+                first.w0.set(w0);
+                first.w1.set(w1);
+                first.ptr.set(values.as_ptr());
+                first.len.set(values.len());
+            });
         }
         values
     }
@@ -356,12 +462,18 @@ impl<'a> Batch<'a> {
     /// be one in the next).
     #[inline(always)]
     fn value_id(&self, value: &str) -> u32 {
-        if let Some((w0, w1)) = key_words(value) {
-            let bucket = value.len() % KEY_BUCKETS;
-            for slot in &self.values[bucket * KEY_WAYS..(bucket + 1) * KEY_WAYS] {
-                if slot.len.get() == value.len() && slot.w0.get() == w0 && (value.len() <= 8 || slot.w1.get() == w1) {
-                    return slot.id.get();
+        if let Some(words) = key_words(value) {
+            let b = bucket(value.len(), words.0);
+            let hit = with_cache(|c| {
+                for slot in &c.values[b..b + KEY_WAYS] {
+                    if slot_holds(value.len(), words, &slot.w0, &slot.w1) {
+                        return Some(slot.id.get());
+                    }
                 }
+                None
+            });
+            if let Some(id) = hit {
+                return id;
             }
         }
         self.value_id_slow(value)
@@ -375,16 +487,16 @@ impl<'a> Batch<'a> {
             id => id,
         };
         if let Some((w0, w1)) = key_words(value) {
-            let bucket = value.len() % KEY_BUCKETS;
-            let (first, second) = (&self.values[bucket * KEY_WAYS], &self.values[bucket * KEY_WAYS + 1]);
-            second.len.set(first.len.get());
-            second.w0.set(first.w0.get());
-            second.w1.set(first.w1.get());
-            second.id.set(first.id.get());
-            first.len.set(value.len());
-            first.w0.set(w0);
-            first.w1.set(w1);
-            first.id.set(id);
+            with_cache(|c| {
+                let b = bucket(value.len(), w0);
+                let (first, second) = (&c.values[b], &c.values[b + 1]);
+                second.w0.set(first.w0.get());
+                second.w1.set(first.w1.get());
+                second.id.set(first.id.get());
+                first.w0.set(w0);
+                first.w1.set(w1);
+                first.id.set(id);
+            });
         }
         id
     }
@@ -484,6 +596,8 @@ pub struct Segment<'a> {
     /// The pass's symbol table, copied like the columns below: resolving a label value is then a load from a
     /// register-held slice rather than through the batch.
     symbols: &'a [Option<Box<str>>],
+    /// The pass's now, copied likewise.
+    now_ms: i64,
     i: usize,
     // Copied from the columns when the view is made (a few loads the optimiser drops when unused), so that reading
     // them does not reload the columns from the batch after every call that may touch its caches.
@@ -491,7 +605,9 @@ pub struct Segment<'a> {
     end_ms: i64,
     rows: i64,
     bytes: u64,
-    tier: Tier,
+    /// The tier's code (0, 1 or 2, checked in `Batch::new`), converted when read: the checks that need a number
+    /// (the tier table) then skip a conversion to `Tier` and back.
+    tier: u8,
 }
 
 impl<'a> Segment<'a> {
@@ -532,7 +648,7 @@ impl<'a> Segment<'a> {
     /// Age in milliseconds: the pass's now minus the segment's end (negative for a segment from the future).
     #[inline]
     pub fn age_ms(&self) -> i64 {
-        self.b.now_ms.saturating_sub(self.end_ms)
+        self.now_ms.saturating_sub(self.end_ms)
     }
 
     /// Age in whole days, rounded down (so `age_days() >= n` exactly when the segment is at least `n` days old);
@@ -563,6 +679,16 @@ impl<'a> Segment<'a> {
     /// Where the segment's bytes live now.
     #[inline]
     pub fn tier(&self) -> Tier {
+        match self.tier {
+            0 => Tier::Hot,
+            1 => Tier::Compressed,
+            _ => Tier::Archived,
+        }
+    }
+
+    /// The tier's code in the batch (the index of its case: 0 hot, 1 compressed, 2 archived).
+    #[inline]
+    pub(crate) fn tier_code(&self) -> u8 {
         self.tier
     }
 
@@ -591,7 +717,7 @@ impl<'a> Segment<'a> {
         let Some(&id) = self.b.column(key).get(self.i) else {
             return false;
         };
-        if id as usize >= self.symbols.len() {
+        if id as usize >= with_cache(|c| c.symbols.get()) {
             self.b.unknown_symbol(id);
             return false;
         }
@@ -707,6 +833,79 @@ mod tests {
             ]
         );
         assert!(b.take_failure().is_none());
+    }
+
+    #[test]
+    fn the_eight_byte_tier_check_agrees_with_the_byte_check() {
+        for bad in [3u8, 0x7f, 0x80, 0x82, 0xff] {
+            for len in 0..20 {
+                for at in 0..len {
+                    let mut tiers = vec![2u8; len];
+                    assert!(tier_codes_valid(&tiers));
+                    tiers[at] = bad;
+                    assert!(!tier_codes_valid(&tiers), "{bad} at {at} of {len}");
+                }
+            }
+        }
+        assert!(tier_codes_valid(&[0, 1, 2, 0, 1, 2, 0, 1, 2]));
+    }
+
+    #[test]
+    fn keys_of_one_length_and_bucket_are_told_apart_and_not_kept_across_batches() {
+        // "aa", "ea" and "ia" share a length and the low bits of their first byte: three keys, two ways.
+        let mut table = SymbolTable::new();
+        table.append(&mut vec![
+            "aa".into(),
+            "ea".into(),
+            "ia".into(),
+            "x".into(),
+            "y".into(),
+            "z".into(),
+        ]);
+        let labels = [
+            LabelColumn {
+                key: 1,
+                values: vec![4],
+            },
+            LabelColumn {
+                key: 2,
+                values: vec![5],
+            },
+            LabelColumn {
+                key: 3,
+                values: vec![6],
+            },
+        ];
+        let columns = |labels| Columns {
+            first_index: 0,
+            start_ms: &[0; 1],
+            end_ms: &[0; 1],
+            rows: &[-1; 1],
+            bytes: &[0; 1],
+            tiers: &[0; 1],
+            labels,
+        };
+        let b = Batch::new(columns(&labels), &table, 0, 1).unwrap();
+        let mut seen = Vec::new();
+        b.for_each(|_, seg| {
+            for _ in 0..2 {
+                seen.push([seg.label("aa"), seg.label("ea"), seg.label("ia"), seg.label("ua")]);
+                seen.push([seg.label("ia"), seg.label("aa"), seg.label("ea"), seg.label("")]);
+            }
+            assert!(seg.label_is("aa", "x") && seg.label_is("ea", "y") && seg.label_is("ia", "z"));
+            assert!(!seg.label_is("aa", "y") && !seg.label_is("aa", "z") && !seg.label_is("ua", "x"));
+            true
+        });
+        for s in seen.chunks(2) {
+            assert_eq!(s[0], [Some("x"), Some("y"), Some("z"), None]);
+            assert_eq!(s[1], [Some("z"), Some("x"), Some("y"), None]);
+        }
+        // The next batch lacks "ea": the cache of the previous one must not answer.
+        let b = Batch::new(columns(&labels[..1]), &table, 0, 1).unwrap();
+        b.for_each(|_, seg| {
+            assert_eq!((seg.label("aa"), seg.label("ea")), (Some("x"), None));
+            true
+        });
     }
 
     #[test]
