@@ -174,8 +174,9 @@ archive_url = "file://{archive}"
         let mut copies = Vec::new();
         let mut temps = Vec::new();
         for (base, archived) in [(&self.root, false), (&self.archive, true)] {
-            for path in files_under(base) {
-                let file_name = path.file_name().unwrap().to_str().unwrap();
+            for (full_rel, raw) in common::files_under(base) {
+                let path = base.join(&full_rel);
+                let file_name = full_rel.rsplit('/').next().unwrap();
                 let temp = file_name.starts_with('.') && file_name.ends_with(".retention-tmp");
                 let staging = archived
                     && file_name
@@ -185,13 +186,12 @@ archive_url = "file://{archive}"
                     temps.push(path);
                     continue;
                 }
-                let mut rel = path.strip_prefix(base).unwrap().to_str().unwrap();
+                let mut rel = full_rel.as_str();
                 // A trash entry, of the dataset or of its archive: `.retention-trash/<batch>/<path as it was>`.
                 let trashed = rel.starts_with(".retention-trash/");
                 if trashed {
                     rel = rel.splitn(3, '/').nth(2).unwrap();
                 }
-                let raw = std::fs::read(&path).unwrap();
                 let (name, content) = match rel.strip_suffix(".zst") {
                     Some(name) => {
                         let content = zstd::decode_all(&raw[..])
@@ -267,22 +267,6 @@ archive_url = "file://{archive}"
 /// A dropped file of the dataset's directory (not of its archive): a rename takes it to the trash.
 fn is_local_drop(name: &str) -> bool {
     name.starts_with("drop/h") || name.starts_with("drop/z")
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 fn assert_aborted(status: std::process::ExitStatus, stderr: &str, point: &str) {

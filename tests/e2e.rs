@@ -63,24 +63,11 @@ archive_url = "file://{archive}"
     /// Every data file under the temp dir (relative path -> sha256 of its bytes), excluding the config and the state
     /// directory (pass history and audit trail: written by every run, a record, not data).
     fn snapshot(&self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        walk(self.path(), self.path(), &mut out);
-        out.remove("retention.toml");
-        out.retain(|k, _| !k.starts_with("retention-state/"));
-        out
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            walk(root, &p, out);
-        } else {
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
-            out.insert(rel, sha256(&std::fs::read(&p).unwrap()));
-        }
+        common::files_under(self.path())
+            .into_iter()
+            .filter(|(rel, _)| rel != "retention.toml" && !rel.starts_with("retention-state/"))
+            .map(|(rel, bytes)| (rel, sha256(&bytes)))
+            .collect()
     }
 }
 

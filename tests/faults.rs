@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
 use common::service::{Setup, TOKEN, http};
@@ -23,25 +22,6 @@ const KILLS: usize = 50;
 fn sha(b: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(b))
-}
-
-/// Every file under `dir`, recursively: (path relative to `dir`, bytes).
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out
 }
 
 /// A small xorshift generator: reproducible from its seed, no dependency.
@@ -166,7 +146,7 @@ trash_grace_secs = 2
     // The census: every copy of every content, wherever it is.
     let mut copies: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (place, dir) in [("data", s.path().join("logs")), ("archive", s.path().join("archive"))] {
-        for (rel, bytes) in files(&dir) {
+        for (rel, bytes) in common::files_under(&dir) {
             let file = rel.rsplit('/').next().unwrap();
             assert!(
                 !file.ends_with(".retention-tmp") && !file.contains('#'),

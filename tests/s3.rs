@@ -308,20 +308,7 @@ trash_grace_secs = 0
 
     /// Every file left under `logs/`, by relative path.
     fn local(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        let mut stack = vec![self.logs()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    let rel = p.strip_prefix(self.logs()).unwrap().to_str().unwrap().to_string();
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-        out
+        common::files_under(&self.logs())
     }
 }
 

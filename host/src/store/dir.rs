@@ -2438,7 +2438,6 @@ mod tests {
             DirectoryStore::open(cfg).await.unwrap()
         }
 
-        /// Files under the trash, relative to it (`<batch>/<rel>`), sorted.
         /// The files of the dataset's trash as `<batch>/<rel>`, then those of the archive's as
         /// `archive:<batch>/<rel>`.
         fn trash_files(&self) -> Vec<String> {
