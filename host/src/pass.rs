@@ -318,34 +318,35 @@ fn count_trashed(report: &mut PassReport, outcomes: &[Option<Result<Applied, Sto
 async fn trash_step(dataset: &DatasetConfig, store: &dyn Store, opts: &PassOptions, report: &mut PassReport) {
     let now_ms = opts.now.timestamp_millis();
     // A legal hold covers trashed segments too: they stay restorable, whatever their expiry.
-    let held: crate::store::Held = {
+    let held = {
         let holds = opts.holds.clone();
         let crate::config::StoreConfig::Directory(dir) = &dataset.store;
         let labels = dir.labels.clone();
-        Arc::new(move |name: &str| {
+        move |name: &str| {
             holds.iter().any(|h| {
                 h.selects_name(name, |key| {
                     let caps = labels.as_ref()?.captures(name)?;
                     caps.name(key).map(|m| m.as_str().to_string())
                 })
             })
-        })
+        }
     };
     let due = store.trash().await.map(|t| {
         t.into_iter()
             .filter(|e| e.expires_at_ms <= now_ms && !held(&e.name))
             .collect::<Vec<_>>()
     });
+    // Exactly the entries recorded are purged: the store deletes these, it does not look for expired ones again.
     let purged = match due {
         Ok(due) if opts.dry_run || due.is_empty() => Ok(due),
         Ok(due) => match &opts.before_purge {
             Some(hook) => match hook(&report.pass_id, &report.dataset, &due) {
-                Ok(()) => store.purge_unheld(now_ms, held).await,
+                Ok(()) => store.purge(&due).await,
                 Err(e) => Err(crate::store::StoreError::Refused(format!(
                     "the purge could not be recorded in the audit trail first, so nothing was purged: {e}"
                 ))),
             },
-            None => store.purge_unheld(now_ms, held).await,
+            None => store.purge(&due).await,
         },
         Err(e) => Err(e),
     };

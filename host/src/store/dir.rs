@@ -1130,15 +1130,6 @@ struct TrashObject {
     location: ObjectPath,
     /// Its key relative to the archive's prefix before it was trashed: where a restore puts it.
     rel: String,
-    /// The trash batch it is in.
-    batch: String,
-}
-
-/// The trash as listed: this dataset's files, and every batch directory (with its expiry), ours or not.
-#[derive(Debug, Default)]
-struct TrashListing {
-    files: Vec<TrashFile>,
-    batches: Vec<(PathBuf, i64)>,
 }
 
 /// Phase 1 of an archive for one file: upload, then read back and compare; on failure the object is taken back.
@@ -1643,11 +1634,11 @@ impl Inner {
         }
     }
 
-    /// Lists the trash: the files of this dataset's segments (datasets may share a root, and so its trash), oldest
-    /// first, and every batch directory.
-    fn list_trash(&self) -> Result<TrashListing, StoreError> {
+    /// Lists the files of this dataset's segments in the trash (datasets may share a root, and so its trash), oldest
+    /// first.
+    fn list_trash(&self) -> Result<Vec<TrashFile>, StoreError> {
         let top = self.trash_dir();
-        let mut out = TrashListing::default();
+        let mut out = Vec::new();
         let entries = match std::fs::read_dir(&top) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
@@ -1698,50 +1689,60 @@ impl Inner {
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                         Err(e) => return Err(StoreError::io("cannot read the trash", path.display(), e)),
                     };
-                    out.files.push(TrashFile {
+                    let Some(locator) = path.strip_prefix(&self.root).ok().and_then(Path::to_str) else {
+                        continue;
+                    };
+                    out.push(TrashFile {
                         entry: TrashEntry {
                             name: name.to_string(),
                             tier: if compressed { Tier::Compressed } else { Tier::Hot },
                             bytes: md.len(),
                             trashed_at_ms,
                             expires_at_ms,
+                            locator: locator.to_string(),
                         },
                         rel: rel.to_string(),
                         path,
                     });
                 }
             }
-            out.batches.push((batch, expires_at_ms));
         }
-        out.files.sort_by(|a, b| {
+        out.sort_by(|a, b| {
             let key = |f: &TrashFile| (f.entry.trashed_at_ms, f.entry.name.clone(), f.entry.tier);
             key(a).cmp(&key(b))
         });
         Ok(out)
     }
 
-    /// Deletes the entries expired at `now_ms`, then the batch directories left empty, then makes it durable.
-    fn purge(&self, now_ms: i64, held: &super::Held) -> Result<Vec<TrashEntry>, StoreError> {
-        let listing = self.list_trash()?;
+    /// Deletes the trash files of `entries` (their locators: paths under the root, in the trash), then their batch
+    /// directories if left empty, then makes it durable.
+    fn purge(&self, entries: Vec<TrashEntry>) -> Result<Vec<TrashEntry>, StoreError> {
+        let top = self.trash_dir();
         let mut purged = Vec::new();
-        for f in listing.files {
-            if f.entry.expires_at_ms > now_ms || held(&f.entry.name) {
-                continue;
+        let mut batches = HashSet::new();
+        for e in entries {
+            let path = self.root.join(&e.locator);
+            // Only ever a file in the trash: a locator is ours, but never trusted to point elsewhere.
+            let in_trash = path.starts_with(&top) && !e.locator.split('/').any(|p| p == ".." || p == ".");
+            if !in_trash {
+                return Err(StoreError::Refused(format!(
+                    "trash entry {:?} lies at {}, outside the trash: not purged",
+                    e.name,
+                    path.display()
+                )));
             }
-            match std::fs::remove_file(&f.path) {
+            match std::fs::remove_file(&path) {
                 Ok(()) => {}
-                // Purged meanwhile by another pass over the same root.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::io("cannot purge", f.path.display(), e)),
+                // Restored, or purged by another pass over the same root, meanwhile.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(StoreError::io("cannot purge", path.display(), err)),
             }
-            hit_for("purge:removed", &f.path).map_err(io_err("cannot purge", &f.path))?;
-            purged.push(f.entry);
+            hit_for("purge:removed", &path).map_err(io_err("cannot purge", &path))?;
+            batches.insert(top.join(batch_name(e.trashed_at_ms, e.expires_at_ms)));
+            purged.push(e);
         }
-        // Only expired batches: a batch with a future expiry may be receiving files of a drop right now.
-        for (batch, expires_at_ms) in &listing.batches {
-            if *expires_at_ms <= now_ms {
-                remove_empty_dirs(batch);
-            }
+        for batch in &batches {
+            remove_empty_dirs(batch);
         }
         if !purged.is_empty() {
             sync_filesystems([self.root.as_path()]).map_err(|(p, e)| StoreError::io("cannot sync", p.display(), e))?;
@@ -2096,10 +2097,10 @@ impl DirectoryStore {
                         bytes: t.object.size,
                         trashed_at_ms,
                         expires_at_ms,
+                        locator: t.object.location.to_string(),
                     },
                     rel: t.object.rel,
                     location: t.object.location,
-                    batch: t.batch,
                 })
             })
             .collect();
@@ -2107,17 +2108,39 @@ impl DirectoryStore {
         out
     }
 
-    /// Deletes the archive's trash objects expired at `now_ms` that no hold selects.
-    async fn purge_objects(&self, now_ms: i64, held: &super::Held) -> Result<Vec<TrashEntry>, StoreError> {
-        let Some(a) = &self.archive else { return Ok(Vec::new()) };
+    /// Deletes the archive's trash objects of `entries` (their locators: object keys in the archive's trash).
+    async fn purge_objects(&self, entries: Vec<TrashEntry>) -> Result<Vec<TrashEntry>, StoreError> {
+        let Some(a) = &self.archive else {
+            return match entries.first() {
+                None => Ok(Vec::new()),
+                Some(e) => Err(StoreError::Refused(format!(
+                    "trash entry {:?} is archived but {} has no archive",
+                    e.name,
+                    self.describe()
+                ))),
+            };
+        };
         let root = &self.inner.root;
         let mut purged = Vec::new();
         let mut batches = HashSet::new();
-        for t in self.archive_trash().await? {
-            if t.entry.expires_at_ms > now_ms || held(&t.entry.name) {
-                continue;
-            }
-            match a.delete(&t.location).await {
+        for e in entries {
+            let location = ObjectPath::parse(&e.locator).ok();
+            let batch = location.as_ref().and_then(|l| a.rel_of(l)).and_then(|rel| {
+                Some(
+                    rel.strip_prefix(TRASH_DIR)?
+                        .strip_prefix('/')?
+                        .split_once('/')?
+                        .0
+                        .to_string(),
+                )
+            });
+            let (Some(location), Some(batch)) = (location, batch) else {
+                return Err(StoreError::Refused(format!(
+                    "trash entry {:?} lies at {:?}, outside the archive's trash: not purged",
+                    e.name, e.locator
+                )));
+            };
+            match a.delete(&location).await {
                 Ok(()) => {}
                 // Purged meanwhile by another pass over the same archive.
                 Err(StoreError::Archive {
@@ -2127,12 +2150,12 @@ impl DirectoryStore {
                 Err(e) => return Err(e),
             }
             hit_for("purge:removed", root).map_err(io_err("cannot purge", root))?;
-            batches.insert(t.batch);
-            purged.push(t.entry);
+            batches.insert(batch);
+            purged.push(e);
         }
         if !purged.is_empty() {
             if let Some(adir) = a.local_dir() {
-                // A local destination keeps the emptied directories; only expired batches are touched.
+                // A local destination keeps the emptied directories; only the purged entries' batches are touched.
                 for b in &batches {
                     remove_empty_dirs(&adir.join(TRASH_DIR).join(b));
                 }
@@ -2288,16 +2311,21 @@ impl Store for DirectoryStore {
 
     async fn trash(&self) -> Result<Vec<TrashEntry>, StoreError> {
         let listing = self.blocking(|inner| inner.list_trash()).await?;
-        let mut entries: Vec<TrashEntry> = listing.files.into_iter().map(|f| f.entry).collect();
+        let mut entries: Vec<TrashEntry> = listing.into_iter().map(|f| f.entry).collect();
         entries.extend(self.archive_trash().await?.into_iter().map(|t| t.entry));
         entries.sort_by(|a, b| (a.trashed_at_ms, &a.name, a.tier).cmp(&(b.trashed_at_ms, &b.name, b.tier)));
         Ok(entries)
     }
 
-    async fn purge_unheld(&self, now_ms: i64, held: super::Held) -> Result<Vec<TrashEntry>, StoreError> {
-        let local_held = held.clone();
-        let mut purged = self.blocking(move |inner| inner.purge(now_ms, &local_held)).await?;
-        purged.extend(self.purge_objects(now_ms, &held).await?);
+    async fn purge(&self, entries: &[TrashEntry]) -> Result<Vec<TrashEntry>, StoreError> {
+        let (objects, files): (Vec<TrashEntry>, Vec<TrashEntry>) =
+            entries.iter().cloned().partition(|e| e.tier == Tier::Archived);
+        let mut purged = if files.is_empty() {
+            Vec::new()
+        } else {
+            self.blocking(move |inner| inner.purge(files)).await?
+        };
+        purged.extend(self.purge_objects(objects).await?);
         Ok(purged)
     }
 
@@ -2307,7 +2335,7 @@ impl Store for DirectoryStore {
         }
         let listing = self.blocking(|inner| inner.list_trash()).await?;
         // Sorted oldest first: the last of the name is the most recently trashed, locally or in the archive.
-        let file = listing.files.into_iter().rev().find(|f| f.entry.name == name);
+        let file = listing.into_iter().rev().find(|f| f.entry.name == name);
         let object = self
             .archive_trash()
             .await?
@@ -2542,6 +2570,17 @@ mod tests {
             "progress counts every action once"
         );
         results
+    }
+
+    /// Purges what a pass at `now_ms` would (without holds): the entries expired by then.
+    async fn purge_expired(store: &DirectoryStore, now_ms: i64) -> Result<Vec<TrashEntry>, StoreError> {
+        let due: Vec<TrashEntry> = store
+            .trash()
+            .await?
+            .into_iter()
+            .filter(|e| e.expires_at_ms <= now_ms)
+            .collect();
+        store.purge(&due).await
     }
 
     async fn apply1(store: &DirectoryStore, seg: &Segment, action: Action) -> Result<Applied, StoreError> {
@@ -3003,21 +3042,24 @@ mod tests {
                     tier: Tier::Archived,
                     bytes: 8,
                     trashed_at_ms: t,
-                    expires_at_ms: e
+                    expires_at_ms: e,
+                    locator: format!("{TRASH_DIR}/{batch}/c.log")
                 },
                 TrashEntry {
                     name: "d/a.log".into(),
                     tier: Tier::Hot,
                     bytes: 3,
                     trashed_at_ms: t,
-                    expires_at_ms: e
+                    expires_at_ms: e,
+                    locator: format!("{TRASH_DIR}/{batch}/d/a.log")
                 },
                 TrashEntry {
                     name: "d/b.log".into(),
                     tier: Tier::Compressed,
                     bytes: zsize,
                     trashed_at_ms: t,
-                    expires_at_ms: e
+                    expires_at_ms: e,
+                    locator: format!("{TRASH_DIR}/{batch}/d/b.log.zst")
                 },
             ]
         );
@@ -3060,12 +3102,12 @@ mod tests {
             assert_eq!(e.expires_at_ms - e.trashed_at_ms, grace, "{e:?}");
         }
 
-        assert!(store.purge(expiry("b.log") - 1).await.unwrap().is_empty());
+        assert!(purge_expired(&store, expiry("b.log") - 1).await.unwrap().is_empty());
         assert_eq!(store.trash().await.unwrap().len(), 2);
-        let purged = store.purge(expiry("b.log")).await.unwrap();
+        let purged = purge_expired(&store, expiry("b.log")).await.unwrap();
         assert_eq!(purged.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["b.log"]);
         assert_eq!(store.trash().await.unwrap().len(), 1);
-        let purged = store.purge(expiry("a.log")).await.unwrap();
+        let purged = purge_expired(&store, expiry("a.log")).await.unwrap();
         assert_eq!(purged.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["a.log"]);
         assert!(fx.trash_files().is_empty());
         assert_eq!(
@@ -3217,7 +3259,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_purge_deletes_expired_objects_of_the_archives_trash_and_spares_held_ones() {
+    async fn a_purge_deletes_exactly_the_objects_of_the_archives_trash_it_is_given() {
         let fx = Fx::new();
         write_file(&fx.archive.join("x/a.log"), b"a");
         write_file(&fx.archive.join("x/b.log"), b"b");
@@ -3225,10 +3267,10 @@ mod tests {
         let (s, _) = scan(&store).await;
         let plan: Vec<_> = s.segments.iter().map(|s| (s, Action::Drop)).collect();
         assert!(apply(&store, &plan).await.iter().all(|r| r.as_ref().unwrap().trashed));
-        let expiry = store.trash().await.unwrap()[0].expires_at_ms;
-        assert!(store.purge(expiry - 1).await.unwrap().is_empty());
-        let held: crate::store::Held = Arc::new(|name: &str| name == "x/b.log");
-        let purged = store.purge_unheld(expiry, held).await.unwrap();
+        let entries = store.trash().await.unwrap();
+        assert!(store.purge(&[]).await.unwrap().is_empty());
+        // The caller chooses (a pass: expired, not held, recorded); the rest stays.
+        let purged = store.purge(&entries[..1]).await.unwrap();
         assert_eq!(
             purged.iter().map(|e| (e.name.as_str(), e.tier)).collect::<Vec<_>>(),
             [("x/a.log", Tier::Archived)]
@@ -3239,7 +3281,9 @@ mod tests {
             files[0].starts_with("archive:") && files[0].ends_with("/x/b.log"),
             "{files:?}"
         );
-        store.purge(expiry).await.unwrap();
+        // An entry purged already (or restored) is skipped, not an error.
+        let purged = store.purge(&entries).await.unwrap();
+        assert_eq!(purged, entries[1..]);
         assert!(fx.trash_files().is_empty());
         assert_eq!(
             std::fs::read_dir(fx.archive.join(TRASH_DIR)).unwrap().count(),
@@ -3288,7 +3332,7 @@ mod tests {
         let names = |t: Vec<TrashEntry>| t.into_iter().map(|e| e.name).collect::<Vec<_>>();
         assert_eq!(names(logs.trash().await.unwrap()), ["a.log"]);
         assert!(logs.restore("a.json").await.is_err());
-        assert_eq!(names(logs.purge(i64::MAX).await.unwrap()), ["a.log"]);
+        assert_eq!(names(purge_expired(&logs, i64::MAX).await.unwrap()), ["a.log"]);
         assert_eq!(names(all.trash().await.unwrap()), ["a.json"]);
     }
 
@@ -3651,7 +3695,7 @@ mod tests {
             let failed = {
                 let _fail = crate::crashpoint::fail_under(&fx.root, point);
                 if purging {
-                    vec![store.purge(i64::MAX).await.map(|_| ())]
+                    vec![purge_expired(&store, i64::MAX).await.map(|_| ())]
                 } else if point.starts_with("restore:") {
                     restore_all(&store).await.into_iter().map(|r| r.map(|_| ())).collect()
                 } else {
@@ -3672,7 +3716,7 @@ mod tests {
             check_invariant(&fx.root, &fx.archive, &originals, true, gone, context);
             // The failed steps can be retried to completion.
             if purging {
-                store.purge(i64::MAX).await.unwrap();
+                purge_expired(&store, i64::MAX).await.unwrap();
                 assert!(fx.trash_files().is_empty(), "{context}: {:?}", fx.trash_files());
             } else if point.starts_with("restore:") {
                 let retried = restore_all(&store).await;
@@ -3730,7 +3774,7 @@ mod tests {
         let store = DirectoryStore::open(cfg).await.unwrap();
         match mode {
             "apply" => drop(run_crash_plan(&store).await),
-            "purge" => drop(store.purge(i64::MAX).await),
+            "purge" => drop(purge_expired(&store, i64::MAX).await),
             "restore" => drop(restore_all(&store).await),
             _ => drop(store.recover(true).await),
         }

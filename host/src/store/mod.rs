@@ -125,12 +125,13 @@ pub struct TrashEntry {
     pub trashed_at_ms: i64,
     /// From when a pass purges it (ms since the epoch).
     pub expires_at_ms: i64,
+    /// Where it lies, in the store's own terms (for the directory store, a path under the root or an object key):
+    /// what [`Store::purge`] deletes.
+    #[serde(skip)]
+    pub locator: String,
 }
 
 /// Called with the number of actions finished since the last call, for progress bars.
-/// Says whether a segment name is under a legal hold.
-pub type Held = Arc<dyn Fn(&str) -> bool + Send + Sync>;
-
 pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
 /// A place where a dataset's segments live.
@@ -175,17 +176,18 @@ pub trait Store: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// Deletes for good the trash entries whose grace period has ended at `now_ms`, and returns them. An entry is
-    /// either purged whole or left as it was.
-    async fn purge(&self, now_ms: i64) -> Result<Vec<TrashEntry>, StoreError> {
-        self.purge_unheld(now_ms, Arc::new(|_: &str| false)).await
-    }
-
-    /// Like [`Store::purge`], but never purges an entry whose name `held` selects (a legal hold): it stays in the
-    /// trash, restorable, until the hold is lifted.
-    async fn purge_unheld(&self, now_ms: i64, held: Held) -> Result<Vec<TrashEntry>, StoreError> {
-        let _ = (now_ms, held);
-        Ok(Vec::new())
+    /// Deletes for good exactly `entries`, as [`Store::trash`] listed them (the caller chose them: expired, not under
+    /// a hold, and recorded first), and returns those it deleted; one gone meanwhile (restored, or purged by another
+    /// pass) is skipped. An entry is either purged whole or left as it was.
+    async fn purge(&self, entries: &[TrashEntry]) -> Result<Vec<TrashEntry>, StoreError> {
+        match entries.first() {
+            None => Ok(Vec::new()),
+            Some(e) => Err(StoreError::Unsupported(format!(
+                "cannot purge {:?}: {} has no trash",
+                e.name,
+                self.describe()
+            ))),
+        }
     }
 
     /// Puts the trashed segment `name` back where and as it was (name, tier, bytes, modification time). With several
