@@ -7,8 +7,8 @@
 //! they were and the logical name stays the path without `.zst`.
 //!
 //! Dropped objects wait in the archive's own trash, `<prefix>/.retention-trash/<batch>/<key as it was>` (the batch
-//! named `<trashed_at_ms>-<expires_at_ms>` as in the dataset's trash), which [`Archive::list`] never presents as
-//! objects: see [`Archive::list_with_trash`].
+//! named `<trashed_at_ms>-<expires_at_ms>` as in the dataset's trash): listings present them apart from the
+//! dataset's objects ([`Archive::list_with_trash`]), never as objects.
 //!
 //! Uploads stream the file through [`BufWriter`] (one `put` for small files, a multipart upload in parts of
 //! [`Archive::part_size`] for large ones), so a 10 GB file is never held in memory, and hash it on the way so that the
@@ -192,11 +192,6 @@ impl Archive {
                 self.url.host_str().unwrap_or("")
             ),
         }
-    }
-
-    /// Every object under the prefix, the trash's excepted.
-    pub async fn list(&self) -> Result<Vec<Object>, StoreError> {
-        Ok(self.list_with_trash().await?.0)
     }
 
     /// Every object under the prefix, from one listing: the dataset's objects, and apart from them those of the trash.
@@ -606,7 +601,14 @@ mod tests {
             a.upload(&src, &key).await.unwrap();
             assert_eq!(a.rel_of(&key).as_deref(), Some(rel));
         }
-        let mut listed: Vec<_> = a.list().await.unwrap().into_iter().map(|o| o.rel).collect();
+        let mut listed: Vec<_> = a
+            .list_with_trash()
+            .await
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|o| o.rel)
+            .collect();
         listed.sort();
         let mut want = vec![
             "a.log",
@@ -685,7 +687,14 @@ mod tests {
         std::fs::write(dir.path().join("c#d.log"), b"an object").unwrap();
         let found = a.staging_leftovers().await.unwrap();
         assert_eq!(found, [dir.path().join("b.log#23"), dir.path().join("d/a.log#1")]);
-        let listed: Vec<_> = a.list().await.unwrap().into_iter().map(|o| o.rel).collect();
+        let listed: Vec<_> = a
+            .list_with_trash()
+            .await
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|o| o.rel)
+            .collect();
         assert_eq!(listed, ["c#d.log"]);
     }
 
