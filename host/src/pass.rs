@@ -249,7 +249,6 @@ async fn run_inner(
         {
             report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
             report.mark_overridden(overrides);
-            report.uncount_planned();
             return Err(PassError::Other(format!(
                 "the plan could not be recorded in the state database first, so nothing was applied: {e}"
             )));
