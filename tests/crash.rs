@@ -5,9 +5,10 @@
 //! temporaries.
 //!
 //! The plan comes from the `age_tiering` plugin with per-label overrides: the first directory of a name (`compress/`,
-//! `archive/`, `drop/`) picks the action, and the pass's `--now` is far enough ahead that every threshold is reached,
-//! and that the trash's grace period of what the pass drops has ended: the pass moves dropped files to the trash, then
-//! purges them. The restore points are reached by `retention trash restore` after a pass that only trashed.
+//! `archive/`, `drop/`) picks the action, and the pass's `--now` is far enough ahead that every threshold is reached:
+//! the pass moves dropped files to the trash (timed by that now). A second pass two days later (`--purge-by-now`, since
+//! both times are ahead of the clock) purges them once their grace has ended; the purge points are reached by it. The
+//! restore points are reached by `retention trash restore` after a pass that only trashed.
 
 mod common;
 
@@ -18,6 +19,9 @@ use std::path::{Path, PathBuf};
 use retention::store::dir::CRASH_POINTS;
 
 const NOW: &str = "2100-01-01T00:00:00Z";
+
+/// Two days after [`NOW`]: past the default day of grace of what a pass at `NOW` dropped.
+const LATER: &str = "2100-01-03T00:00:00Z";
 
 /// A visible copy of a segment: name, place (`hot`, `compressed`, `archived`, `trash`) and content (decompressed).
 type Copy = (String, &'static str, Vec<u8>);
@@ -150,6 +154,14 @@ archive_url = "file://{archive}"
         self.exec(cmd, crash_at)
     }
 
+    /// Runs a pass at [`LATER`] that purges by its now what a pass at [`NOW`] trashed, dying at `crash_at` if given.
+    fn settle(&self, crash_at: Option<&str>) -> (std::process::ExitStatus, String) {
+        let mut cmd = common::retention();
+        cmd.args(["run", "--json", "--purge-by-now", "--now", LATER, "--config"])
+            .arg(&self.config);
+        self.exec(cmd, crash_at)
+    }
+
     /// Runs `retention trash restore` on every dropped segment (files and archived objects), dying at `crash_at` if
     /// given.
     fn restore(&self, crash_at: Option<&str>) -> (std::process::ExitStatus, String) {
@@ -175,6 +187,9 @@ archive_url = "file://{archive}"
         let mut temps = Vec::new();
         for (base, archived) in [(&self.root, false), (&self.archive, true)] {
             for (full_rel, raw) in common::files_under(base) {
+                if common::is_engine_file(&full_rel) {
+                    continue;
+                }
                 let path = base.join(&full_rel);
                 let file_name = full_rel.rsplit('/').next().unwrap();
                 let temp = file_name.starts_with('.') && file_name.ends_with(".retention-tmp");
@@ -287,6 +302,8 @@ fn a_pass_without_crash_tiers_every_file_as_planned() {
         let t = Tree::new(grace);
         let (status, stderr) = t.run(None);
         assert!(status.success(), "{status}: {stderr}");
+        let (status, stderr) = t.settle(None);
+        assert!(status.success(), "{status}: {stderr}");
         t.check_settled(&format!("uninterrupted pass, grace {grace:?}"));
     }
 }
@@ -307,12 +324,17 @@ fn every_crash_point_keeps_each_file_whole_and_the_next_pass_settles_it() {
                 t.run(Some(point))
             }
             "restore" => {
-                // A pass at the real time only trashes (the grace has not ended); then undo its drops.
-                let now = chrono::Utc::now().to_rfc3339();
-                let (status, stderr) = t.run_at(&now, None);
+                // A pass only trashes (the grace has not ended); then undo its drops.
+                let (status, stderr) = t.run(None);
                 assert!(status.success(), "{context}: {stderr}");
                 t.check_whole(context, false);
                 t.restore(Some(point))
+            }
+            "purge" => {
+                // A pass trashes; the one past the grace purges, and dies doing it.
+                let (status, stderr) = t.run(None);
+                assert!(status.success(), "{context}: {stderr}");
+                t.settle(Some(point))
             }
             _ => t.run(Some(point)),
         };
@@ -324,12 +346,23 @@ fn every_crash_point_keeps_each_file_whole_and_the_next_pass_settles_it() {
             status.success(),
             "{context}: the pass after the crash failed ({status}): {stderr}"
         );
+        let (status, stderr) = t.settle(None);
+        assert!(
+            status.success(),
+            "{context}: the settling pass failed ({status}): {stderr}"
+        );
         t.check_settled(context);
         if !point.starts_with("restore:") {
-            // The pass that died was applying its plan: the next one recorded its actions as interrupted.
+            // The pass that died was applying its plan: the next one recorded its actions as interrupted. (One that
+            // died purging had recorded the purge first.)
             let db = retention::state::StateDb::open(&t.config.parent().unwrap().join("retention-state")).unwrap();
+            let outcome = if point.starts_with("purge:") {
+                "purging"
+            } else {
+                "interrupted"
+            };
             let filter = retention::state::AuditFilter {
-                outcome: Some("interrupted".into()),
+                outcome: Some(outcome.into()),
                 ..Default::default()
             };
             let interrupted = db.audit_after(&filter, 0, 1000).unwrap();

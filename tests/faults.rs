@@ -147,6 +147,10 @@ trash_grace_secs = 2
     let mut copies: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (place, dir) in [("data", s.path().join("logs")), ("archive", s.path().join("archive"))] {
         for (rel, bytes) in common::files_under(&dir) {
+            if common::is_engine_file(&rel) {
+                // The engine area's own files (the temporaries' key, the state marker): no content of the data.
+                continue;
+            }
             let file = rel.rsplit('/').next().unwrap();
             assert!(
                 !file.ends_with(".retention-tmp") && !file.contains('#'),

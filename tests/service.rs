@@ -19,7 +19,8 @@ fn a_scheduled_dataset_gets_passes_on_its_cron_ticks_and_failed_passes_are_recor
     let config = s.config("schedule = \"* * * * * *\"", "");
     // A second dataset whose plugin is not there: every one of its passes fails, and the schedule goes on.
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("[[dataset]]\nname = \"broken\"\nplugin = \"missing\"\nschedule = \"* * * * * *\"\n[dataset.directory]\nroot = \"logs\"\n");
+    // (Its globs match none of the other's files: a file two datasets match belongs to neither.)
+    text.push_str("[[dataset]]\nname = \"broken\"\nplugin = \"missing\"\nschedule = \"* * * * * *\"\n[dataset.directory]\nroot = \"logs\"\ninclude = [\"broken/**\"]\n");
     std::fs::write(&config, text).unwrap();
     let svc = s.start(&config, None);
     let failed = wait_for("two failed scheduled passes", || {
@@ -463,4 +464,65 @@ fn sigterm_during_a_pass_stops_it_at_an_action_boundary_and_exits_zero() {
     let (_, v) = svc.get("/v1/passes");
     assert_eq!(v["passes"][0]["status"], "cancelled", "{v}");
     assert!(s.path().join("logs/app-000.log").is_file());
+}
+
+#[test]
+fn an_api_reachable_off_the_machine_is_refused_without_a_token_and_warned_about_with_one() {
+    let s = Setup::new("swap_v2", 1);
+    let config = s.config("", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("listen = \"127.0.0.1:", "listen = \"0.0.0.0:")).unwrap();
+    let out = retention()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("RETENTION_API_TOKEN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("service.listen") && err.contains("0.0.0.0") && err.contains("needs an API token"),
+        "{err}"
+    );
+    let svc = s.start(&config, Some(TOKEN));
+    assert!(svc.log().contains("reachable from other machines"), "{}", svc.log());
+    let (st, v) = svc.get("/v1/service");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["service"]["reachable_off_machine"], true, "{v}");
+    assert!(v["service"]["warnings"][0].as_str().unwrap().contains("TLS"), "{v}");
+    let out = retention()
+        .args(["status", "--url", &format!("http://127.0.0.1:{}", s.port)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.starts_with("WARNING: the admin API listens on 0.0.0.0"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_state_database_removed_while_the_service_runs_stops_its_passes() {
+    let s = Setup::new("swap_v2", 2);
+    let config = s.config("", "");
+    let svc = s.start(&config, Some(TOKEN));
+    let (st, r) = svc.post("/v1/datasets/logs/passes?dry_run=true", Some(TOKEN));
+    assert_eq!((st, r["status"].as_str()), (200, Some("ok")), "{r}");
+    for f in ["state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm"] {
+        let _ = std::fs::remove_file(s.path().join("state").join(f));
+    }
+    let before = common::files_under(&s.path().join("logs"));
+    let (st, r) = svc.post("/v1/datasets/logs/passes", Some(TOKEN));
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["status"], "failed", "{r}");
+    let e = r["error"].as_str().unwrap();
+    assert!(
+        e.contains("was removed or replaced") && e.contains("no pass runs"),
+        "{e}"
+    );
+    assert_eq!(
+        common::files_under(&s.path().join("logs")),
+        before,
+        "nothing was touched"
+    );
 }

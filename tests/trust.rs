@@ -391,3 +391,40 @@ fn a_held_segment_in_the_trash_is_never_purged_and_the_api_restores_it_exactly()
     assert!(purges.iter().all(|r| r["segment"] == names[0].as_str()), "{audit}");
     assert!(purges.iter().any(|r| r["outcome"] == "purging") && purges.iter().any(|r| r["outcome"] == "done"));
 }
+
+#[test]
+fn a_hold_on_a_label_no_segment_can_have_is_refused_and_a_new_hold_says_what_it_selects_now() {
+    let s = Setup::new("age_tiering", 0);
+    let names = dated_tree(&s, "logs", &[("api", 40), ("billing", 41), ("billing", 2)]);
+    let cfg = config(&s, &[("logs", "logs", OPEN_GUARDS)]);
+    let svc = s.start(&cfg, Some(TOKEN));
+    // The two old segments go to the trash; one billing segment stays.
+    let (_, r) = svc.post("/v1/datasets/logs/passes", Some(TOKEN));
+    assert_eq!(r["stats"]["trashed"]["segments"], 2, "{r}");
+
+    // A typo in the key: nothing could ever be selected, so the hold is refused, naming the keys there are.
+    let typo = json!({"dataset": "logs", "selector": {"label": {"key": "servcie", "value": "billing"}},
+                      "reason": "case 12", "author": "legal"});
+    let (st, v) = svc.post_json("/v1/holds", Some(TOKEN), &typo.to_string());
+    assert_eq!(st, 400, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("selector.label.key") && e.contains("\"servcie\""), "{e}");
+    assert!(e.contains("service, level, date"), "{e}");
+    assert!(svc.get("/v1/holds").1["holds"].as_array().unwrap().is_empty());
+
+    // A good one says what it selects today: one live segment, one trash entry.
+    let good = json!({"dataset": "logs", "selector": {"label": {"key": "service", "value": "billing"}},
+                      "reason": "case 12", "author": "legal"});
+    let (st, v) = svc.post_json("/v1/holds", Some(TOKEN), &good.to_string());
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["selects"], json!({"segments": 1, "trash_entries": 1}), "{v}");
+    // One that selects nothing yet (a name to be written later) is accepted, and says so.
+    let later =
+        json!({"dataset": "logs", "selector": {"name_prefix": "audit/"}, "reason": "case 13", "author": "legal"});
+    let (st, v) = svc.post_json("/v1/holds", Some(TOKEN), &later.to_string());
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["selects"], json!({"segments": 0, "trash_entries": 0}), "{v}");
+    let by_name = json!({"dataset": "logs", "selector": {"name_prefix": names[0]}, "reason": "r", "author": "a"});
+    let (_, v) = svc.post_json("/v1/holds", Some(TOKEN), &by_name.to_string());
+    assert_eq!(v["selects"], json!({"segments": 0, "trash_entries": 1}), "{v}");
+}

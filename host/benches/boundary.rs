@@ -199,6 +199,7 @@ fn synthetic(n: usize) -> (Vec<Segment>, Symbols) {
                 labels,
                 locator: String::new(),
                 modified_ns: 0,
+                file_id: 0,
             }
         })
         .collect();

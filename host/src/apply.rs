@@ -18,6 +18,7 @@ pub async fn apply(
     segments: &[Segment],
     decisions: &[Decision],
     parallelism: usize,
+    now_ms: i64,
     progress: &(dyn Fn(u64) + Send + Sync),
     cancel: Option<&tokio_util::sync::CancellationToken>,
 ) -> Vec<Option<Result<Applied, StoreError>>> {
@@ -36,7 +37,7 @@ pub async fn apply(
                 action: decisions[i].action,
             })
             .collect();
-        let results = store.apply(&work, parallelism, progress).await;
+        let results = store.apply(&work, parallelism, now_ms, progress).await;
         debug_assert_eq!(results.len(), chunk.len());
         for (&i, r) in chunk.iter().zip(results) {
             outcomes[i] = Some(r);

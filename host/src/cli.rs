@@ -89,6 +89,10 @@ pub struct RunArgs {
     /// legal hold, keep_newest or min_drop_age_secs.
     #[arg(long)]
     pub force: bool,
+    /// With a `--now` ahead of the clock: purge the trash by that now too (without it, only entries whose grace has
+    /// ended by the clock are purged).
+    #[arg(long)]
+    pub purge_by_now: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,19 +196,35 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
         ],
         None => config.datasets.clone(),
     };
-    let code = run_datasets(&config, &datasets, args.dry_run, args.json, args.now, args.force).await?;
+    let how = RunHow {
+        dry_run: args.dry_run,
+        json: args.json,
+        now: args.now,
+        force: args.force,
+        purge_by_now: args.purge_by_now,
+    };
+    let code = run_datasets(&config, &datasets, &how).await?;
     Ok(code)
+}
+
+/// How `retention run` runs its passes.
+#[derive(Debug, Clone, Default)]
+pub struct RunHow {
+    pub dry_run: bool,
+    pub json: bool,
+    /// The passes' now; the clock by default.
+    pub now: Option<DateTime<Utc>>,
+    pub force: bool,
+    pub purge_by_now: bool,
 }
 
 /// Runs one pass per dataset and prints the reports; exit code 1 when any pass failed or was refused.
 pub async fn run_datasets(
     config: &Config,
     datasets: &[crate::config::DatasetConfig],
-    dry_run: bool,
-    json: bool,
-    now: Option<DateTime<Utc>>,
-    force: bool,
+    how: &RunHow,
 ) -> anyhow::Result<i32> {
+    let (dry_run, json, now, force) = (how.dry_run, how.json, how.now, how.force);
     // Holds live in the state database, and so does the record of what this run does: without it, no pass.
     let state = Arc::new(
         crate::state::StateDb::open(&config.service.state_dir)
@@ -228,13 +248,19 @@ pub async fn run_datasets(
         before_apply: Some(state.apply_hook()),
         // Shadow mode is the service's: `retention run` has no state of shadows.
         shadow: None,
+        state_id: Some(state.id().to_string()),
+        purge_by_now: how.purge_by_now,
     };
     let show_progress = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
     let mut failed = false;
     for (ds, store) in datasets.iter().zip(stores) {
         let opts = PassOptions {
-            holds: state.holds(Some(&ds.name), false)?,
+            holds: {
+                // A database removed since it was opened would run this pass without the holds on disk.
+                state.check_present()?;
+                state.holds(Some(&ds.name), false)?
+            },
             ..opts.clone()
         };
         let _lock = match dry_run {
@@ -342,7 +368,7 @@ fn plugin_check(file: &Path, json: bool) -> anyhow::Result<i32> {
         println!("{}: a plugin of world {}", file.display(), crate::plugin::WORLD);
         println!("  name:        {}", m.name);
         println!("  version:     {}", m.version);
-        println!("  description: {}", m.description);
+        println!("  description: {}", crate::report::escaped(&m.description));
         println!("  digest:      sha256:{}", m.digest);
         println!("  size:        {} bytes", m.size_bytes);
         let how = if m.cached {
@@ -443,6 +469,7 @@ fn plugin_test(args: TestArgs) -> anyhow::Result<i32> {
                 bytes: f.bytes,
                 labels,
                 modified_ns: end_ms * 1_000_000,
+                file_id: 0,
             },
         ));
     }
@@ -526,12 +553,12 @@ fn plugin_test(args: TestArgs) -> anyhow::Result<i32> {
                 "  {:<8} {:<10} {:<width$}  {}",
                 d.action.as_str(),
                 d.tier.as_str(),
-                d.name,
-                d.reason.as_deref().unwrap_or("-")
+                crate::report::escaped(&d.name),
+                crate::report::escaped(d.reason.as_deref().unwrap_or("-"))
             )?;
         }
         for l in &plan.log {
-            writeln!(out, "  plugin {}: {}", l.level, l.message)?;
+            writeln!(out, "  plugin {}: {}", l.level, crate::report::escaped(&l.message))?;
         }
     }
     Ok(0)
@@ -617,7 +644,7 @@ async fn trash(cmd: TrashCommand) -> anyhow::Result<i32> {
                     writeln!(
                         out,
                         "  {:<width$}  {:<10} {:>9}  {:<20}  {}",
-                        e.name,
+                        crate::report::escaped(&e.name),
                         e.tier.as_str(),
                         crate::report::human_bytes(e.bytes),
                         time(e.trashed_at_ms),
@@ -644,14 +671,14 @@ async fn trash(cmd: TrashCommand) -> anyhow::Result<i32> {
                         }
                         println!(
                             "restored {} ({}, {}, trashed {})",
-                            e.name,
+                            crate::report::escaped(&e.name),
                             e.tier,
                             crate::report::human_bytes(e.bytes),
                             time(e.trashed_at_ms)
                         )
                     }
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        eprintln!("error: {}", crate::report::escaped(&e.to_string()));
                         failed = true;
                     }
                 }

@@ -323,6 +323,23 @@ pub enum StoreConfig {
     Directory(DirectoryConfig),
 }
 
+/// Something under a dataset's root that is never part of it, whatever the globs say: the engine's own files and
+/// directories, and other datasets' roots.
+#[derive(Debug, Clone)]
+pub struct Excluded {
+    pub path: PathBuf,
+    /// What it is, for messages: `the state directory (service.state_dir)`, `the root of dataset "x"`, ...
+    pub what: String,
+}
+
+/// Another dataset with the same root: a file both datasets' globs match belongs to neither.
+#[derive(Debug, Clone)]
+pub struct Sibling {
+    pub dataset: String,
+    pub include: GlobSet,
+    pub exclude: GlobSet,
+}
+
 #[derive(Debug, Clone)]
 pub struct DirectoryConfig {
     pub root: PathBuf,
@@ -334,6 +351,21 @@ pub struct DirectoryConfig {
     pub archive_url: Option<Url>,
     /// How long a dropped hot or compressed file stays restorable in the trash; zero deletes at once.
     pub trash_grace: Duration,
+    /// Directories and files under the root that are never part of the dataset (filled in by [`Config`] from the
+    /// whole config: the engine's own paths, other datasets' roots).
+    pub excluded: Vec<Excluded>,
+    /// Datasets with the same root.
+    pub siblings: Vec<Sibling>,
+}
+
+impl DirectoryConfig {
+    /// The names of the labels its segments can have: the named captures of `labels`.
+    pub fn label_keys(&self) -> Vec<String> {
+        self.labels
+            .as_ref()
+            .map(|re| re.capture_names().flatten().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,13 +426,22 @@ impl Config {
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, base).map_err(|e| match e {
+        let mut config = Config::parse(&text, base).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_path_buf(),
                 message,
             },
             other => other,
-        })
+        })?;
+        // The config file itself is the engine's: never a segment, even in a root that holds it.
+        for ds in &mut config.datasets {
+            let StoreConfig::Directory(d) = &mut ds.store;
+            d.excluded.push(Excluded {
+                path: path.to_path_buf(),
+                what: "the config file".to_string(),
+            });
+        }
+        Ok(config)
     }
 
     /// Parses and validates config text; relative paths are resolved against `base`.
@@ -438,6 +479,7 @@ impl Config {
             }
             datasets.push(ds);
         }
+        bound_datasets(&mut datasets, &plugin_dir, &runtime, &service)?;
         Ok(Config {
             plugin_dir,
             runtime,
@@ -490,6 +532,168 @@ impl ServiceConfig {
             history_passes: raw.history_passes,
         })
     }
+}
+
+/// `path` made absolute and free of symlinks, as far as it exists (the state directory may not exist yet): its
+/// nearest existing ancestor canonicalised, the rest appended.
+fn canonical(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut rest = Vec::new();
+    let mut cur = abs.as_path();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(cur) {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return out;
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                cur = parent;
+            }
+            _ => return abs,
+        }
+    }
+}
+
+/// The archive location of a URL, for telling whether two overlap: `(scheme and bucket or "", path components)`.
+fn archive_location(url: &Url) -> (String, Vec<String>) {
+    match url.scheme() {
+        "file" => {
+            let dir = url.to_file_path().map(|p| canonical(&p)).unwrap_or_default();
+            let parts = dir
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            ("file".to_string(), parts)
+        }
+        scheme => (
+            format!("{scheme}://{}", url.host_str().unwrap_or("")),
+            url.path()
+                .split('/')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+    }
+}
+
+/// Checks and fills in what every dataset must know of the others and of the engine, so that no dataset ever manages
+/// the engine's own files or another dataset's: a root inside an engine directory is refused; two datasets sharing an
+/// archive location (the same, or one inside the other) are refused; the engine's directories and other datasets'
+/// roots inside a root are excluded from it; datasets with the same root are told of each other (`siblings`).
+fn bound_datasets(
+    datasets: &mut [DatasetConfig],
+    plugin_dir: &Path,
+    runtime: &RuntimeConfig,
+    service: &ServiceConfig,
+) -> Result<(), ConfigError> {
+    let mut engine: Vec<(PathBuf, String)> = vec![
+        (
+            canonical(&service.state_dir),
+            "the state directory (service.state_dir: state database, locks, compiled plugins)".to_string(),
+        ),
+        (canonical(plugin_dir), "the plugin directory (plugin_dir)".to_string()),
+    ];
+    if let Some(cache) = &runtime.cache_dir {
+        engine.push((
+            canonical(cache),
+            "the compiled-plugin cache (runtime.cache_dir)".to_string(),
+        ));
+    }
+    let roots: Vec<PathBuf> = datasets
+        .iter()
+        .map(|d| {
+            let StoreConfig::Directory(dir) = &d.store;
+            canonical(&dir.root)
+        })
+        .collect();
+    let mut archives: Vec<(usize, Url)> = Vec::new();
+    for (i, d) in datasets.iter().enumerate() {
+        let StoreConfig::Directory(dir) = &d.store;
+        if let Some(url) = &dir.archive_url {
+            if url.scheme() == "file"
+                && let Ok(p) = url.to_file_path()
+            {
+                engine.push((canonical(&p), format!("the archive directory of dataset {:?}", d.name)));
+            }
+            archives.push((i, url.clone()));
+        }
+    }
+    for (k, (j, url)) in archives.iter().enumerate() {
+        let (place, parts) = archive_location(url);
+        for (i, other) in &archives[..k] {
+            let (oplace, oparts) = archive_location(other);
+            let n = parts.len().min(oparts.len());
+            if place == oplace && parts[..n] == oparts[..n] {
+                return Err(invalid(
+                    format!("dataset[{j}].directory.archive_url"),
+                    url,
+                    format!(
+                        "overlaps the archive of dataset {:?} ({other}): datasets never share an archive location                          (one could act on the other's objects, whatever its legal holds); give each its own                          prefix or directory",
+                        datasets[*i].name
+                    ),
+                ));
+            }
+        }
+    }
+    for (i, root) in roots.iter().enumerate() {
+        let at = format!("dataset[{i}].directory.root");
+        if root.components().any(|c| c.as_os_str() == ".retention-trash") {
+            return Err(invalid(
+                at,
+                root.display(),
+                "lies inside a trash (.retention-trash), the engine's own area of another root",
+            ));
+        }
+        for (path, what) in &engine {
+            if root.starts_with(path) {
+                return Err(invalid(
+                    at,
+                    root.display(),
+                    format!(
+                        "lies inside {what} {}: a dataset never holds the engine's own files; choose a root                          outside it (or move it)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    for i in 0..datasets.len() {
+        let mut excluded: Vec<Excluded> = engine
+            .iter()
+            .filter(|(p, _)| p.starts_with(&roots[i]))
+            .map(|(p, what)| Excluded {
+                path: p.clone(),
+                what: what.clone(),
+            })
+            .collect();
+        let mut siblings = Vec::new();
+        for (j, other) in roots.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            if other == &roots[i] {
+                let StoreConfig::Directory(od) = &datasets[j].store;
+                siblings.push(Sibling {
+                    dataset: datasets[j].name.clone(),
+                    include: od.include.clone(),
+                    exclude: od.exclude.clone(),
+                });
+            } else if other.starts_with(&roots[i]) {
+                excluded.push(Excluded {
+                    path: other.clone(),
+                    what: format!("the root of dataset {:?}", datasets[j].name),
+                });
+            }
+        }
+        let StoreConfig::Directory(d) = &mut datasets[i].store;
+        d.excluded = excluded;
+        d.siblings = siblings;
+    }
+    Ok(())
 }
 
 /// Parses a cron expression: 5 fields (minute first, as in crontab) or 6-7 fields (seconds first, optional year).
@@ -787,6 +991,8 @@ impl DirectoryConfig {
             compression_level: raw.compression_level,
             archive_url,
             trash_grace: Duration::from_secs(raw.trash_grace_secs),
+            excluded: Vec::new(),
+            siblings: Vec::new(),
         })
     }
 }
@@ -1025,6 +1231,98 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field `colour`"), "{e}");
+    }
+
+    fn dir_of(c: &Config, i: usize) -> &DirectoryConfig {
+        let StoreConfig::Directory(d) = &c.datasets[i].store;
+        d
+    }
+
+    #[test]
+    fn the_engines_own_directories_inside_a_root_are_excluded_from_it() {
+        let d = setup();
+        // Root "." holds the plugin directory and the (default) state directory.
+        let text = "plugin_dir = \"plugins\"\n[runtime]\ncache_dir = \"cache\"\n[[dataset]]\nname = \"all\"\n\
+                    plugin = \"p\"\n[dataset.directory]\nroot = \".\"\narchive_url = \"file://ARCHIVE\"\n"
+            .replace("ARCHIVE", &d.path().join("data").display().to_string());
+        let c = Config::parse(&text, d.path()).unwrap();
+        let mut excluded: Vec<String> = dir_of(&c, 0)
+            .excluded
+            .iter()
+            .map(|e| e.path.strip_prefix(canonical(d.path())).unwrap().display().to_string())
+            .collect();
+        excluded.sort();
+        assert_eq!(excluded, ["cache", "data", "plugins", "retention-state"]);
+    }
+
+    #[test]
+    fn a_root_inside_an_engine_directory_is_refused() {
+        let d = setup();
+        std::fs::create_dir_all(d.path().join("retention-state/data")).unwrap();
+        for (root, what) in [
+            ("retention-state/data", "state directory"),
+            ("plugins", "plugin directory"),
+        ] {
+            let text = format!(
+                "plugin_dir = \"plugins\"\n[[dataset]]\nname = \"l\"\nplugin = \"p\"\n[dataset.directory]\n\
+                 root = \"{root}\"\n"
+            );
+            let e = Config::parse(&text, d.path()).unwrap_err().to_string();
+            assert!(e.contains("dataset[0].directory.root") && e.contains(what), "{e}");
+        }
+    }
+
+    #[test]
+    fn nested_roots_exclude_each_other_and_equal_roots_know_their_siblings() {
+        let d = setup();
+        std::fs::create_dir_all(d.path().join("data/inner")).unwrap();
+        let text = "plugin_dir = \"plugins\"\n\
+                    [[dataset]]\nname = \"outer\"\nplugin = \"p\"\n[dataset.directory]\nroot = \"data\"\n\
+                    [[dataset]]\nname = \"inner\"\nplugin = \"p\"\n[dataset.directory]\nroot = \"data/inner\"\n\
+                    [[dataset]]\nname = \"twin\"\nplugin = \"p\"\n[dataset.directory]\nroot = \"data\"\n\
+                    include = [\"**/*.json\"]\n";
+        let c = Config::parse(text, d.path()).unwrap();
+        let outer = dir_of(&c, 0);
+        assert_eq!(outer.excluded.len(), 1);
+        assert!(outer.excluded[0].path.ends_with("data/inner") && outer.excluded[0].what.contains("inner"));
+        assert_eq!(outer.siblings.len(), 1);
+        assert_eq!(outer.siblings[0].dataset, "twin");
+        assert!(outer.siblings[0].include.is_match("a/b.json"));
+        assert!(dir_of(&c, 1).excluded.is_empty() && dir_of(&c, 1).siblings.is_empty());
+        assert_eq!(dir_of(&c, 2).siblings[0].dataset, "outer");
+    }
+
+    #[test]
+    fn two_datasets_never_share_an_archive_location() {
+        let d = setup();
+        std::fs::create_dir_all(d.path().join("archive/a")).unwrap();
+        std::fs::create_dir_all(d.path().join("data2")).unwrap();
+        let two = |a: &str, b: &str| {
+            format!(
+                "plugin_dir = \"plugins\"\n\
+                 [[dataset]]\nname = \"one\"\nplugin = \"p\"\n[dataset.directory]\nroot = \"data\"\narchive_url = \"{a}\"\n\
+                 [[dataset]]\nname = \"two\"\nplugin = \"p\"\n[dataset.directory]\nroot = \"data2\"\narchive_url = \"{b}\"\n"
+            )
+        };
+        let archive = d.path().join("archive").display().to_string();
+        for (a, b) in [
+            ("s3://bucket/logs".to_string(), "s3://bucket/logs".to_string()),
+            ("s3://bucket/logs".to_string(), "s3://bucket/logs/app".to_string()),
+            ("s3://bucket".to_string(), "s3://bucket/logs".to_string()),
+            (format!("file://{archive}"), format!("file://{archive}/a")),
+        ] {
+            let e = Config::parse(&two(&a, &b), d.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("dataset[1].directory.archive_url") && e.contains("overlaps the archive of dataset \"one\""),
+                "{e}"
+            );
+        }
+        for (a, b) in [
+            ("s3://bucket/logs", "s3://bucket/logs-2"),
+            ("s3://bucket/logs", "s3://other/logs"),
+        ] {
+            Config::parse(&two(a, b), d.path()).unwrap();
+        }
     }
 
     #[test]

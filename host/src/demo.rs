@@ -81,12 +81,20 @@ pub async fn run(dir: &Path, plugin_dir: &Path) -> anyhow::Result<i32> {
         config_path.display()
     )?;
     drop(out);
-    let code = crate::cli::run_datasets(&config, &config.datasets, true, false, None, false).await?;
+    let code = crate::cli::run_datasets(
+        &config,
+        &config.datasets,
+        &crate::cli::RunHow {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await?;
     if code != 0 {
         return Ok(code);
     }
     println!("\n== Real pass: compress, archive and drop ==");
-    let code = crate::cli::run_datasets(&config, &config.datasets, false, false, None, false).await?;
+    let code = crate::cli::run_datasets(&config, &config.datasets, &crate::cli::RunHow::default()).await?;
     let bin = std::env::current_exe().map_or_else(|_| "retention".into(), |p| p.display().to_string());
     println!(
         "\nTry it yourself: {bin} run --config {} --dry-run",

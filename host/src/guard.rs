@@ -111,6 +111,7 @@ mod tests {
                 labels: Default::default(),
                 locator: String::new(),
                 modified_ns: 0,
+                file_id: 0,
             })
             .collect()
     }

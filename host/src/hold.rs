@@ -120,6 +120,7 @@ mod tests {
             labels: l,
             locator: String::new(),
             modified_ns: 0,
+            file_id: 0,
         }
     }
 

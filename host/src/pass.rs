@@ -38,7 +38,16 @@ pub struct PassOptions {
     /// Shadow mode: a version that plans beside the active plugin, on the same segments, and acts on nothing
     /// (`crate::shadow`). The service sets it for real passes only.
     pub shadow: Option<crate::shadow::ShadowRun>,
+    /// The identity of the state database the pass records into (and read its holds from): the store refuses a pass
+    /// with another one than the dataset's last real pass had ([`Store::bind_state`]). `None` skips the check.
+    pub state_id: Option<String>,
+    /// Purge the trash by the pass's `now` even when it is ahead of the wall clock (`retention run --purge-by-now`);
+    /// otherwise a pass purges only entries whose grace has ended by the wall clock too.
+    pub purge_by_now: bool,
 }
+
+/// How far a pass's `now` may be ahead of the wall clock before the pass says so and purges by the wall clock.
+pub const CLOCK_SLACK_MS: i64 = 5 * 60 * 1000;
 
 /// See [`PassOptions::before_purge`]: `(pass id, dataset, entries)`.
 pub type PurgeHook = Arc<dyn Fn(&str, &str, &[crate::store::TrashEntry]) -> Result<(), String> + Send + Sync>;
@@ -137,6 +146,17 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
+/// `3 d 4 h`, `12 min`, `40 s`: a duration for a note.
+fn human_duration(ms: i64) -> String {
+    let s = ms / 1000;
+    match s {
+        s if s >= 86_400 => format!("{} d {} h", s / 86_400, s % 86_400 / 3_600),
+        s if s >= 3_600 => format!("{} h {} min", s / 3_600, s % 3_600 / 60),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 async fn run_inner(
     dataset: &DatasetConfig,
     store: Arc<dyn Store>,
@@ -145,6 +165,26 @@ async fn run_inner(
     progress: &(dyn Fn(PassEvent) + Send + Sync),
     report: &mut PassReport,
 ) -> Result<(), PassError> {
+    // The dataset must be the state database's: one that was lost and re-created empty has none of its holds. (The
+    // binding is written when the pass applies something, below, and when a hold is set.)
+    if let Some(id) = &opts.state_id {
+        store.bind_state(&dataset.name, id, false).await?;
+    }
+    let ahead_ms = opts.now.timestamp_millis() - Utc::now().timestamp_millis();
+    if ahead_ms > CLOCK_SLACK_MS {
+        report.notes.push(format!(
+            "the pass's now ({}) is {} ahead of the clock: the plugin and the guards go by it, and drops are trashed \
+             at it{}",
+            report.now,
+            human_duration(ahead_ms),
+            if opts.purge_by_now {
+                "; the trash is purged by it too (--purge-by-now)"
+            } else {
+                ", but the trash is purged only of entries whose grace has ended by the clock (--purge-by-now \
+                 purges by the pass's now)"
+            }
+        ));
+    }
     let step = Instant::now();
     let mut symbols = Symbols::new();
     let (recovery, scan) = store.scan(!opts.dry_run, &mut symbols).await?;
@@ -254,6 +294,15 @@ async fn run_inner(
             )));
         }
     }
+    // From its first applied action on, the dataset belongs to this state database.
+    if let Some(id) = &opts.state_id
+        && decisions.iter().any(|d| d.action != Action::Keep)
+        && let Err(e) = store.bind_state(&dataset.name, id, true).await
+    {
+        report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
+        report.mark_overridden(overrides);
+        return Err(e.into());
+    }
 
     let step = Instant::now();
     let actions = decisions.iter().filter(|d| d.action != Action::Keep).count() as u64;
@@ -264,6 +313,7 @@ async fn run_inner(
         &segments,
         &decisions,
         dataset.apply_parallelism,
+        now_ms,
         &on_progress,
         opts.cancel.as_ref(),
     )
@@ -283,6 +333,8 @@ async fn run_inner(
             (Outcome::Planned, None, 0)
         }
         Some(Ok(a)) => (Outcome::Done, None, a.bytes_after),
+        // A writer still holds the file: not a failure, the action waits for a later pass.
+        Some(Err(e @ StoreError::Busy { .. })) => (Outcome::Skipped, Some(e.to_string()), 0),
         Some(Err(e)) => (Outcome::Failed, Some(e.to_string()), 0),
     });
     report.mark_overridden(overrides);
@@ -312,29 +364,43 @@ fn count_trashed(report: &mut PassReport, outcomes: &[Option<Result<Applied, Sto
     }
 }
 
-/// After a pass applied its plan: purges the trash entries expired at the pass's "now". A dry run only lists them.
-/// A failure is the pass's error and counts as one failed action; what the plan did stands.
+/// After a pass applied its plan: purges the trash entries whose grace has ended by the pass's "now" (and, unless
+/// `purge_by_now`, by the wall clock too: a `now` in the future never purges an entry early). A dry run only lists
+/// them. A failure is the pass's error and counts as one failed action; what the plan did stands.
 async fn trash_step(dataset: &DatasetConfig, store: &dyn Store, opts: &PassOptions, report: &mut PassReport) {
+    let _ = dataset;
     let now_ms = opts.now.timestamp_millis();
-    // A legal hold covers trashed segments too: they stay restorable, whatever their expiry.
-    let held = {
-        let holds = opts.holds.clone();
-        let crate::config::StoreConfig::Directory(dir) = &dataset.store;
-        let labels = dir.labels.clone();
-        move |name: &str| {
-            holds.iter().any(|h| {
-                h.selects_name(name, |key| {
-                    let caps = labels.as_ref()?.captures(name)?;
-                    caps.name(key).map(|m| m.as_str().to_string())
-                })
-            })
-        }
+    let clock_ms = Utc::now().timestamp_millis();
+    let by_ms = if opts.purge_by_now {
+        now_ms
+    } else {
+        now_ms.min(clock_ms)
     };
+    // A legal hold covers trashed segments too: they stay restorable, whatever their expiry.
+    let held = |e: &crate::store::TrashEntry| {
+        opts.holds.iter().any(|h| {
+            h.selects_name(&e.name, |key| {
+                e.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+            })
+        })
+    };
+    let mut early = 0usize;
     let due = store.trash().await.map(|t| {
         t.into_iter()
-            .filter(|e| e.expires_at_ms <= now_ms && !held(&e.name))
+            .filter(|e| e.expires_at_ms <= now_ms && !held(e))
+            .filter(|e| {
+                let ok = e.expires_at_ms <= by_ms;
+                early += usize::from(!ok);
+                ok
+            })
             .collect::<Vec<_>>()
     });
+    if early > 0 {
+        report.notes.push(format!(
+            "{early} trash entries expire by the pass's now but not yet by the clock: not purged (--purge-by-now \
+             purges by the pass's now)"
+        ));
+    }
     // Exactly the entries recorded are purged: the store deletes these, it does not look for expired ones again.
     let purged = match due {
         Ok(due) if opts.dry_run || due.is_empty() => Ok(due),

@@ -67,6 +67,8 @@ pub struct Stats {
     pub purged: ActionStats,
     /// Actions that failed and left their segment as it was; a failed purge of the trash counts as one.
     pub failed: u64,
+    /// Actions skipped (not failed) because another process holds the file open for writing; tried again next pass.
+    pub skipped: u64,
     /// Archives and drops that legal holds turned into keeps (counted in `kept`).
     pub overridden: u64,
     /// Bytes that left the dataset's segments (drops, archives, compression savings); in a dry run, drops and archives
@@ -102,6 +104,9 @@ pub enum Outcome {
     Planned,
     Done,
     Failed,
+    /// Not done this pass, and not a failure: another process holds the file open for writing; a later pass tries
+    /// again.
+    Skipped,
 }
 
 /// One line of the plan.
@@ -159,6 +164,10 @@ pub struct PassReport {
     /// only). The shadow's plan is never applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<crate::shadow::ShadowComparison>,
+    /// What the pass wants its reader to know that is neither an error nor a segment (a `now` ahead of the clock,
+    /// purges it postponed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl PassReport {
@@ -201,6 +210,7 @@ impl PassReport {
             plugin_log: Vec::new(),
             plugin_log_dropped: 0,
             shadow: None,
+            notes: Vec::new(),
         }
     }
 
@@ -216,7 +226,7 @@ impl PassReport {
         self.segments.reserve(segments.len());
         for (i, (s, d)) in segments.into_iter().zip(decisions).enumerate() {
             let (o, error, bytes_after) = outcome(i);
-            let counted = d.action == Action::Keep || o != Outcome::Failed;
+            let counted = d.action == Action::Keep || !matches!(o, Outcome::Failed | Outcome::Skipped);
             if counted {
                 let st = self.stats.of_mut(d.action);
                 st.segments += 1;
@@ -228,6 +238,8 @@ impl PassReport {
                     (Action::Compress, _) => 0,
                     (Action::Archive | Action::Drop, _) => s.bytes,
                 };
+            } else if o == Outcome::Skipped {
+                self.stats.skipped += 1;
             } else {
                 self.stats.failed += 1;
             }
@@ -281,36 +293,51 @@ impl PassReport {
 
     /// Renders the report for a terminal. A dry run lists every segment; a real pass lists what it did.
     pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+        let e = escaped;
         let mode = if self.dry_run { "dry run" } else { "pass" };
-        write!(out, "dataset {}: {mode} {}", self.dataset, self.pass_id)?;
+        write!(out, "dataset {}: {mode} {}", e(&self.dataset), self.pass_id)?;
         if let Some(p) = &self.plugin {
-            write!(out, ", plugin {} {} (sha256 {})", p.name, p.version, &p.digest[..12])?;
+            write!(
+                out,
+                ", plugin {} {} (sha256 {})",
+                e(&p.name),
+                e(&p.version),
+                &p.digest[..12]
+            )?;
         }
         writeln!(out, ", now {}", self.now)?;
-        writeln!(out, "  store: {}", self.store)?;
+        writeln!(out, "  store: {}", e(&self.store))?;
+        for n in &self.notes {
+            writeln!(out, "  note: {}", e(n))?;
+        }
         for t in &self.recovery.temp_removed {
             let verb = if self.dry_run { "would remove" } else { "removed" };
-            writeln!(out, "  recovery: {verb} leftover temporary file {t}")?;
+            writeln!(out, "  recovery: {verb} leftover temporary file {}", e(t))?;
+        }
+        for l in &self.recovery.left_alone {
+            writeln!(out, "  recovery: {}: {}", e(&l.name), e(&l.reason))?;
         }
         for (name, kept, removed) in &self.recovery.duplicates_resolved {
             let verb = if self.dry_run { "would keep" } else { "kept" };
             writeln!(
                 out,
-                "  recovery: {name} was both {kept} and {removed}: {verb} the {kept} copy"
+                "  recovery: {} was both {kept} and {removed}: {verb} the {kept} copy",
+                e(name)
             )?;
         }
         for name in &self.recovery.trash_copies_removed {
             let verb = if self.dry_run { "would remove" } else { "removed" };
             writeln!(
                 out,
-                "  recovery: {name} was both in place and in the trash (an interrupted move): {verb} the trash's copy"
+                "  recovery: {} was both in place and in the trash (an interrupted move): {verb} the trash's copy",
+                e(name)
             )?;
         }
         for c in &self.recovery.conflicts {
-            writeln!(out, "  conflict: {}: {} (left alone)", c.name, c.reason)?;
+            writeln!(out, "  conflict: {}: {} (left alone)", e(&c.name), e(&c.reason))?;
         }
         for s in &self.skipped {
-            writeln!(out, "  skipped: {}: {}", s.name, s.reason)?;
+            writeln!(out, "  skipped: {}: {}", e(&s.name), e(&s.reason))?;
         }
         let rows: Vec<&SegmentRow> = self
             .segments
@@ -336,36 +363,44 @@ impl PassReport {
                 write_spaces(out, 9usize.saturating_sub(size.len()))?;
                 out.write_all(size.as_bytes())?;
                 out.write_all(b"  ")?;
-                write_padded(out, &r.name, width + 2)?;
-                out.write_all(r.reason.as_deref().unwrap_or("-").as_bytes())?;
+                write_padded(out, &e(&r.name), width + 2)?;
+                out.write_all(e(r.reason.as_deref().unwrap_or("-")).as_bytes())?;
                 if r.outcome == Outcome::Failed {
                     out.write_all(b" FAILED")?;
                 }
-                if let Some(e) = &r.error {
-                    write!(out, ": {e}")?;
+                if r.outcome == Outcome::Skipped {
+                    out.write_all(b" SKIPPED")?;
+                }
+                if let Some(err) = &r.error {
+                    write!(out, ": {}", e(err))?;
                 }
                 if let Some(o) = &r.overridden {
-                    write!(out, " [OVERRIDDEN: the plugin said {}; {}]", o.action.as_str(), o.hold)?;
+                    write!(
+                        out,
+                        " [OVERRIDDEN: the plugin said {}; {}]",
+                        o.action.as_str(),
+                        e(&o.hold)
+                    )?;
                 }
                 out.write_all(b"\n")?;
             }
         }
-        for e in &self.purged {
+        for p in &self.purged {
             let verb = if self.dry_run { "would purge" } else { "purged" };
-            let since = chrono::DateTime::from_timestamp_millis(e.trashed_at_ms).map_or_else(
-                || e.trashed_at_ms.to_string(),
+            let since = chrono::DateTime::from_timestamp_millis(p.trashed_at_ms).map_or_else(
+                || p.trashed_at_ms.to_string(),
                 |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             );
             writeln!(
                 out,
                 "  trash: {verb} {} ({}, {}), in the trash since {since}",
-                e.name,
-                e.tier,
-                human_bytes(e.bytes)
+                escaped(&p.name),
+                p.tier,
+                human_bytes(p.bytes)
             )?;
         }
         for l in &self.plugin_log {
-            writeln!(out, "  plugin {}: {}", l.level, l.message)?;
+            writeln!(out, "  plugin {}: {}", l.level, e(&l.message))?;
         }
         if self.plugin_log_dropped > 0 {
             writeln!(out, "  plugin log: {} more lines dropped", self.plugin_log_dropped)?;
@@ -376,7 +411,7 @@ impl PassReport {
         writeln!(
             out,
             "  summary: {} segments ({}): keep {}, compress {} ({}), archive {} ({}), drop {} ({}); {verb} {}; \
-             {} failed; {:.2} s",
+             {} failed{}; {:.2} s",
             total.segments,
             human_bytes(total.bytes),
             s.kept.segments,
@@ -388,6 +423,11 @@ impl PassReport {
             human_bytes(s.dropped.bytes),
             human_bytes(s.freed_bytes),
             s.failed,
+            if s.skipped > 0 {
+                format!(", {} skipped (in use by a writer)", s.skipped)
+            } else {
+                String::new()
+            },
             self.duration_ms / 1e3
         )?;
         if s.overridden > 0 {
@@ -414,18 +454,44 @@ impl PassReport {
             "  time: scan {:.0} ms, plan {:.0} ms, apply {:.0} ms",
             t.scan_ms, t.plan_ms, t.apply_ms
         )?;
+        let error = e(self.error.as_deref().unwrap_or("?"));
         match self.status {
             PassStatus::Ok => {
-                if let Some(e) = &self.error {
-                    writeln!(out, "  ERROR: {e}")?;
+                if self.error.is_some() {
+                    writeln!(out, "  ERROR: {error}")?;
                 }
             }
-            PassStatus::Refused => writeln!(out, "  REFUSED: {}", self.error.as_deref().unwrap_or("?"))?,
-            PassStatus::Failed => writeln!(out, "  FAILED: {}", self.error.as_deref().unwrap_or("?"))?,
-            PassStatus::Cancelled => writeln!(out, "  CANCELLED: {}", self.error.as_deref().unwrap_or("?"))?,
+            PassStatus::Refused => writeln!(out, "  REFUSED: {error}")?,
+            PassStatus::Failed => writeln!(out, "  FAILED: {error}")?,
+            PassStatus::Cancelled => writeln!(out, "  CANCELLED: {error}")?,
         }
         Ok(())
     }
+}
+
+/// `s` made safe to print on a terminal: control characters (C0, DEL, C1: newlines, escape sequences) and the
+/// bidirectional overrides that reorder text are written as `\u{..}`, and a backslash as `\\`, so that whoever can
+/// name a file (or write a plugin's reason or log) cannot forge report lines or send terminal escapes. Borrowed when
+/// there is nothing to escape (the common case, cheap for a report of a million rows).
+pub fn escaped(s: &str) -> std::borrow::Cow<'_, str> {
+    fn needs(c: char) -> bool {
+        c == '\\' || c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(needs) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if needs(c) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `1.5 KiB`, `3.2 GiB`; exact below 1 KiB.
@@ -497,6 +563,7 @@ mod tests {
             plugin_log: vec![],
             plugin_log_dropped: 0,
             shadow: None,
+            notes: vec![],
         };
         report.segments.push(SegmentRow {
             name: "api/debug-2026-01-01.log".into(),

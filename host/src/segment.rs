@@ -157,6 +157,9 @@ pub struct Segment {
     /// Modification time in nanoseconds as seen by the scan; lets the store refuse to act on a segment that changed
     /// between scan and apply (a log file still being written).
     pub modified_ns: i64,
+    /// The identity of the bytes the scan saw, where the store has one (a file's inode; 0 otherwise): with the size
+    /// and `modified_ns`, apply refuses to act on another file swapped in under the same name.
+    pub file_id: u64,
 }
 
 impl Segment {

@@ -84,6 +84,7 @@ fn record_audit(tx: &rusqlite::Transaction<'_>, report: &PassReport) -> rusqlite
                     None,
                 ),
                 Outcome::Failed => (row.action, "failed", here, row.error.as_deref()),
+                Outcome::Skipped => (row.action, "skipped", here, row.error.as_deref()),
                 Outcome::Planned => (row.action, "not-started", here, report.error.as_deref()),
             }
         };
@@ -233,6 +234,12 @@ CREATE TABLE IF NOT EXISTS shadow_results (
     comparison   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS shadow_results_by_shadow ON shadow_results (shadow_id);
+-- Facts about the database itself: `id`, a UUID made when it was created, which each dataset's store records at its
+-- first real pass, so that a pass run with another database (a lost one re-created empty) is refused.
+CREATE TABLE IF NOT EXISTS meta (
+    key          TEXT PRIMARY KEY,
+    value        TEXT NOT NULL
+);
 ";
 
 /// A shadow of a dataset (shadow mode), as recorded: the latest row of a dataset is its current shadow unless ended.
@@ -321,6 +328,22 @@ pub enum StateError {
     NewerSchema { path: PathBuf, found: i64 },
     #[error("cannot encode a pass report: {0}")]
     Encode(String),
+    #[error(
+        "state database {path} was removed or replaced since it was opened{}: its legal holds and audit trail can no \
+         longer be trusted, so no pass runs; restore it and restart",
+        .source.as_ref().map_or(String::new(), |e| format!(" ({e})"))
+    )]
+    Gone {
+        path: PathBuf,
+        source: Option<std::io::Error>,
+    },
+}
+
+/// Device and inode of a file.
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(path)?;
+    Ok((md.dev(), md.ino()))
 }
 
 /// One row of the pass history (the full report is fetched separately).
@@ -363,6 +386,11 @@ pub struct PluginEvent {
 pub struct StateDb {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// The database's own identity (the `meta` table's `id`).
+    id: String,
+    /// Device and inode of the database file when it was opened: a file removed or replaced since means the holds
+    /// this connection reads are no longer the ones on disk.
+    file: (u64, u64),
 }
 
 impl StateDb {
@@ -390,14 +418,52 @@ impl StateDb {
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;
+        // A database without an id (new, or written before ids existed) gets one now; another process opening it
+        // at the same instant keeps whichever was inserted first.
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('id', ?1)",
+            params![uuid::Uuid::new_v4().to_string()],
+        )
+        .map_err(err)?;
+        let id: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'id'", [], |r| r.get(0))
+            .map_err(err)?;
+        let file = file_identity(&path).map_err(|source| StateError::Gone {
+            path: path.clone(),
+            source: Some(source),
+        })?;
         Ok(StateDb {
             path,
             conn: Mutex::new(conn),
+            id,
+            file,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The database's identity: stores record it at a dataset's first real pass and refuse passes with another.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Checks that the database file is still the one this connection opened: a state database removed (or
+    /// replaced) while the service runs would otherwise lose what is recorded from then on, and a later
+    /// `retention run` would start without its legal holds. A pass checks this first and does not run otherwise.
+    pub fn check_present(&self) -> Result<(), StateError> {
+        match file_identity(&self.path) {
+            Ok(f) if f == self.file => Ok(()),
+            Ok(_) => Err(StateError::Gone {
+                path: self.path.clone(),
+                source: None,
+            }),
+            Err(e) => Err(StateError::Gone {
+                path: self.path.clone(),
+                source: Some(e),
+            }),
+        }
     }
 
     fn err(&self, source: rusqlite::Error) -> StateError {

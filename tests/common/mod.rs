@@ -81,3 +81,16 @@ pub fn files_under(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     }
     out
 }
+
+/// Whether `rel` (a path under a data root or a temp dir) is one of the engine's own files in a root's engine area,
+/// `.retention-trash/<file>` directly (the temporaries' key, state markers): no segment and no trash entry.
+pub fn is_engine_file(rel: &str) -> bool {
+    let after = match rel.strip_prefix(".retention-trash/") {
+        Some(r) => r,
+        None => match rel.split_once("/.retention-trash/") {
+            Some((_, r)) => r,
+            None => return false,
+        },
+    };
+    !after.contains('/')
+}

@@ -48,6 +48,13 @@ pub async fn status(base: &str, json: bool, out: &mut impl Write) -> anyhow::Res
         .build()?;
     let plugins = get_json(&client, base, "/v1/plugins").await?;
     let datasets = get_json(&client, base, "/v1/datasets").await?;
+    // An older service has no /v1/service: nothing to warn about then.
+    let service = get_json(&client, base, "/v1/service").await.ok();
+    let warnings: Vec<String> = service
+        .as_ref()
+        .and_then(|s| s["service"]["warnings"].as_array())
+        .map(|w| w.iter().filter_map(|w| w.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
     if json {
         serde_json::to_writer_pretty(
             &mut *out,
@@ -55,6 +62,12 @@ pub async fn status(base: &str, json: bool, out: &mut impl Write) -> anyhow::Res
         )?;
         writeln!(out)?;
         return Ok(());
+    }
+    for w in &warnings {
+        writeln!(out, "WARNING: {}", crate::report::escaped(w))?;
+    }
+    if !warnings.is_empty() {
+        writeln!(out)?;
     }
     let s = |v: &Value| match v {
         Value::Null => "-".to_string(),
@@ -220,8 +233,14 @@ fn write_shadows(out: &mut impl Write, datasets: &Value, s: impl Fn(&Value) -> S
     Ok(())
 }
 
-/// Left-aligned columns, two spaces apart; the last column is not padded.
+/// Left-aligned columns, two spaces apart; the last column is not padded. Cells are escaped: names and errors come
+/// from file names and plugins, which must not be able to forge lines or send terminal escapes.
 fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| crate::report::escaped(c).into_owned()).collect())
+        .collect();
+    let rows = &rows[..];
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))

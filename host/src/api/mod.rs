@@ -89,6 +89,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route_layer(middleware::from_fn_with_state(service.clone(), require_token));
     Router::new()
         .route("/healthz", get(health))
+        .route("/v1/service", get(service_info))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/v1/plugins", get(list_plugins))
@@ -149,6 +150,23 @@ async fn require_token(State(service): State<Arc<Service>>, req: Request, next: 
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// Where the API listens and what an operator should know about it.
+async fn service_info(State(service): State<Arc<Service>>) -> Response {
+    let config = service.config();
+    let s = &config.service;
+    Json(json!({
+        "service": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "listen": s.listen.to_string(),
+            "reachable_off_machine": !s.listen.ip().is_loopback(),
+            "api_token": s.api_token.is_some(),
+            "state_dir": s.state_dir.display().to_string(),
+            "warnings": crate::service::exposure_warnings(s),
+        }
+    }))
+    .into_response()
 }
 
 async fn ready(State(service): State<Arc<Service>>) -> Response {
@@ -331,12 +349,38 @@ async fn add_hold(
         Selector::Label { key, value } => {
             check_text("selector.label.key", key)?;
             check_text("selector.label.value", value)?;
+            // A key the dataset's segments can never have (a typo) would select nothing, ever, in silence.
+            let keys = service.label_keys(&h.dataset).unwrap_or_default();
+            if !keys.iter().any(|k| k == key) {
+                let has = if keys.is_empty() {
+                    "has no labels (its store config has no labels regex): select by name_prefix instead".to_string()
+                } else {
+                    format!(
+                        "has the labels {} (the named captures of its labels regex)",
+                        keys.join(", ")
+                    )
+                };
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "selector.label.key: no segment of dataset {:?} can have a label {key:?}, so the hold would \
+                         select nothing; the dataset {has}",
+                        h.dataset
+                    ),
+                ));
+            }
         }
         Selector::NamePrefix(p) => check_text("selector.name_prefix", p)?,
     }
     let hold = service.state.add_hold(&h.dataset, &h.selector, &h.reason, &h.author)?;
     tracing::info!(hold = hold.id, dataset = %hold.dataset, author = %hold.author, "legal hold set");
-    Ok((StatusCode::CREATED, Json(json!({ "hold": hold }))).into_response())
+    // The hold is in force whatever comes next; what it selects today is told, not required (a hold on data not
+    // written yet is legitimate).
+    let selects = match service.hold_reach(&h.dataset, &h.selector).await {
+        Ok((segments, trash)) => json!({ "segments": segments, "trash_entries": trash }),
+        Err(e) => json!({ "error": format!("cannot tell what it selects now: {e}") }),
+    };
+    Ok((StatusCode::CREATED, Json(json!({ "hold": hold, "selects": selects }))).into_response())
 }
 
 /// `POST /v1/holds/{id}/lift` body.

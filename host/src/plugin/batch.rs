@@ -339,6 +339,7 @@ mod tests {
             labels: labels.into(),
             locator: name.into(),
             modified_ns: 0,
+            file_id: 0,
         }
     }
 

@@ -343,7 +343,12 @@ impl Service {
             ),
             Some(ds) => match self.plugins.get(&ds.plugin) {
                 Err(e) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
-                Ok(plugin) => match (crate::store::open(ds).await, self.state.holds(Some(name), false)) {
+                Ok(plugin) => match (
+                    crate::store::open(ds).await,
+                    self.state
+                        .check_present()
+                        .and_then(|()| self.state.holds(Some(name), false)),
+                ) {
                     (Err(e), _) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
                     (_, Err(e)) => PassReport::not_started(
                         name,
@@ -364,6 +369,8 @@ impl Service {
                                 before_purge: Some(self.state.purge_hook()),
                                 before_apply: Some(self.state.apply_hook()),
                                 shadow,
+                                state_id: Some(self.state.id().to_string()),
+                                purge_by_now: false,
                             };
                             pass::run(ds, store, plugin, &opts, &|_| {}).await
                         }
@@ -488,6 +495,54 @@ impl Service {
         })
     }
 
+    /// What a hold on `dataset` with `selector` selects now: `(segments, trash entries)`, from a read-only scan of the
+    /// dataset and a listing of its trash (nothing is repaired or changed), after binding the dataset to this state
+    /// database (see `Store::bind_state`). The error says why it cannot be told.
+    pub async fn hold_reach(&self, dataset: &str, selector: &crate::hold::Selector) -> Result<(u64, u64), String> {
+        let config = self.config.load_full();
+        let ds = config
+            .dataset(dataset)
+            .ok_or_else(|| format!("no dataset {dataset:?} in the running config"))?;
+        let hold = crate::hold::Hold {
+            id: 0,
+            dataset: dataset.to_string(),
+            selector: selector.clone(),
+            reason: String::new(),
+            author: String::new(),
+            created_at: String::new(),
+            lifted_at: None,
+            lifted_by: None,
+        };
+        let store = crate::store::open(ds).await.map_err(|e| e.to_string())?;
+        // A dataset with a hold belongs to this state database from now on: should the database be lost, passes
+        // with a new one are refused rather than run without the hold.
+        store
+            .bind_state(dataset, self.state.id(), true)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut symbols = crate::segment::Symbols::new();
+        let (_, scan) = store.scan(false, &mut symbols).await.map_err(|e| e.to_string())?;
+        let segments = scan.segments.iter().filter(|s| hold.selects(s, &symbols)).count() as u64;
+        let trash = store.trash().await.map_err(|e| e.to_string())?;
+        let entries = trash
+            .iter()
+            .filter(|e| {
+                hold.selects_name(&e.name, |key| {
+                    e.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+                })
+            })
+            .count() as u64;
+        Ok((segments, entries))
+    }
+
+    /// The label keys segments of `dataset` can have (a hold's label selector must name one).
+    pub fn label_keys(&self, dataset: &str) -> Option<Vec<String>> {
+        let config = self.config.load_full();
+        let ds = config.dataset(dataset)?;
+        let crate::config::StoreConfig::Directory(dir) = &ds.store;
+        Some(dir.label_keys())
+    }
+
     /// Stops the service: no new passes, schedules end, running passes stop at their next action boundary; waits up
     /// to the configured shutdown timeout. Returns whether every pass stopped in time.
     pub async fn shutdown(&self) -> bool {
@@ -525,6 +580,20 @@ impl Runner for Service {
     }
 }
 
+/// What an operator should know about where the admin API listens: a non-loopback address is reachable from other
+/// machines (reads are open to them, and the token travels in clear text unless a TLS proxy is in front).
+pub fn exposure_warnings(service: &crate::config::ServiceConfig) -> Vec<String> {
+    if service.listen.ip().is_loopback() {
+        return Vec::new();
+    }
+    vec![format!(
+        "the admin API listens on {}, reachable from other machines: its reads (datasets, legal holds, audit trail) \
+         are open to anyone who can reach it, and the bearer token travels in clear text; put a TLS-terminating \
+         proxy in front and firewall the port, or listen on 127.0.0.1",
+        service.listen
+    )]
+}
+
 /// Runs the service until SIGTERM or SIGINT; SIGHUP reloads config and plugins. Returns the exit code.
 pub async fn serve(config_path: &Path) -> anyhow::Result<i32> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -532,6 +601,18 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<i32> {
     let config = Config::load_service(config_path).map_err(|e| crate::cli::UsageError(e.to_string()))?;
     let listen = config.service.listen;
     let has_token = config.service.api_token.is_some();
+    if !listen.ip().is_loopback() && !has_token {
+        return Err(crate::cli::UsageError(format!(
+            "service.listen: {listen} is reachable from other machines, which needs an API token \
+             ({} or service.api_token): without one anyone who reaches it could read the datasets, holds and audit \
+             trail; listen on 127.0.0.1, or set a token and put a TLS-terminating proxy in front",
+            crate::config::API_TOKEN_ENV
+        ))
+        .into());
+    }
+    for w in exposure_warnings(&config.service) {
+        tracing::warn!("{w}");
+    }
     let service = Service::new(config_path, config, Arc::new(scheduler::SystemClock))?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -667,6 +667,7 @@ fn trial_segments(symbols: &mut Symbols) -> Vec<Segment> {
                 labels,
                 locator: String::new(),
                 modified_ns: t * 1_000_000,
+                file_id: 0,
             }
         })
         .collect()

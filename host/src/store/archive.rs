@@ -27,13 +27,21 @@ use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::{Path as ObjectPath, PathPart};
-use object_store::{GetResultPayload, ObjectStore};
+use object_store::{GetResultPayload, ObjectStore, PutMode, PutOptions, PutPayload};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use super::StoreError;
 use super::dir::TRASH_DIR;
+
+/// Where uploads too large for one request are staged before they are copied, without replacing anything, to their
+/// key: `<prefix>/.retention-tmp/<uuid>`. Only this engine writes there (an archive location belongs to one dataset),
+/// so recovery deletes whatever it finds there.
+pub const STAGING_DIR: &str = ".retention-tmp";
+
+/// S3's limit on the size of an object copied in one request, which a conditional copy (`copy_if_not_exists`) is.
+const S3_COPY_LIMIT: u64 = 5 << 30;
 
 /// Size of the parts of a multipart upload, and the size up to which a file is uploaded with one `put`. S3 needs
 /// parts of at least 5 MiB.
@@ -74,6 +82,17 @@ pub struct TrashedObject {
     pub object: Object,
 }
 
+/// One listing of an archive location.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The dataset's archived objects.
+    pub objects: Vec<Object>,
+    /// The objects of the archive's trash.
+    pub trashed: Vec<TrashedObject>,
+    /// Uploads staged under [`STAGING_DIR`] that an interrupted archive left behind.
+    pub staged: Vec<ObjectPath>,
+}
+
 /// The size and SHA-256 of some content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Content {
@@ -99,10 +118,7 @@ impl Archive {
                 (Arc::new(fs), ObjectPath::default(), Some(dir))
             }
             "s3" => {
-                let s3 = AmazonS3Builder::from_env()
-                    .with_url(url.as_str())
-                    .build()
-                    .map_err(err)?;
+                let s3 = s3_builder(url)?.build().map_err(err)?;
                 let prefix = ObjectPath::from_url_path(url.path()).map_err(|e| err(e.into()))?;
                 (Arc::new(s3), prefix, None)
             }
@@ -121,6 +137,13 @@ impl Archive {
         };
         // Listing one entry proves that the destination exists and that the credentials can read it.
         if let Some(Err(e)) = archive.store.list(archive.list_prefix()).next().await {
+            if url.scheme() == "s3" && !has_aws_credentials() {
+                return Err(StoreError::Refused(format!(
+                    "archive {url}: cannot list it, and no AWS credentials are set: set AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY (or AWS_WEB_IDENTITY_TOKEN_FILE, or run where an instance role provides \
+                     them); without them the instance metadata service was asked and failed: {e}"
+                )));
+            }
             return Err(err(e));
         }
         Ok(archive)
@@ -196,18 +219,25 @@ impl Archive {
 
     /// Every object under the prefix, from one listing: the dataset's objects, and apart from them those of the trash.
     pub async fn list_with_trash(&self) -> Result<(Vec<Object>, Vec<TrashedObject>), StoreError> {
+        let l = self.list_under(self.list_prefix().cloned()).await?;
+        Ok((l.objects, l.trashed))
+    }
+
+    /// Everything under the prefix: the dataset's objects, the trash's, and staged uploads an interrupted archive left.
+    pub async fn list_all(&self) -> Result<Listing, StoreError> {
         self.list_under(self.list_prefix().cloned()).await
     }
 
     /// The objects of the trash only.
     pub async fn list_trash(&self) -> Result<Vec<TrashedObject>, StoreError> {
         let top: ObjectPath = self.prefix.parts().chain([PathPart::from(TRASH_DIR)]).collect();
-        Ok(self.list_under(Some(top)).await?.1)
+        Ok(self.list_under(Some(top)).await?.trashed)
     }
 
-    async fn list_under(&self, prefix: Option<ObjectPath>) -> Result<(Vec<Object>, Vec<TrashedObject>), StoreError> {
+    async fn list_under(&self, prefix: Option<ObjectPath>) -> Result<Listing, StoreError> {
         let mut objects = Vec::new();
         let mut trashed = Vec::new();
+        let mut staged = Vec::new();
         let mut stream = self.store.list(prefix.as_ref());
         while let Some(meta) = stream.next().await {
             let meta = meta.map_err(|e| self.error(e))?;
@@ -220,6 +250,10 @@ impl Archive {
                 size: meta.size,
                 last_modified: meta.last_modified,
             };
+            if rel.strip_prefix(STAGING_DIR).is_some_and(|r| r.starts_with('/')) {
+                staged.push(meta.location.clone());
+                continue;
+            }
             match rel.strip_prefix(TRASH_DIR).and_then(|r| r.strip_prefix('/')) {
                 // `<batch>/<rel>`; anything else in the trash is not ours to show.
                 Some(inside) => {
@@ -233,7 +267,11 @@ impl Archive {
                 None => objects.push(object(rel)),
             }
         }
-        Ok((objects, trashed))
+        Ok(Listing {
+            objects,
+            trashed,
+            staged,
+        })
     }
 
     /// Size and modification time of an object, `None` when there is none at `location`.
@@ -245,21 +283,87 @@ impl Archive {
         }
     }
 
-    /// Uploads the file at `src` to `location`, which must not exist yet (an object there may hold another file that
-    /// had the same name, e.g. a log rotated under a reused name). Returns the size and hash of what was read.
-    pub async fn upload(&self, src: &Path, location: &ObjectPath) -> Result<Content, StoreError> {
-        if self.head(location).await?.is_some() {
-            return Err(StoreError::Refused(format!(
+    /// Uploads `file` (already open, read from its start) to `location`, which must not exist yet (an object there may
+    /// hold another file that had the same name, e.g. a log rotated under a reused name): the object is created only if
+    /// the key is free, never replacing one that appeared meanwhile. A file up to [`Archive::part_size`] goes in one
+    /// conditional `PUT` (`If-None-Match: *` on S3, a no-replace link for a local directory); a larger one is uploaded
+    /// in parts to a staging key under [`STAGING_DIR`], then copied to its key without replacing anything, and the
+    /// staging object deleted. Returns the size and hash of what was read.
+    pub async fn upload(&self, file: std::fs::File, src: &Path, location: &ObjectPath) -> Result<Content, StoreError> {
+        let exists = || {
+            StoreError::Refused(format!(
                 "archive object {} already exists; not overwriting it",
                 self.display(location)
-            )));
+            ))
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| StoreError::io("cannot read", src.display(), e))?
+            .len();
+        if len <= self.part_size as u64 {
+            let (content, data) = tokio::task::spawn_blocking(move || -> io::Result<(Content, Vec<u8>)> {
+                let mut data = Vec::with_capacity(len as usize + 1);
+                (&file).take(len + 1).read_to_end(&mut data)?;
+                Ok((
+                    Content {
+                        size: data.len() as u64,
+                        sha256: Sha256::digest(&data).into(),
+                    },
+                    data,
+                ))
+            })
+            .await
+            .map_err(|e| StoreError::io("cannot read", src.display(), io::Error::other(e.to_string())))?
+            .map_err(|e| StoreError::io("cannot read", src.display(), e))?;
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            return match self.store.put_opts(location, PutPayload::from(data), opts).await {
+                Ok(_) => Ok(content),
+                Err(object_store::Error::AlreadyExists { .. }) => Err(exists()),
+                Err(e) => Err(self.error(e)),
+            };
         }
+        if self.local_dir.is_none() && len > S3_COPY_LIMIT {
+            // S3 copies at most 5 GiB in one request, so a conditional copy cannot publish this one: the key is
+            // checked first and the upload goes straight to it (a window only for another writer of the same key).
+            if self.head(location).await?.is_some() {
+                return Err(exists());
+            }
+            return self.upload_parts(file, src, location).await;
+        }
+        let staging: ObjectPath = self
+            .prefix
+            .parts()
+            .chain([
+                PathPart::from(STAGING_DIR),
+                PathPart::from(uuid::Uuid::now_v7().to_string().as_str()),
+            ])
+            .collect();
+        let content = self.upload_parts(file, src, &staging).await?;
+        let copied = self.store.copy_if_not_exists(&staging, location).await;
+        // The staging object is ours alone; should deleting it fail, the next recovery does.
+        let _ = self.store.delete(&staging).await;
+        match copied {
+            Ok(()) => Ok(content),
+            Err(object_store::Error::AlreadyExists { .. }) => Err(exists()),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Uploads `file` in parts to `location` (which it overwrites: callers use a key nobody else writes).
+    async fn upload_parts(
+        &self,
+        file: std::fs::File,
+        src: &Path,
+        location: &ObjectPath,
+    ) -> Result<Content, StoreError> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
-        let path = src.to_path_buf();
         // Reading and hashing are blocking work; the upload is async: a bounded channel between them keeps at most a
         // few chunks in memory.
         let reader = tokio::task::spawn_blocking(move || -> io::Result<Content> {
-            let mut file = std::fs::File::open(&path)?;
+            let mut file = file;
             let len = file.metadata()?.len();
             let mut sha = Sha256::new();
             let mut size = 0u64;
@@ -311,6 +415,31 @@ impl Archive {
                     (Err(e), None) => StoreError::io("cannot read", src.display(), e),
                     (Ok(_), None) => unreachable!(),
                 })
+            }
+        }
+    }
+
+    /// A reader of the object at `location`'s bytes, for blocking code (comparisons): a local object's file, or an
+    /// S3 object's body pumped through a bounded channel (dropping the reader stops the download).
+    pub async fn reader(&self, location: &ObjectPath) -> Result<Box<dyn Read + Send>, StoreError> {
+        let got = self.store.get(location).await.map_err(|e| self.error(e))?;
+        match got.payload {
+            GetResultPayload::File(file, _) => Ok(Box::new(file)),
+            GetResultPayload::Stream(mut stream) => {
+                let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+                tokio::spawn(async move {
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(io::Error::other);
+                        let end = chunk.is_err();
+                        if tx.send(chunk).await.is_err() || end {
+                            break;
+                        }
+                    }
+                });
+                Ok(Box::new(ChannelReader {
+                    rx,
+                    chunk: Bytes::new(),
+                }))
             }
         }
     }
@@ -383,11 +512,19 @@ impl Archive {
                 Err(e) => Err(self.error(e)),
             };
         }
-        // S3 copies only overwrite; the check leaves a window only for another writer of the same new key.
-        if self.head(to).await?.is_some() {
-            return Err(exists());
+        match self.store.copy_if_not_exists(from, to).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => Err(exists()),
+            // A store configured without conditional copies (AWS_COPY_IF_NOT_EXISTS): the check leaves a window
+            // only for another writer of the same new key.
+            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented) => {
+                if self.head(to).await?.is_some() {
+                    return Err(exists());
+                }
+                self.store.copy(from, to).await.map_err(|e| self.error(e))
+            }
+            Err(e) => Err(self.error(e)),
         }
-        self.store.copy(from, to).await.map_err(|e| self.error(e))
     }
 
     /// Deletes the object at `location`.
@@ -416,6 +553,64 @@ impl Archive {
         tokio::task::spawn_blocking(move || staging_files(dir))
             .await
             .map_err(|e| io::Error::other(e.to_string()))?
+    }
+}
+
+/// The S3 client of `url`: the usual AWS environment, conditional copies through multipart uploads (AWS S3's native
+/// way, which `copy_if_not_exists` needs) unless `AWS_COPY_IF_NOT_EXISTS` says otherwise. An `http://` endpoint
+/// without `AWS_ALLOW_HTTP=true` is refused here, with what to set, rather than failing later as "builder error".
+fn s3_builder(url: &Url) -> Result<AmazonS3Builder, StoreError> {
+    use object_store::ClientConfigKey;
+    use object_store::aws::{AmazonS3ConfigKey, S3CopyIfNotExists};
+    let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+    if b.get_config_value(&AmazonS3ConfigKey::CopyIfNotExists).is_none() {
+        b = b.with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
+    }
+    let endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint);
+    let allow_http = b
+        .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if let Some(e) = endpoint.filter(|e| e.starts_with("http://"))
+        && !allow_http
+    {
+        return Err(StoreError::Refused(format!(
+            "archive {url}: the S3 endpoint (AWS_ENDPOINT) is {e}, plain HTTP, which is refused unless \
+             AWS_ALLOW_HTTP=true is set; set it for a local test server, or use an https:// endpoint"
+        )));
+    }
+    Ok(b)
+}
+
+/// Whether the environment names AWS credentials of any kind (without them, the S3 client asks the instance metadata
+/// service, whose failure would otherwise be the only error shown).
+fn has_aws_credentials() -> bool {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    (set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY"))
+        || set("AWS_WEB_IDENTITY_TOKEN_FILE")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        || std::env::var("AWS_SKIP_SIGNATURE").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// Blocking reads of chunks an async task sends.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+    chunk: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(c)) => self.chunk = c,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        let _ = self.chunk.split_to(n);
+        Ok(n)
     }
 }
 
@@ -598,7 +793,7 @@ mod tests {
             "star*?.log",
         ] {
             let key = a.key(rel);
-            a.upload(&src, &key).await.unwrap();
+            a.upload(std::fs::File::open(&src).unwrap(), &src, &key).await.unwrap();
             assert_eq!(a.rel_of(&key).as_deref(), Some(rel));
         }
         let mut listed: Vec<_> = a
@@ -632,7 +827,7 @@ mod tests {
         let src = dir.path().join("big.bin");
         std::fs::write(&src, &data).unwrap();
         let key = a.key("archived/big.bin");
-        let content = a.upload(&src, &key).await.unwrap();
+        let content = a.upload(std::fs::File::open(&src).unwrap(), &src, &key).await.unwrap();
         assert_eq!(
             content,
             Content {
@@ -651,7 +846,11 @@ mod tests {
         std::fs::write(dir.path().join("a.log"), b"older file of the same name").unwrap();
         let src = dir.path().join("src");
         std::fs::write(&src, b"new").unwrap();
-        let e = a.upload(&src, &a.key("a.log")).await.unwrap_err().to_string();
+        let e = a
+            .upload(std::fs::File::open(&src).unwrap(), &src, &a.key("a.log"))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("already exists"), "{e}");
         assert_eq!(
             std::fs::read(dir.path().join("a.log")).unwrap(),

@@ -9,11 +9,28 @@
 //! *archived* (an object in the archive destination, see [`super::archive`]). An archived segment's time is its
 //! object's last-modified time (the time it was archived) unless the time comes from a label.
 //!
+//! # The dataset's boundary
+//!
+//! Every filesystem operation resolves its path beneath the root's directory handle without following a symlink in
+//! any component ([`super::beneath`]): a directory swapped for a symlink between the scan and the apply, a trash that
+//! is a symlink, a restore through a parent that became one, each fails instead of reaching outside the root. A file is
+//! acted on only if it is still the one the scan saw (device, inode, size and modification time) and still a regular
+//! file (opened without blocking, so a FIFO swapped in is refused), and it is not removed while another process holds
+//! it open for writing ([`super::writers`]): that action is skipped, and a later pass tries again.
+//!
+//! Directories that are not the dataset's are never walked, whatever the globs say: the engine's own (state directory,
+//! plugin directory, compile cache, any `file://` archive, listed by the config as `excluded`) and other datasets'
+//! roots nested inside this one. Datasets that share a root each manage the files only their globs match: a file that
+//! a sibling's globs match too is skipped by both, so that no file belongs to two datasets (and a legal hold on one
+//! dataset cannot be passed by the other).
+//!
 //! # Temporaries
 //!
-//! Our only temporary files are `.<basename>.retention-tmp` in the directory of the file they will become, so that
-//! the final rename is atomic. Scans never report them; [`Store::recover`] removes them, along with the staging files
-//! `<path>#<digits>` of a `file://` archive.
+//! Our only temporary files are `.<basename>.<tag>.retention-tmp` in the directory of the file they will become, so that
+//! the final rename is atomic. The tag is a keyed hash of the file's relative path under a key kept in the root's
+//! engine area (`.retention-trash/.temp-key`, made on first use): [`Store::recover`] removes only temporaries whose tag
+//! it can verify, so a file that merely looks like one is left alone and reported. Scans never present either as a
+//! segment.
 //!
 //! # Crash safety
 //!
@@ -23,40 +40,49 @@
 //!
 //! - compress: (1) compress every file to its temporary, in parallel; (2) `syncfs`; (3) rename each temporary to
 //!   `<file>.zst` (never over an existing file); (4) `syncfs`, making the renames durable; (5) check that each source is
-//!   unchanged since the scan and remove it.
-//! - archive: (1) upload each file, read it back and compare sizes and SHA-256; (2) `syncfs` a `file://` destination;
-//!   (3) check that each source is unchanged and remove it.
+//!   unchanged since the scan and has no writer, and remove it.
+//! - archive: (1) upload each file (never over an existing object), read it back and compare sizes and SHA-256; (2)
+//!   `syncfs` a `file://` destination; (3) check that each source is unchanged and has no writer, and remove it.
 //! - drop with a grace period (`trash_grace_secs` > 0, hot and compressed files): check that each file is unchanged
-//!   since the scan and rename it into the trash (below); then `syncfs`.
+//!   since the scan and has no writer, and rename it into the trash (below); then `syncfs`.
 //! - drop without one, and drop of an archived object: remove each file or object; then `syncfs`.
 //!
 //! A crash between phases leaves at worst a temporary (removed by `recover`) or a segment in two tiers, which `recover`
-//! resolves to the later tier after checking that both copies hold the same content. [`CRASH_POINTS`] names the
-//! instants between steps where tests kill the process (see [`crate::crashpoint`]).
+//! resolves to the later tier after checking that both copies hold the same content ([`super::compare`], at a cost
+//! bounded by the smaller copy). [`CRASH_POINTS`] names the instants between steps where tests kill the process (see
+//! [`crate::crashpoint`]).
 //!
 //! # Trash
 //!
 //! A dropped hot or compressed file is moved, by one `rename(2)` within the root's filesystem, to
 //! `<root>/.retention-trash/<trashed_at_ms>-<expires_at_ms>/<its relative path>` (with `.zst` when compressed): the
 //! path records everything a purge or a restore needs (name, tier, trash time, expiry), so no database is involved, and
-//! the rename keeps bytes, mtime and permissions. A rename is atomic, so at every instant the file is either in its
-//! place or in the trash, never both, never neither; no step of trash, restore or purge copies anything, so there is
-//! nothing for `recover` to settle but empty directories. The trash directory is created `0700` (the file's own
-//! directories' permissions are not copied) and is never walked by a scan, whatever the globs say. A purge
-//! ([`Store::purge`]) deletes the entries past their expiry; a restore ([`Store::restore`]) renames an entry back,
-//! refusing when the segment exists again in any tier. Datasets sharing a root share its trash; each lists, purges
-//! and restores only the entries its globs match.
+//! the rename keeps bytes, mtime and permissions. The trash time is the pass's "now", the clock purges compare with.
+//! A rename is atomic, so at every instant the file is either in its place or in the trash, never both, never
+//! neither; no step of trash, restore or purge copies anything, so there is nothing for `recover` to settle but empty
+//! directories. The trash directory is created `0700` (the file's own directories' permissions are not copied), is
+//! only ever used when it is a real directory (never a symlink), and is never walked by a scan, whatever the globs
+//! say. A purge ([`Store::purge`]) deletes the entries it is given; a restore ([`Store::restore`]) renames an entry
+//! back, refusing when the segment exists again in any tier. Datasets sharing a root share its trash; each lists,
+//! purges and restores only the entries its globs match.
 //!
 //! An archived object goes to the archive's trash, `<prefix>/.retention-trash/<batch>/<key as it was>` (see
 //! [`Archive::trash_key`]). An object store cannot rename: a drop copies the object there, then deletes the original;
 //! a restore copies it back, then deletes the trash's copy. Between the two steps the object exists twice with equal
 //! content; `recover` settles that by removing the trash's copy, so the object stays at its key (a drop is undone, a
 //! restore done) and no content is ever in neither place.
+//!
+//! # The engine area
+//!
+//! `.retention-trash/` also holds the temporaries' key and, per dataset, the identity of the state database that
+//! manages it (`.state-<hex of the dataset name>`, see [`Store::bind_state`]): a pass run with another state database
+//! (a lost one re-created empty, without its legal holds) is refused.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, FileTimes, OpenOptions, Permissions};
+use std::fs::{File, FileTimes, Permissions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,12 +92,16 @@ use futures::StreamExt;
 use globset::GlobSet;
 use object_store::path::Path as ObjectPath;
 use regex::{CaptureLocations, Regex};
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::FileType;
 use rustix::io::Errno;
+use sha2::{Digest as _, Sha256};
 
-use super::archive::{Archive, Content, Object, TrashedObject, digest_reader};
+use super::archive::{Archive, Object, TrashedObject};
+use super::beneath::{self, DirFd, FileId, Root};
+use super::compare;
+use super::writers::{self, Writers};
 use super::{Applied, Progress, Recovery, Scan, Skipped, Store, StoreError, TrashEntry, Work};
-use crate::config::{DirectoryConfig, TimeSource};
+use crate::config::{DirectoryConfig, Sibling, TimeSource};
 use crate::crashpoint::hit_for;
 use crate::segment::{Action, Labels, Segment, Sym, Symbols, Tier};
 
@@ -125,8 +155,12 @@ pub const CRASH_POINTS: &[&str] = &[
 const ZST: &str = ".zst";
 const TMP_SUFFIX: &str = ".retention-tmp";
 
-/// The trash area, directly under the root. Hidden, so that tools listing the dataset skip it too.
+/// The trash area, directly under the root. Hidden, so that tools listing the dataset skip it too. It is also the
+/// engine's area in the root (the temporaries' key, the state markers).
 pub const TRASH_DIR: &str = ".retention-trash";
+
+/// The key of the temporaries' tags, in the engine area.
+const TEMP_KEY: &str = ".temp-key";
 
 /// Actions per phase group: larger groups spread one `syncfs` over more files, smaller ones leave fewer duplicates
 /// after a crash and report progress more often.
@@ -148,7 +182,7 @@ pub struct DirectoryStore {
 
 /// What the walk threads need.
 struct Inner {
-    root: PathBuf,
+    root: Root,
     include: GlobSet,
     exclude: GlobSet,
     labels: Option<Regex>,
@@ -156,10 +190,17 @@ struct Inner {
     label_groups: Vec<(usize, String)>,
     time: Option<TimeLabel>,
     level: i32,
-    /// The archive directory, relative to the root, when it lies inside it: not part of the dataset.
-    skip_dir: Option<String>,
+    /// Directories under the root that are not part of the dataset, by device and inode: the engine's own and other
+    /// datasets' roots. Never walked.
+    skip_dirs: HashSet<(u64, u64)>,
+    /// Files under the root that are never segments, by device and inode (the config file).
+    skip_files: HashSet<(u64, u64)>,
+    /// Other datasets with the same root: a file their globs match too belongs to neither.
+    siblings: Vec<Sibling>,
     /// How long a dropped local file stays in the trash; zero deletes at once.
     trash_grace: std::time::Duration,
+    /// The temporaries' key, once read or made.
+    temp_key: Mutex<Option<TempKey>>,
 }
 
 struct TimeLabel {
@@ -184,10 +225,8 @@ struct Found {
     /// Path of the file relative to the root.
     rel: String,
     tier: Tier,
-    size: u64,
-    mtime_ns: i64,
-    /// Device, to sync each filesystem involved once.
-    dev: u64,
+    /// Device, inode, size and mtime as the walk saw them.
+    id: FileId,
     described: Result<Described, String>,
     /// Its name exists elsewhere too (hot and `.zst`, or local and archived).
     dup: bool,
@@ -208,6 +247,8 @@ struct Walked {
     files: Vec<Vec<Found>>,
     temps: Vec<String>,
     skipped: Vec<Skipped>,
+    /// Files named like our temporaries that we did not write.
+    left_alone: Vec<Skipped>,
 }
 
 /// One copy of a segment that exists in several places.
@@ -234,7 +275,7 @@ impl Copy {
 
     fn size(&self) -> u64 {
         match self {
-            Copy::Local(f) => f.size,
+            Copy::Local(f) => f.id.size,
             Copy::Archived(o) => o.size,
         }
     }
@@ -267,9 +308,12 @@ struct Inventory {
     objects: Vec<Object>,
     /// This dataset's objects in the archive's trash.
     trashed_objects: Vec<TrashedObject>,
+    /// Uploads staged in the archive by an interrupted archive.
+    staged_objects: Vec<ObjectPath>,
     groups: Vec<Group>,
     temps: Vec<String>,
     skipped: Vec<Skipped>,
+    left_alone: Vec<Skipped>,
 }
 
 fn rel_join(dir: &str, name: &str) -> String {
@@ -284,16 +328,45 @@ fn rel_join(dir: &str, name: &str) -> String {
     }
 }
 
-fn is_temp_name(file_name: &str) -> bool {
-    file_name.starts_with('.') && file_name.ends_with(TMP_SUFFIX) && file_name.len() > TMP_SUFFIX.len() + 1
+/// The directory part and the file name of a relative path.
+fn split_rel(rel: &str) -> (&str, &str) {
+    rel.rsplit_once('/').unwrap_or(("", rel))
 }
 
-/// The temporary that becomes `dst`.
-fn temp_for(dst: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(dst.file_name().unwrap_or_default());
-    name.push(TMP_SUFFIX);
-    dst.with_file_name(name)
+/// The key that tags this root's temporaries: a random 256-bit value kept in the engine area.
+#[derive(Clone, Copy)]
+struct TempKey([u8; 32]);
+
+impl TempKey {
+    /// The tag of the temporary that becomes the file at `rel`: 16 hex digits of a keyed hash of the path.
+    fn tag(&self, rel: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(b"retention temporary\0");
+        h.update(self.0);
+        h.update(rel.as_bytes());
+        hex::encode(&h.finalize()[..8])
+    }
+
+    /// The file name of the temporary that becomes the file at `rel`.
+    fn temp_name(&self, rel: &str) -> String {
+        let (_, base) = split_rel(rel);
+        format!(".{base}.{}{TMP_SUFFIX}", self.tag(rel))
+    }
+}
+
+/// For a file name shaped like one of our temporaries, `.<base>[.<tag>].retention-tmp`: the base it would become and
+/// the tag, if it has one of the right shape.
+fn temp_parts(file_name: &str) -> Option<(&str, Option<&str>)> {
+    let inner = file_name.strip_prefix('.')?.strip_suffix(TMP_SUFFIX)?;
+    if inner.is_empty() {
+        return None;
+    }
+    match inner.rsplit_once('.') {
+        Some((base, tag)) if !base.is_empty() && tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some((base, Some(tag)))
+        }
+        _ => Some((inner, None)),
+    }
 }
 
 /// Logical name of an archived object or a local file: its relative path without `.zst`.
@@ -317,60 +390,143 @@ fn parse_time(value: &str, items: &[chrono::format::Item<'static>]) -> Option<i6
         .map(|t| t.and_utc().timestamp_millis())
 }
 
-fn mtime_ns(md: &std::fs::Metadata) -> i64 {
-    md.mtime().saturating_mul(1_000_000_000).saturating_add(md.mtime_nsec())
-}
-
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |e| StoreError::io(what, path.display(), e)
 }
 
 /// Makes everything written to the filesystems holding `dirs` durable: one `syncfs` per directory given (callers
-/// pass one per filesystem). Falls back to a global `sync` where `syncfs` is missing.
+/// pass one per filesystem). Falls back to a global `sync` where `syncfs` is missing. For paths of the engine's own
+/// (a `file://` archive); the dataset's filesystems are synced through handles ([`SyncSet`]).
 pub(crate) fn sync_filesystems<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<(), (PathBuf, io::Error)> {
+    use rustix::fs::{Mode, OFlags};
     for dir in dirs {
         let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| (dir.to_path_buf(), e.into()))?;
-        match rustix::fs::syncfs(&fd) {
-            Ok(()) => {}
-            Err(Errno::NOSYS) => rustix::fs::sync(),
-            Err(e) => return Err((dir.to_path_buf(), e.into())),
-        }
+        beneath::sync_fs(&fd).map_err(|e| (dir.to_path_buf(), e))?;
     }
     Ok(())
 }
 
-/// Renames `from` to `to` unless `to` exists (atomically where the filesystem supports `RENAME_NOREPLACE`).
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
-        Ok(()) => Ok(()),
-        Err(Errno::INVAL | Errno::NOSYS | Errno::NOTSUP) => {
-            if std::fs::symlink_metadata(to).is_ok() {
-                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
-            }
-            std::fs::rename(from, to)
+/// One handle per filesystem that a group of actions wrote to, to make each durable with one `syncfs`.
+#[derive(Default)]
+struct SyncSet {
+    handles: HashMap<u64, OwnedFd>,
+    root_dev: Option<u64>,
+    /// Whether the root's own filesystem was written to.
+    root: bool,
+}
+
+impl SyncSet {
+    fn new(root: &Root) -> SyncSet {
+        SyncSet {
+            root_dev: rustix::fs::fstat(root.fd()).ok().map(|st| FileId::of(&st).dev),
+            ..SyncSet::default()
         }
-        Err(e) => Err(e.into()),
+    }
+
+    /// Notes that a file of device `dev` was written; `handle` gives a descriptor on that filesystem when it is not
+    /// the root's and none is held yet.
+    fn note(&mut self, dev: u64, handle: impl FnOnce() -> Option<OwnedFd>) {
+        if Some(dev) == self.root_dev {
+            self.root = true;
+        } else if !self.handles.contains_key(&dev)
+            && let Some(fd) = handle()
+        {
+            self.handles.insert(dev, fd);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.root && self.handles.is_empty()
+    }
+
+    fn sync(&self, root: &Root) -> io::Result<()> {
+        if self.root {
+            beneath::sync_fs(root.fd())?;
+        }
+        for fd in self.handles.values() {
+            beneath::sync_fs(fd)?;
+        }
+        Ok(())
     }
 }
 
-/// Opens a file for reading without following a symlink (a file replaced by a link since the scan is refused).
-fn open_no_follow(path: &Path) -> io::Result<File> {
-    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
-    Ok(File::from(fd))
+/// The error for a source that changed since the scan.
+fn changed(path: &Path, seen: &FileId, now: &FileId) -> StoreError {
+    if seen.ino != now.ino {
+        return StoreError::Refused(format!(
+            "{} is another file than the scan saw (inode {} -> {}); left as it is",
+            path.display(),
+            seen.ino,
+            now.ino
+        ));
+    }
+    StoreError::Refused(format!(
+        "{} changed since the scan ({} -> {} bytes, mtime {} -> {} ns); left as it is, it may still be written to",
+        path.display(),
+        seen.size,
+        now.size,
+        seen.mtime_ns,
+        now.mtime_ns
+    ))
 }
 
-/// Refuses when a file's size or mtime differ from what the scan saw.
-fn check_unchanged(path: &Path, size: u64, mtime: i64, seg_bytes: u64, seg_mtime: i64) -> Result<(), StoreError> {
-    if size == seg_bytes && mtime == seg_mtime {
+/// Refuses when a file is not the one the scan saw (inode), or changed since (size, mtime).
+fn check_unchanged(path: &Path, seen: &FileId, now: &FileId) -> Result<(), StoreError> {
+    if seen.ino == now.ino && seen.size == now.size && seen.mtime_ns == now.mtime_ns {
         return Ok(());
     }
-    Err(StoreError::Refused(format!(
-        "{} changed since the scan ({seg_bytes} -> {size} bytes, mtime {seg_mtime} -> {mtime} ns); left as it is, \
-         it may still be written to",
-        path.display()
-    )))
+    Err(changed(path, seen, now))
+}
+
+/// What the scan saw of a local segment.
+fn seen_of(seg: &Segment) -> FileId {
+    FileId {
+        dev: 0,
+        ino: seg.file_id,
+        size: seg.bytes,
+        mtime_ns: seg.modified_ns,
+    }
+}
+
+/// Opens the regular file at `rel` for the checks before acting on it: still the file the scan saw and unchanged.
+/// Returns the parent directory handle, the file name, the open file and what it is now.
+fn open_checked<'r>(
+    root: &'r Root,
+    rel: &'r str,
+    seen: &FileId,
+) -> Result<(DirFd<'r>, &'r str, File, FileId), StoreError> {
+    let path = root.display(rel);
+    let (dir, name) = root
+        .parent(rel)
+        .map_err(|e| StoreError::io("cannot open", path.display(), e))?;
+    let (file, st) = beneath::open_regular(&dir, name).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => StoreError::Refused(format!("{} is gone since the scan", path.display())),
+        _ => StoreError::io("cannot open", path.display(), e),
+    })?;
+    let now = FileId::of(&st);
+    check_unchanged(&path, seen, &now)?;
+    Ok((dir, name, file, now))
+}
+
+/// Checks that no other process holds `file` open for writing; with none, returns the lease that keeps a writer from
+/// opening it until the caller is done.
+fn no_writers<'f>(file: &'f File, id: &FileId, path: &Path) -> Result<writers::Lease<'f>, StoreError> {
+    match writers::check(file, id.dev, id.ino) {
+        Ok((Writers::None, lease)) => Ok(lease),
+        Ok((Writers::Busy(pid), _)) => Err(StoreError::Busy {
+            path: path.display().to_string(),
+            pid,
+        }),
+        Err(e) => Err(StoreError::io("cannot check for writers of", path.display(), e)),
+    }
+}
+
+/// Removes the file `name` of `dir` if it is still the one of inode `ino` (a copy this action made).
+fn remove_ours(dir: &impl AsFd, name: &str, ino: u64) {
+    if beneath::stat(dir, name).is_ok_and(|st| FileId::of(&st).ino == ino) {
+        let _ = beneath::unlink(dir, name);
+    }
 }
 
 /// Runs `f` on the jobs `which` of `jobs` on up to `parallelism` blocking threads, each with its own state from
@@ -421,34 +577,48 @@ where
 impl DirectoryStore {
     /// Opens the store of `cfg`: the root must be a readable directory and the archive destination listable.
     pub async fn open(cfg: DirectoryConfig) -> Result<DirectoryStore, StoreError> {
-        let root = cfg.root.clone();
-        let md = std::fs::metadata(&root).map_err(io_err("cannot open dataset root", &root))?;
-        if !md.is_dir() {
-            return Err(StoreError::Refused(format!(
-                "dataset root {} is not a directory",
-                root.display()
-            )));
-        }
-        std::fs::read_dir(&root).map_err(io_err("cannot read dataset root", &root))?;
+        let root_path = cfg.root.clone();
+        let root = Root::open(&root_path).map_err(|e| match e.raw_os_error() {
+            Some(code) if code == Errno::NOTDIR.raw_os_error() => {
+                StoreError::Refused(format!("dataset root {} is not a directory", root_path.display()))
+            }
+            _ => StoreError::io("cannot open dataset root", root_path.display(), e),
+        })?;
+        rustix::fs::Dir::read_from(root.fd())
+            .map_err(|e| StoreError::io("cannot read dataset root", root_path.display(), e.into()))?;
         let archive = match &cfg.archive_url {
             Some(url) => Some(Archive::open(url).await?),
             None => None,
         };
-        let mut skip_dir = None;
+        let mut skip_dirs = HashSet::new();
+        let mut skip_files = HashSet::new();
+        let identity = |p: &Path| -> Option<(bool, (u64, u64))> {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(p).ok().map(|m| (m.is_dir(), (m.dev(), m.ino())))
+        };
+        for e in &cfg.excluded {
+            match identity(&e.path) {
+                Some((true, id)) => {
+                    skip_dirs.insert(id);
+                }
+                Some((false, id)) => {
+                    skip_files.insert(id);
+                }
+                None => {}
+            }
+        }
         if let Some(adir) = archive.as_ref().and_then(|a| a.local_dir()) {
-            let croot = std::fs::canonicalize(&root).map_err(io_err("cannot open dataset root", &root))?;
+            let croot = std::fs::canonicalize(&root_path).map_err(io_err("cannot open dataset root", &root_path))?;
             if croot.starts_with(adir) {
                 return Err(StoreError::Refused(format!(
                     "dataset root {} lies inside its archive directory {}",
-                    root.display(),
+                    root_path.display(),
                     adir.display()
                 )));
             }
             // An archive inside the dataset would otherwise be scanned as hot files.
-            if let Ok(rel) = adir.strip_prefix(&croot) {
-                skip_dir = Some(rel.to_str().map(str::to_string).ok_or_else(|| {
-                    StoreError::Refused(format!("archive directory {} is not valid UTF-8", adir.display()))
-                })?);
+            if let Some((_, id)) = identity(adir) {
+                skip_dirs.insert(id);
             }
         }
         let label_groups: Vec<(usize, String)> = cfg
@@ -488,8 +658,11 @@ impl DirectoryStore {
                 label_groups,
                 time,
                 level: cfg.compression_level,
-                skip_dir,
+                skip_dirs,
+                skip_files,
+                siblings: cfg.siblings,
                 trash_grace: cfg.trash_grace,
+                temp_key: Mutex::new(None),
             }),
             archive,
         })
@@ -499,17 +672,22 @@ impl DirectoryStore {
         self.archive.as_ref().ok_or_else(|| {
             StoreError::Refused(format!(
                 "dataset {} has no archive_url: cannot archive",
-                self.inner.root.display()
+                self.inner.root.path().display()
             ))
         })
     }
 
+    fn root(&self) -> &Path {
+        self.inner.root.path()
+    }
+
     /// Walks the root and lists the archive, grouping names found in more than one place.
     async fn inventory(&self) -> Result<Inventory, StoreError> {
-        let (mut objects, mut trashed_objects) = match &self.archive {
-            Some(a) => a.list_with_trash().await?,
+        let listing = match &self.archive {
+            Some(a) => a.list_all().await?,
             None => Default::default(),
         };
+        let (mut objects, mut trashed_objects) = (listing.objects, listing.trashed);
         objects.retain(|o| self.inner.matches(logical(&o.rel)));
         trashed_objects.retain(|t| self.inner.matches(logical(&t.object.rel)));
         let mut archived: HashSet<String> = HashSet::with_capacity(objects.len());
@@ -522,15 +700,20 @@ impl DirectoryStore {
         }
         let inner = self.inner.clone();
         let archived = Arc::new(archived);
-        let walked = tokio::task::spawn_blocking(move || inner.walk(archived))
+        // Without a usable engine area (a trash that is a symlink) no temporary can be verified: each is left alone.
+        let (key, area_error) = match self.blocking(|inner| inner.temp_key(false)).await {
+            Ok(k) => (k, None),
+            Err(e) => (None, Some(e)),
+        };
+        let mut walked = tokio::task::spawn_blocking(move || inner.walk(archived, key))
             .await
-            .map_err(|e| {
-                StoreError::io(
-                    "cannot walk",
-                    self.inner.root.display(),
-                    io::Error::other(e.to_string()),
-                )
-            })?;
+            .map_err(|e| StoreError::io("cannot walk", self.root().display(), io::Error::other(e.to_string())))?;
+        if let Some(e) = area_error {
+            walked.skipped.push(Skipped {
+                name: TRASH_DIR.to_string(),
+                reason: e.to_string(),
+            });
+        }
         let mut groups: HashMap<String, Vec<Copy>> = HashMap::new();
         let mut files = walked.files;
         for batch in &mut files {
@@ -565,9 +748,11 @@ impl DirectoryStore {
             files,
             objects: objs,
             trashed_objects,
+            staged_objects: listing.staged,
             groups,
             temps: walked.temps,
             skipped: walked.skipped,
+            left_alone: walked.left_alone,
         })
     }
 
@@ -583,46 +768,55 @@ impl DirectoryStore {
         }
     }
 
-    /// Size and hash of a copy's bytes, or with `decompress` of its decompressed content. The error is a reason for
-    /// a report.
-    async fn content(&self, c: &Copy, decompress: bool) -> Result<Content, String> {
-        let r = match c {
+    /// A reader of a copy's stored bytes, opened safely (a local copy beneath the root, still the file the walk saw).
+    async fn open_copy(&self, c: &Copy) -> Result<compare::Copy, String> {
+        let reader: Box<dyn Read + Send> = match c {
             Copy::Local(f) => {
-                let path = self.inner.root.join(&f.rel);
-                tokio::task::spawn_blocking(move || digest_reader(open_no_follow(&path)?, decompress))
-                    .await
-                    .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
+                let inner = self.inner.clone();
+                let (rel, seen) = (f.rel.clone(), f.id);
+                let opened = tokio::task::spawn_blocking(move || {
+                    open_checked(&inner.root, &rel, &seen).map(|(_, _, file, _)| file)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                Box::new(opened.map_err(|e| format!("cannot read the {}: {e}", self.copy_label(c)))?)
             }
-            Copy::Archived(o) => match self
+            Copy::Archived(o) => self
                 .archive
                 .as_ref()
                 .expect("archived copies come from the archive")
-                .digest(&o.location, decompress)
+                .reader(&o.location)
                 .await
-            {
-                Ok(c) => Ok(c),
-                Err(StoreError::Io { source, .. }) => Err(source),
-                Err(e) => return Err(format!("cannot read the {}: {e}", self.copy_label(c))),
-            },
+                .map_err(|e| format!("cannot read the {}: {e}", self.copy_label(c)))?,
         };
-        r.map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
-                format!("the {} is incomplete or corrupt ({e})", self.copy_label(c))
-            }
-            _ => format!("cannot read the {}: {e}", self.copy_label(c)),
+        Ok(compare::Copy {
+            reader,
+            compressed: c.compressed(),
+            size: c.size(),
         })
     }
 
-    /// Whether two copies hold the same content: the same bytes when both are stored alike (for a `.zst`, a complete
-    /// copy of a complete file), else the same content once the compressed one is decompressed.
+    /// Whether two copies hold the same content, at a cost bounded by the smaller (see [`compare`]). The error is a
+    /// reason for a report.
     async fn same_content(&self, a: &Copy, b: &Copy) -> Result<bool, String> {
-        if a.compressed() == b.compressed() {
-            if a.size() != b.size() {
-                return Ok(false);
-            }
-            return Ok(self.content(a, false).await? == self.content(b, false).await?);
+        if a.compressed() == b.compressed() && a.size() != b.size() {
+            return Ok(false);
         }
-        Ok(self.content(a, a.compressed()).await? == self.content(b, b.compressed()).await?)
+        let (x, y) = (self.open_copy(a).await?, self.open_copy(b).await?);
+        let r = tokio::task::spawn_blocking(move || compare::same(x, y))
+            .await
+            .map_err(|e| e.to_string())?;
+        r.map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => format!(
+                "the {} is incomplete or corrupt ({e})",
+                self.copy_label(if a.compressed() { a } else { b })
+            ),
+            _ => format!(
+                "cannot compare the {} with the {}: {e}",
+                self.copy_label(a),
+                self.copy_label(b)
+            ),
+        })
     }
 
     async fn resolve(&self, g: &Group) -> Verdict {
@@ -651,10 +845,10 @@ impl DirectoryStore {
         Verdict::Same
     }
 
-    /// The local path and (for archived segments) the object of a segment, checking its locator.
+    /// The relative path (hot, compressed) or the object (archived) of a segment, checking its locator.
     fn locate(&self, seg: &Segment) -> Result<Located, StoreError> {
         let bad = || StoreError::Refused(format!("segment {:?} has a locator this store did not make", seg.name));
-        if seg.name.is_empty() || seg.name.starts_with('/') || seg.name.split('/').any(|p| p == ".." || p == ".") {
+        if beneath::check_rel(&seg.name).is_err() {
             return Err(bad());
         }
         match seg.tier {
@@ -667,7 +861,7 @@ impl DirectoryStore {
                 if !ok {
                     return Err(bad());
                 }
-                Ok(Located::Local(self.inner.root.join(&seg.locator)))
+                Ok(Located::Local(seg.locator.clone()))
             }
             Tier::Archived => {
                 let a = self.archive()?;
@@ -683,7 +877,7 @@ impl DirectoryStore {
     async fn compress_group(
         &self,
         work: &[Work<'_>],
-        group: &[(usize, PathBuf)],
+        group: &[(usize, String)],
         parallelism: usize,
         results: &mut [Option<Result<Applied, StoreError>>],
     ) {
@@ -691,112 +885,163 @@ impl DirectoryStore {
             group
                 .iter()
                 .map(|(i, src)| {
-                    let mut dst = src.clone().into_os_string();
-                    dst.push(ZST);
-                    let dst = PathBuf::from(dst);
+                    let dst = format!("{src}{ZST}");
                     CompressJob {
-                        tmp: temp_for(&dst),
+                        dst_name: split_rel(&dst).1.to_string(),
                         src: src.clone(),
-                        dst,
-                        bytes: work[*i].segment.bytes,
-                        modified_ns: work[*i].segment.modified_ns,
+                        seen: seen_of(work[*i].segment),
                     }
                 })
                 .collect(),
         );
-        let mut state: Vec<Option<Result<(u64, u64), StoreError>>> = (0..jobs.len()).map(|_| None).collect();
-        let root = self.inner.root.clone();
+        let mut state: Vec<Option<Result<Compressed, StoreError>>> = (0..jobs.len()).map(|_| None).collect();
 
         // (1) Compress to temporaries, in parallel.
         let level = self.inner.level;
         let all = (0..jobs.len()).collect();
-        for (j, r) in run_blocking(&jobs, all, parallelism, move || Compressor::new(level), Compressor::run).await {
+        let inner = self.inner.clone();
+        for (j, r) in run_blocking(
+            &jobs,
+            all,
+            parallelism,
+            move || (Compressor::new(level), inner.clone()),
+            |(c, inner), job| c.run(inner, job),
+        )
+        .await
+        {
             state[j] = Some(r);
         }
         // (2) Make the temporaries durable.
-        let ok = |state: &[Option<Result<(u64, u64), StoreError>>]| -> Vec<usize> {
+        let ok = |state: &[Option<Result<Compressed, StoreError>>]| -> Vec<usize> {
             (0..state.len()).filter(|&j| matches!(state[j], Some(Ok(_)))).collect()
         };
         let written = ok(&state);
-        let dirs = distinct_dirs(written.iter().map(|&j| {
-            let Some(Ok((dev, _))) = &state[j] else { unreachable!() };
-            (*dev, &jobs[j].dst)
-        }));
+        let mut syncs = SyncSet::new(&self.inner.root);
+        for &j in &written {
+            let Some(Ok(c)) = &mut state[j] else { unreachable!() };
+            let handle = c.handle.take();
+            syncs.note(c.dev, || handle);
+        }
+        let syncs = Arc::new(syncs);
         if written.is_empty() {
             // Nothing to make durable (every file was refused or failed).
-        } else if let Err(e) = sync_and_hit(dirs.clone(), "compress:synced", &root).await {
+        } else if let Err(e) = self.sync_and_hit(syncs.clone(), "compress:synced").await {
             for &j in &written {
-                let _ = std::fs::remove_file(&jobs[j].tmp);
+                let Some(Ok(c)) = &state[j] else { unreachable!() };
+                self.remove_copy(&jobs[j], &c.tmp_name, c.tmp_ino);
                 state[j] = Some(Err(e.again()));
             }
         }
         // (3) Rename the temporaries into place.
+        let inner = self.inner.clone();
+        let tmp_names: Arc<HashMap<usize, String>> = Arc::new(
+            ok(&state)
+                .into_iter()
+                .map(|j| {
+                    let Some(Ok(c)) = &state[j] else { unreachable!() };
+                    (j, c.tmp_name.clone())
+                })
+                .collect(),
+        );
+        let indexed: Arc<Vec<(usize, CompressJob)>> =
+            Arc::new(ok(&state).into_iter().map(|j| (j, jobs[j].clone())).collect());
         let renamed = run_blocking(
-            &jobs,
-            ok(&state),
+            &indexed,
+            (0..indexed.len()).collect(),
             parallelism,
-            || (),
-            |(), job| {
-                rename_no_replace(&job.tmp, &job.dst)
+            move || (inner.clone(), tmp_names.clone()),
+            |(inner, tmp_names), (j, job)| {
+                let tmp_name = &tmp_names[j];
+                let root = &inner.root;
+                let dst = root.display(&format!("{}{ZST}", job.src));
+                let (dir, _) = root
+                    .parent(&job.src)
+                    .map_err(|e| StoreError::io("cannot rename into place", dst.display(), e))?;
+                beneath::rename_no_replace(&dir, tmp_name, &dir, &job.dst_name)
                     .map_err(|e| {
-                        let _ = std::fs::remove_file(&job.tmp);
+                        let _ = beneath::unlink(&dir, tmp_name);
                         if e.kind() == io::ErrorKind::AlreadyExists {
-                            StoreError::Refused(format!("{} already exists; not overwriting it", job.dst.display()))
+                            StoreError::Refused(format!("{} already exists; not overwriting it", dst.display()))
                         } else {
-                            StoreError::io("cannot rename into place", job.dst.display(), e)
+                            StoreError::io("cannot rename into place", dst.display(), e)
                         }
                     })
-                    .and_then(|()| {
-                        hit_for("compress:renamed", &job.dst).map_err(io_err("cannot rename into place", &job.dst))
-                    })
+                    .and_then(|()| hit_for("compress:renamed", &dst).map_err(io_err("cannot rename into place", &dst)))
             },
         )
         .await;
-        for (j, r) in renamed {
+        for (k, r) in renamed {
             if let Err(e) = r {
-                state[j] = Some(Err(e));
+                state[indexed[k].0] = Some(Err(e));
             }
         }
         // (4) Make the renames durable before any source goes.
         let renamed = ok(&state);
         if renamed.is_empty() {
             // Nothing was renamed.
-        } else if let Err(e) = sync_and_hit(dirs, "compress:dir-synced", &root).await {
+        } else if let Err(e) = self.sync_and_hit(syncs, "compress:dir-synced").await {
             for &j in &renamed {
                 // The source is still there: taking the new copy away leaves the segment as it was.
-                let _ = std::fs::remove_file(&jobs[j].dst);
+                let Some(Ok(c)) = &state[j] else { unreachable!() };
+                self.remove_copy(&jobs[j], &jobs[j].dst_name, c.tmp_ino);
                 state[j] = Some(Err(e.again()));
             }
         }
-        // (5) Remove the sources that did not change since the scan.
+        // (5) Remove the sources that did not change since the scan and that no process holds open for writing.
+        let tmp_inos: Arc<HashMap<usize, u64>> = Arc::new(
+            ok(&state)
+                .into_iter()
+                .map(|j| {
+                    let Some(Ok(c)) = &state[j] else { unreachable!() };
+                    (j, c.tmp_ino)
+                })
+                .collect(),
+        );
+        let inner = self.inner.clone();
+        let jobs_at: Arc<Vec<(usize, CompressJob)>> =
+            Arc::new(ok(&state).into_iter().map(|j| (j, jobs[j].clone())).collect());
         let removed = run_blocking(
-            &jobs,
-            ok(&state),
+            &jobs_at,
+            (0..jobs_at.len()).collect(),
             parallelism,
-            || (),
-            |(), job| {
-                let md = std::fs::symlink_metadata(&job.src).map_err(io_err("cannot check source", &job.src))?;
-                if let Err(e) = check_unchanged(&job.src, md.len(), mtime_ns(&md), job.bytes, job.modified_ns) {
-                    let _ = std::fs::remove_file(&job.dst);
-                    return Err(e);
-                }
-                std::fs::remove_file(&job.src).map_err(io_err("cannot remove source", &job.src))?;
-                hit_for("compress:source-removed", &job.src).map_err(io_err("cannot remove source", &job.src))
+            move || (inner.clone(), tmp_inos.clone()),
+            |(inner, inos), (j, job)| {
+                let root = &inner.root;
+                let src = root.display(&job.src);
+                let (dir, name, file, now) = match open_checked(root, &job.src, &job.seen) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        if let Ok((dir, _)) = root.parent(&job.src) {
+                            remove_ours(&dir, &job.dst_name, inos[j]);
+                        }
+                        return Err(e);
+                    }
+                };
+                let lease = match no_writers(&file, &now, &src) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        remove_ours(&dir, &job.dst_name, inos[j]);
+                        return Err(e);
+                    }
+                };
+                beneath::unlink(&dir, name).map_err(io_err("cannot remove source", &src))?;
+                drop(lease);
+                hit_for("compress:source-removed", &src).map_err(io_err("cannot remove source", &src))
             },
         )
         .await;
-        for (j, r) in removed {
-            state[j] = Some(r.map(|()| match state[j] {
-                Some(Ok(v)) => v,
-                _ => unreachable!(),
-            }));
+        for (k, r) in removed {
+            let j = jobs_at[k].0;
+            if let Err(e) = r {
+                state[j] = Some(Err(e));
+            }
         }
         for (j, s) in state.into_iter().enumerate() {
             let (i, _) = group[j];
             results[i] = Some(match s.expect("every job has a state") {
-                Ok((_, zsize)) => Ok(Applied {
-                    bytes_before: jobs[j].bytes,
-                    bytes_after: zsize,
+                Ok(c) => Ok(Applied {
+                    bytes_before: jobs[j].seen.size,
+                    bytes_after: c.zsize,
                     trashed: false,
                 }),
                 Err(e) => Err(e),
@@ -804,15 +1049,33 @@ impl DirectoryStore {
         }
     }
 
+    /// Removes a copy a compression made (`name`, beside the source), when it still is that copy.
+    fn remove_copy(&self, job: &CompressJob, name: &str, ino: u64) {
+        if let Ok((dir, _)) = self.inner.root.parent(&job.src) {
+            remove_ours(&dir, name, ino);
+        }
+    }
+
+    /// Syncs the filesystems of `syncs` on a blocking thread, then marks `point`.
+    async fn sync_and_hit(&self, syncs: Arc<SyncSet>, point: &'static str) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        let root = self.root();
+        tokio::task::spawn_blocking(move || syncs.sync(&inner.root))
+            .await
+            .map_err(|e| StoreError::io("cannot sync", root.display(), io::Error::other(e.to_string())))?
+            .map_err(|e| StoreError::io("cannot sync", root.display(), e))?;
+        hit_for(point, root).map_err(io_err("cannot sync", root))
+    }
+
     async fn archive_group(
         &self,
         work: &[Work<'_>],
-        group: &[(usize, PathBuf)],
+        group: &[(usize, String)],
         parallelism: usize,
         results: &mut [Option<Result<Applied, StoreError>>],
     ) {
         let archive = self.archive.as_ref().expect("checked before");
-        let root = &self.inner.root;
+        let root = self.root();
         let jobs: Vec<ArchiveJob> = group
             .iter()
             .map(|(i, src)| {
@@ -820,14 +1083,13 @@ impl DirectoryStore {
                 ArchiveJob {
                     src: src.clone(),
                     location: archive.key(&seg.locator),
-                    bytes: seg.bytes,
-                    modified_ns: seg.modified_ns,
+                    seen: seen_of(seg),
                 }
             })
             .collect();
         // (1) Upload and verify.
         let mut state: Vec<Result<(), StoreError>> = futures::stream::iter(0..jobs.len())
-            .map(|j| upload_one(archive, &jobs[j]))
+            .map(|j| self.upload_one(archive, &jobs[j]))
             .buffered(parallelism)
             .collect()
             .await;
@@ -845,21 +1107,29 @@ impl DirectoryStore {
                 }
             }
         }
-        // (3) Remove the sources that did not change since the scan.
+        // (3) Remove the sources that did not change since the scan and that no process holds open for writing.
         let jobs = Arc::new(jobs);
         let uploaded: Vec<usize> = (0..jobs.len()).filter(|&j| state[j].is_ok()).collect();
+        let inner = self.inner.clone();
         let removed = run_blocking(
             &jobs,
             uploaded,
             parallelism,
-            || (),
-            |(), job| {
-                let md = std::fs::symlink_metadata(&job.src).map_err(io_err("cannot check source", &job.src))?;
-                if let Err(e) = check_unchanged(&job.src, md.len(), mtime_ns(&md), job.bytes, job.modified_ns) {
-                    return Ok(Err(e));
-                }
-                std::fs::remove_file(&job.src).map_err(io_err("cannot remove source", &job.src))?;
-                hit_for("archive:source-removed", &job.src).map_err(io_err("cannot remove source", &job.src))?;
+            move || inner.clone(),
+            |inner, job| {
+                let root = &inner.root;
+                let src = root.display(&job.src);
+                let (dir, name, file, now) = match open_checked(root, &job.src, &job.seen) {
+                    Ok(x) => x,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let lease = match no_writers(&file, &now, &src) {
+                    Ok(l) => l,
+                    Err(e) => return Ok(Err(e)),
+                };
+                beneath::unlink(&dir, name).map_err(io_err("cannot remove source", &src))?;
+                drop(lease);
+                hit_for("archive:source-removed", &src).map_err(io_err("cannot remove source", &src))?;
                 Ok(Ok(()))
             },
         )
@@ -867,20 +1137,49 @@ impl DirectoryStore {
         for (j, r) in removed {
             state[j] = match r {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(changed)) => {
+                Ok(Err(refused)) => {
+                    // The source stays: the archived copy it no longer matches (or that a writer would outdate) goes.
                     let _ = archive.delete(&jobs[j].location).await;
-                    Err(changed)
+                    Err(refused)
                 }
                 Err(e) => Err(e),
             };
         }
         for (j, s) in state.into_iter().enumerate() {
             results[group[j].0] = Some(s.map(|()| Applied {
-                bytes_before: jobs[j].bytes,
+                bytes_before: jobs[j].seen.size,
                 bytes_after: 0,
                 trashed: false,
             }));
         }
+    }
+
+    /// Phase 1 of an archive for one file: upload, then read back and compare; on failure the object is taken back.
+    async fn upload_one(&self, archive: &Archive, job: &ArchiveJob) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        let (rel, seen) = (job.src.clone(), job.seen);
+        let src = self.inner.root.display(&job.src);
+        let file = tokio::task::spawn_blocking(move || -> Result<File, StoreError> {
+            let root = &inner.root;
+            let (_, _, file, now) = open_checked(root, &rel, &seen)?;
+            // A writer still holding the file: not archived now (its later lines would miss the archive).
+            drop(no_writers(&file, &now, &root.display(&rel))?);
+            Ok(file)
+        })
+        .await
+        .map_err(|e| StoreError::io("cannot read", src.display(), io::Error::other(e.to_string())))??;
+        let content = archive.upload(file, &src, &job.location).await?;
+        let verified = async {
+            hit_for("archive:uploaded", &src).map_err(io_err("cannot archive", &src))?;
+            archive.verify(&job.location, &content).await?;
+            hit_for("archive:verified", &src).map_err(io_err("cannot archive", &src))
+        };
+        if let Err(e) = verified.await {
+            // We created the object (upload refuses to overwrite): take it back.
+            let _ = archive.delete(&job.location).await;
+            return Err(e);
+        }
+        Ok(())
     }
 
     async fn drop_group(
@@ -888,37 +1187,43 @@ impl DirectoryStore {
         work: &[Work<'_>],
         group: &[(usize, Located)],
         parallelism: usize,
+        now_ms: i64,
         results: &mut [Option<Result<Applied, StoreError>>],
     ) {
-        let root = &self.inner.root;
+        let root = self.root();
         let mut local = Vec::new();
         let mut local_idx = Vec::new();
         let mut objects = Vec::new();
         for (k, (i, loc)) in group.iter().enumerate() {
             let seg = work[*i].segment;
             match loc {
-                Located::Local(path) => {
+                Located::Local(rel) => {
                     local_idx.push(k);
                     local.push(LocalDrop {
-                        path: path.clone(),
-                        rel: seg.locator.clone(),
-                        bytes: seg.bytes,
-                        modified_ns: seg.modified_ns,
+                        rel: rel.clone(),
+                        seen: seen_of(seg),
                     });
                 }
                 Located::Archived(location) => objects.push((*i, location.clone(), seg.bytes)),
             }
         }
-        // One trash batch per group: the group's files and objects share their trash time and expiry. (Its directory
-        // is created by the first file moved into it.)
-        let batch = (!self.inner.trash_grace.is_zero()).then(|| self.inner.new_batch());
+        // One trash batch per group: the group's files and objects share their trash time and expiry (by the pass's
+        // now, the clock purges go by). Its directory is created by the first file moved into it.
+        let batch = if self.inner.trash_grace.is_zero() {
+            None
+        } else {
+            match self.blocking(move |inner| inner.new_batch(now_ms)).await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    for (i, _) in group {
+                        results[*i] = Some(Err(e.again()));
+                    }
+                    return;
+                }
+            }
+        };
         if let Some(archive) = &self.archive {
-            let batch_name = batch
-                .as_ref()
-                .and_then(|b| b.file_name())
-                .and_then(|n| n.to_str())
-                .map(str::to_string);
-            let batch_name = batch_name.as_deref();
+            let batch_name = batch.as_deref();
             let dropped: Vec<_> = futures::stream::iter(objects)
                 .map(|(i, location, bytes)| async move {
                     let r = match batch_name {
@@ -935,30 +1240,35 @@ impl DirectoryStore {
             }
         }
         let local = Arc::new(local);
+        let inner = self.inner.clone();
         let trash = Arc::new(batch.clone());
         let removed = run_blocking(
             &local,
             (0..local.len()).collect(),
             parallelism,
-            move || trash.clone(),
-            |trash, job| {
-                let md = std::fs::symlink_metadata(&job.path).map_err(io_err("cannot check", &job.path))?;
-                check_unchanged(&job.path, md.len(), mtime_ns(&md), job.bytes, job.modified_ns)?;
+            move || (inner.clone(), trash.clone()),
+            |(inner, trash), job| {
+                let root = &inner.root;
+                let path = root.display(&job.rel);
+                let (dir, name, file, now) = open_checked(root, &job.rel, &job.seen)?;
+                let lease = no_writers(&file, &now, &path)?;
                 let trashed = match &**trash {
                     Some(batch) => {
-                        move_to_trash(job, batch)?;
+                        inner.move_to_trash(&dir, name, &job.rel, batch)?;
                         true
                     }
                     None => {
-                        std::fs::remove_file(&job.path).map_err(io_err("cannot remove", &job.path))?;
-                        hit_for("drop:removed", &job.path).map_err(io_err("cannot remove", &job.path))?;
+                        beneath::unlink(&dir, name).map_err(io_err("cannot remove", &path))?;
+                        hit_for("drop:removed", &path).map_err(io_err("cannot remove", &path))?;
                         false
                     }
                 };
+                drop(lease);
                 Ok((
-                    md.dev(),
+                    now.dev,
+                    file,
                     Applied {
-                        bytes_before: job.bytes,
+                        bytes_before: job.seen.size,
                         bytes_after: 0,
                         trashed,
                     },
@@ -966,24 +1276,31 @@ impl DirectoryStore {
             },
         )
         .await;
-        let mut devs = Vec::new();
+        let mut syncs = SyncSet::new(&self.inner.root);
         for (j, r) in removed {
             let (i, _) = &group[local_idx[j]];
-            results[*i] = Some(r.map(|(dev, applied)| {
-                devs.push((dev, &local[j].path));
+            results[*i] = Some(r.map(|(dev, file, applied)| {
+                syncs.note(dev, || Some(OwnedFd::from(file)));
                 applied
             }));
         }
-        let mut dirs = distinct_dirs(devs.into_iter());
         let any_archived = group.iter().any(|(_, l)| matches!(l, Located::Archived(_)));
-        if any_archived && let Some(adir) = self.archive.as_ref().and_then(|a| a.local_dir()) {
-            dirs.push(adir.to_path_buf());
-        }
         // With a grace period every drop of the group moved something into a trash; without, removed it.
         let point = if batch.is_some() { "trash:synced" } else { "drop:synced" };
-        if (!dirs.is_empty() || any_archived)
-            && let Err(e) = sync_and_hit(dirs, point, root).await
-        {
+        if syncs.is_empty() && !any_archived {
+            return;
+        }
+        let synced = async {
+            if !syncs.is_empty() {
+                self.sync_and_hit(Arc::new(syncs), point).await?;
+            }
+            if any_archived && let Some(a) = &self.archive {
+                a.sync().await?;
+                hit_for(point, root).map_err(io_err("cannot sync", root))?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        if let Err(e) = synced.await {
             for (i, _) in group {
                 if let Some(Ok(a)) = &results[*i] {
                     let done = if a.trashed { "moved to the trash" } else { "removed" };
@@ -1017,32 +1334,43 @@ impl DirectoryStore {
 /// Where a segment's bytes are.
 #[derive(Debug, Clone)]
 enum Located {
-    Local(PathBuf),
+    /// A path relative to the root.
+    Local(String),
     Archived(ObjectPath),
 }
 
+#[derive(Debug, Clone)]
 struct CompressJob {
-    src: PathBuf,
-    tmp: PathBuf,
-    dst: PathBuf,
-    bytes: u64,
-    modified_ns: i64,
+    /// The source, relative to the root.
+    src: String,
+    /// The file name, in the source's directory, of the `.zst` it becomes.
+    dst_name: String,
+    seen: FileId,
+}
+
+/// What phase 1 of a compression made.
+struct Compressed {
+    /// The temporary's file name, beside the source.
+    tmp_name: String,
+    dev: u64,
+    /// The temporary's inode: the copy this action made, which only it may remove.
+    tmp_ino: u64,
+    zsize: u64,
+    /// A descriptor on the temporary's filesystem, to sync it.
+    handle: Option<OwnedFd>,
 }
 
 struct ArchiveJob {
-    src: PathBuf,
+    src: String,
     location: ObjectPath,
-    bytes: u64,
-    modified_ns: i64,
+    seen: FileId,
 }
 
 /// A local file to drop.
 struct LocalDrop {
-    path: PathBuf,
     /// Its path relative to the root (the segment's locator), which it keeps inside the trash.
     rel: String,
-    bytes: u64,
-    modified_ns: i64,
+    seen: FileId,
 }
 
 /// The name of a trash batch directory: `<trashed_at_ms>-<expires_at_ms>`.
@@ -1060,65 +1388,10 @@ fn parse_batch_name(name: &str) -> Option<(i64, i64)> {
     Some((t.parse().ok()?, e.parse().ok()?))
 }
 
-/// Renames `job`'s file into the trash batch `batch` under its relative path: one atomic step, so the file is in
-/// exactly one of the two places at every instant. A failure after the rename moves it back.
-fn move_to_trash(job: &LocalDrop, batch: &Path) -> Result<(), StoreError> {
-    let dst = batch.join(&job.rel);
-    let parent = dst.parent().unwrap_or(batch);
-    // 0700, the trash itself included: the file's own directories, which may have kept others out, do not come along.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(parent)
-        .map_err(io_err("cannot create trash directory", parent))?;
-    if let Err(e) = rename_no_replace(&job.path, &dst) {
-        return Err(match e.raw_os_error() {
-            Some(code) if code == Errno::XDEV.raw_os_error() => StoreError::Refused(format!(
-                "{} is on another filesystem than the trash {}: it cannot be moved there, so it was left as it is \
-                 (trash_grace_secs = 0 deletes at once)",
-                job.path.display(),
-                batch.parent().unwrap_or(batch).display()
-            )),
-            _ if e.kind() == io::ErrorKind::AlreadyExists => {
-                StoreError::Refused(format!("{} already exists; not overwriting it", dst.display()))
-            }
-            _ => StoreError::io("cannot move to the trash", job.path.display(), e),
-        });
-    }
-    if let Err(e) = hit_for("trash:moved", &dst) {
-        // Leave the segment as it was: the action failed.
-        return Err(match rename_no_replace(&dst, &job.path) {
-            Ok(()) => StoreError::io("cannot move to the trash", job.path.display(), e),
-            Err(back) => StoreError::Refused(format!(
-                "{} was moved to the trash as {} but the move failed ({e}) and moving it back too ({back}); \
-                 restore it with `retention trash restore`",
-                job.path.display(),
-                dst.display()
-            )),
-        });
-    }
-    Ok(())
-}
-
-/// Removes `dir` and the directories under it that hold nothing; best effort (a directory that is not empty, or
-/// anything else, stays).
-fn remove_empty_dirs(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_empty_dirs(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
-}
-
 /// One file of the trash.
 #[derive(Debug, Clone)]
 struct TrashFile {
     entry: TrashEntry,
-    /// Where it lies.
-    path: PathBuf,
     /// Its path relative to the root before it was trashed (with `.zst` when compressed): where a restore puts it.
     rel: String,
 }
@@ -1130,24 +1403,6 @@ struct TrashObject {
     location: ObjectPath,
     /// Its key relative to the archive's prefix before it was trashed: where a restore puts it.
     rel: String,
-}
-
-/// Phase 1 of an archive for one file: upload, then read back and compare; on failure the object is taken back.
-async fn upload_one(archive: &Archive, job: &ArchiveJob) -> Result<(), StoreError> {
-    let md = std::fs::symlink_metadata(&job.src).map_err(io_err("cannot read", &job.src))?;
-    check_unchanged(&job.src, md.len(), mtime_ns(&md), job.bytes, job.modified_ns)?;
-    let content = archive.upload(&job.src, &job.location).await?;
-    let verified = async {
-        hit_for("archive:uploaded", &job.src).map_err(io_err("cannot archive", &job.src))?;
-        archive.verify(&job.location, &content).await?;
-        hit_for("archive:verified", &job.src).map_err(io_err("cannot archive", &job.src))
-    };
-    if let Err(e) = verified.await {
-        // We created the object (upload refuses to overwrite): take it back.
-        let _ = archive.delete(&job.location).await;
-        return Err(e);
-    }
-    Ok(())
 }
 
 /// Deletes an archived object (a drop without grace) unless it changed since the scan.
@@ -1228,25 +1483,6 @@ async fn check_object_unchanged(archive: &Archive, location: &ObjectPath, bytes:
     Ok(())
 }
 
-/// One directory per device among `(device, file)` pairs: what [`sync_filesystems`] needs.
-fn distinct_dirs<'a>(files: impl Iterator<Item = (u64, &'a PathBuf)>) -> Vec<PathBuf> {
-    let mut seen = HashMap::new();
-    for (dev, f) in files {
-        seen.entry(dev)
-            .or_insert_with(|| f.parent().unwrap_or(Path::new("/")).to_path_buf());
-    }
-    seen.into_values().collect()
-}
-
-/// Syncs the filesystems of `dirs` on a blocking thread, then marks `point`.
-async fn sync_and_hit(dirs: Vec<PathBuf>, point: &'static str, root: &Path) -> Result<(), StoreError> {
-    tokio::task::spawn_blocking(move || sync_filesystems(dirs.iter().map(PathBuf::as_path)))
-        .await
-        .map_err(|e| StoreError::io("cannot sync", root.display(), io::Error::other(e.to_string())))?
-        .map_err(|(p, e)| StoreError::io("cannot sync", p.display(), e))?;
-    hit_for(point, root).map_err(io_err("cannot sync", root))
-}
-
 impl StoreError {
     /// The same failure, for each of the actions of a group that a group step failed.
     fn again(&self) -> StoreError {
@@ -1282,52 +1518,62 @@ impl Compressor {
         }
     }
 
-    /// Phase 1 for one file: compresses `job.src` into `job.tmp`. Returns the device and the compressed size.
-    fn run(&mut self, job: &CompressJob) -> Result<(u64, u64), StoreError> {
-        let src = open_no_follow(&job.src).map_err(io_err("cannot open", &job.src))?;
-        let before = src.metadata().map_err(io_err("cannot read", &job.src))?;
-        if !before.is_file() {
-            return Err(StoreError::Refused(format!(
-                "{} is not a regular file",
-                job.src.display()
-            )));
+    /// Phase 1 for one file: compresses the source into its temporary, beside it.
+    fn run(&mut self, inner: &Inner, job: &CompressJob) -> Result<Compressed, StoreError> {
+        let root = &inner.root;
+        let src_path = root.display(&job.src);
+        let (dir, _, src, before) = open_checked(root, &job.src, &job.seen)?;
+        // A file a process still holds open for writing is not compressed now (its next lines would be lost).
+        drop(no_writers(&src, &before, &src_path)?);
+        // The key is made when the first temporary is (so a pass that compresses nothing creates nothing).
+        let key = inner.temp_key(true)?.expect("temp_key(true) makes a key");
+        let tmp_name = key.temp_name(&format!("{}{ZST}", job.src));
+        let tmp_path = root.display(&rel_join(split_rel(&job.src).0, &tmp_name));
+        let mut out = beneath::create_new(&dir, &tmp_name, 0o600).map_err(io_err("cannot create", &tmp_path))?;
+        let r = self.write(job, &src_path, &tmp_path, &src, &before, &mut out);
+        let tmp_ino = out.metadata().map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        match (r, tmp_ino) {
+            (Ok(zsize), Ok(tmp_ino)) => Ok(Compressed {
+                tmp_name,
+                dev: before.dev,
+                tmp_ino,
+                zsize,
+                handle: Some(OwnedFd::from(out)),
+            }),
+            (r, ino) => {
+                let _ = beneath::unlink(&dir, &tmp_name);
+                Err(match (r, ino) {
+                    (Err(e), _) => e,
+                    (_, Err(e)) => StoreError::io("cannot write", tmp_path.display(), e),
+                    (Ok(_), Ok(_)) => unreachable!(),
+                })
+            }
         }
-        check_unchanged(&job.src, before.len(), mtime_ns(&before), job.bytes, job.modified_ns)?;
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(OFlags::NOFOLLOW.bits() as i32)
-            .open(&job.tmp)
-            .map_err(io_err("cannot create", &job.tmp))?;
-        let r = self.write(job, &src, &before, &mut out);
-        if r.is_err() {
-            let _ = std::fs::remove_file(&job.tmp);
-        }
-        r.map(|zsize| (before.dev(), zsize))
     }
 
     fn write(
         &mut self,
         job: &CompressJob,
+        src_path: &Path,
+        tmp_path: &Path,
         mut src: &File,
-        before: &std::fs::Metadata,
+        before: &FileId,
         out: &mut File,
     ) -> Result<u64, StoreError> {
-        let len = before.len();
+        let len = before.size;
         let changed = || {
             StoreError::Refused(format!(
                 "{} changed while being compressed; left as it is, it may still be written to",
-                job.src.display()
+                src_path.display()
             ))
         };
-        let wr = io_err("cannot write", &job.tmp);
+        let _ = job;
+        let wr = io_err("cannot write", tmp_path);
         let zsize = if len <= WHOLE_FILE {
             self.input.clear();
             src.take(len + 1)
                 .read_to_end(&mut self.input)
-                .map_err(io_err("cannot read", &job.src))?;
+                .map_err(io_err("cannot read", src_path))?;
             if self.input.len() as u64 != len {
                 return Err(changed());
             }
@@ -1338,10 +1584,10 @@ impl Compressor {
                 .map_err(|c| wr(io::Error::other(zstd::zstd_safe::get_error_name(c))))?;
             let half = self.output.len() / 2;
             out.write_all(&self.output[..half])
-                .map_err(io_err("cannot write", &job.tmp))?;
-            hit_for("compress:tmp-partial", &job.tmp).map_err(io_err("cannot write", &job.tmp))?;
+                .map_err(io_err("cannot write", tmp_path))?;
+            hit_for("compress:tmp-partial", tmp_path).map_err(io_err("cannot write", tmp_path))?;
             out.write_all(&self.output[half..])
-                .map_err(io_err("cannot write", &job.tmp))?;
+                .map_err(io_err("cannot write", tmp_path))?;
             self.output.len() as u64
         } else {
             let mut enc = zstd::stream::write::Encoder::with_context(
@@ -1350,7 +1596,7 @@ impl Compressor {
             );
             // The frame header then records the size, as the CLI's does; a file that grows breaks the frame.
             enc.set_pledged_src_size(Some(len))
-                .map_err(io_err("cannot compress", &job.src))?;
+                .map_err(io_err("cannot compress", src_path))?;
             let mut buf = vec![0u8; 1 << 20];
             let mut total = 0u64;
             loop {
@@ -1358,38 +1604,52 @@ impl Compressor {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(StoreError::io("cannot read", job.src.display(), e)),
+                    Err(e) => return Err(StoreError::io("cannot read", src_path.display(), e)),
                 };
                 total += n as u64;
                 if total > len {
                     return Err(changed());
                 }
-                enc.write_all(&buf[..n]).map_err(io_err("cannot write", &job.tmp))?;
+                enc.write_all(&buf[..n]).map_err(io_err("cannot write", tmp_path))?;
                 if total == n as u64 {
-                    hit_for("compress:tmp-partial", &job.tmp).map_err(io_err("cannot write", &job.tmp))?;
+                    hit_for("compress:tmp-partial", tmp_path).map_err(io_err("cannot write", tmp_path))?;
                 }
             }
             if total != len {
                 return Err(changed());
             }
-            let mut w = enc.finish().map_err(io_err("cannot write", &job.tmp))?;
-            w.flush().map_err(io_err("cannot write", &job.tmp))?;
+            let mut w = enc.finish().map_err(io_err("cannot write", tmp_path))?;
+            w.flush().map_err(io_err("cannot write", tmp_path))?;
             drop(w);
-            out.metadata().map_err(io_err("cannot write", &job.tmp))?.len()
+            out.metadata().map_err(io_err("cannot write", tmp_path))?.len()
         };
-        let after = src.metadata().map_err(io_err("cannot read", &job.src))?;
-        if after.len() != len || mtime_ns(&after) != mtime_ns(before) {
+        let after = src.metadata().map_err(io_err("cannot read", src_path))?;
+        let after_id = {
+            use std::os::unix::fs::MetadataExt;
+            FileId {
+                dev: after.dev(),
+                ino: after.ino(),
+                size: after.len(),
+                mtime_ns: after
+                    .mtime()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(after.mtime_nsec()),
+            }
+        };
+        if after_id != *before {
             return Err(changed());
         }
         // Keep the source's times and permissions, as the zstd CLI does: the segment's age must not restart.
         let mut times = FileTimes::new();
-        if let (Ok(a), Ok(m)) = (before.accessed(), before.modified()) {
+        if let (Ok(a), Ok(m)) = (after.accessed(), after.modified()) {
             times = times.set_accessed(a).set_modified(m);
         }
-        out.set_times(times).map_err(io_err("cannot set times of", &job.tmp))?;
-        out.set_permissions(Permissions::from_mode(before.mode() & 0o777))
-            .map_err(io_err("cannot set permissions of", &job.tmp))?;
-        hit_for("compress:tmp-written", &job.tmp).map_err(io_err("cannot write", &job.tmp))?;
+        out.set_times(times).map_err(io_err("cannot set times of", tmp_path))?;
+        out.set_permissions(Permissions::from_mode(
+            std::os::unix::fs::PermissionsExt::mode(&after.permissions()) & 0o777,
+        ))
+        .map_err(io_err("cannot set permissions of", tmp_path))?;
+        hit_for("compress:tmp-written", tmp_path).map_err(io_err("cannot write", tmp_path))?;
         Ok(zsize)
     }
 }
@@ -1397,6 +1657,24 @@ impl Compressor {
 impl Inner {
     fn matches(&self, name: &str) -> bool {
         self.include.is_match(name) && !self.exclude.is_match(name)
+    }
+
+    /// The dataset sharing this root whose globs match `name` too, if any.
+    fn sibling_of(&self, name: &str) -> Option<&str> {
+        self.siblings
+            .iter()
+            .find(|s| s.include.is_match(name) && !s.exclude.is_match(name))
+            .map(|s| s.dataset.as_str())
+    }
+
+    /// Why `name`, matched by this dataset's globs, is nonetheless not its segment (a sibling's globs match it too).
+    fn shared_reason(&self, name: &str) -> Option<String> {
+        self.sibling_of(name).map(|other| {
+            format!(
+                "dataset {other:?} (same root) matches it too: a file belongs to one dataset, so neither manages \
+                 it; narrow the include/exclude globs of one of them"
+            )
+        })
     }
 
     /// Labels and time of the segment `name`, or why it cannot be a segment.
@@ -1445,112 +1723,144 @@ impl Inner {
         Ok(Described { labels, time_ms })
     }
 
-    /// Walks the root on a pool of threads: each directory is read, its files stat'ed (relative to the directory)
-    /// and described by the thread that read it.
-    fn walk(self: Arc<Self>, archived: Arc<HashSet<String>>) -> Walked {
-        let sink = Arc::new(Mutex::new(Walked::default()));
+    /// Walks the root on a pool of threads of its own (the global rayon pool may be busy compiling a plugin): each
+    /// directory is opened beneath the root without following symlinks, read, its files stat'ed relative to it and
+    /// described by the thread that read it.
+    fn walk(self: Arc<Self>, archived: Arc<HashSet<String>>, key: Option<TempKey>) -> Walked {
+        let sink = Mutex::new(Walked::default());
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (inner, out) = (self.clone(), sink.clone());
-        // A pool of our own: the global rayon pool may be busy compiling a plugin, and jwalk gives up on a busy pool.
-        let walker = jwalk::WalkDirGeneric::<((), ())>::new(&self.root)
-            .skip_hidden(false)
-            .follow_links(false)
-            .sort(false)
-            .parallelism(jwalk::Parallelism::RayonNewPool(threads))
-            .process_read_dir(move |depth, dir, _, children| {
-                if depth.is_some() {
-                    inner.read_dir(dir, children, &archived, &out);
-                }
-            });
-        let mut skipped = Vec::new();
-        for entry in walker {
-            match entry {
-                Ok(e) => {
-                    if let Some(err) = e.read_children_error {
-                        skipped.push(Skipped {
-                            name: self.rel_display(&e.parent_path.join(&e.file_name)),
-                            reason: format!("cannot read directory: {err}"),
-                        });
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("retention-walk-{i}"))
+            .build();
+        let walk_one = |rel: &str| self.read_dir(rel, &archived, key.as_ref(), &sink);
+        match pool {
+            Ok(pool) => {
+                fn go<'s, F: Fn(&str) -> Vec<String> + Sync>(s: &rayon::Scope<'s>, f: &'s F, rel: String) {
+                    for sub in f(&rel) {
+                        s.spawn(move |s| go(s, f, sub));
                     }
                 }
-                Err(err) => skipped.push(Skipped {
-                    name: err.path().map_or_else(|| "?".to_string(), |p| self.rel_display(p)),
-                    reason: format!("cannot read: {err}"),
-                }),
+                pool.scope(|s| go(s, &walk_one, String::new()));
+            }
+            Err(_) => {
+                let mut stack = vec![String::new()];
+                while let Some(rel) = stack.pop() {
+                    stack.extend(walk_one(&rel));
+                }
             }
         }
-        let mut w = std::mem::take(&mut *sink.lock().unwrap_or_else(|e| e.into_inner()));
-        w.skipped.extend(skipped);
-        w
+        sink.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn rel_display(&self, p: &Path) -> String {
-        p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().into_owned()
-    }
-
-    /// Processes the entries of one directory: files become [`Found`]s, temporaries are noted, subdirectories stay in
-    /// `children` to be walked.
+    /// Processes one directory: files become [`Found`]s, temporaries are noted; returns the subdirectories to walk.
     fn read_dir(
         &self,
-        dir: &Path,
-        children: &mut Vec<jwalk::Result<jwalk::DirEntry<((), ())>>>,
+        rel_dir: &str,
         archived: &HashSet<String>,
+        key: Option<&TempKey>,
         sink: &Mutex<Walked>,
-    ) {
+    ) -> Vec<String> {
         let mut out = Walked::default();
-        let Some(rel_dir) = dir.strip_prefix(&self.root).ok().and_then(Path::to_str) else {
-            // Directories with non-UTF-8 names are not descended into (see below); nothing else gets here.
-            children.clear();
-            return;
+        let mut subdirs = Vec::new();
+        let finish = |out: Walked, files: Vec<Found>| {
+            let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
+            if !files.is_empty() {
+                s.files.push(files);
+            }
+            s.temps.extend(out.temps);
+            s.skipped.extend(out.skipped);
+            s.left_alone.extend(out.left_alone);
         };
-        let dirfd = match rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
-            Ok(fd) => fd,
+        let dir = match self.root.dir(rel_dir, true) {
+            Ok(d) => d,
             Err(e) => {
                 out.skipped.push(Skipped {
                     name: rel_dir.to_string(),
                     reason: format!("cannot open directory: {e}"),
                 });
-                children.clear();
-                sink.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .skipped
-                    .extend(out.skipped);
-                return;
+                finish(out, Vec::new());
+                return subdirs;
+            }
+        };
+        if !rel_dir.is_empty()
+            && let Ok(st) = rustix::fs::fstat(&dir)
+            && let id = FileId::of(&st)
+            && self.skip_dirs.contains(&(id.dev, id.ino))
+        {
+            // The engine's own directory, or another dataset's root: never part of this dataset.
+            return subdirs;
+        }
+        let entries = match rustix::fs::Dir::read_from(&dir) {
+            Ok(d) => d,
+            Err(e) => {
+                out.skipped.push(Skipped {
+                    name: rel_dir.to_string(),
+                    reason: format!("cannot read directory: {e}"),
+                });
+                finish(out, Vec::new());
+                return subdirs;
             }
         };
         let mut locs = self.labels.as_ref().map(Regex::capture_locations);
         let mut cache = None;
-        let mut files = Vec::with_capacity(children.len());
-        children.retain_mut(|child| {
-            let Ok(e) = child else { return true };
-            let Some(file_name) = e.file_name.to_str() else {
-                let lossy = rel_join(rel_dir, &e.file_name.to_string_lossy());
-                if e.file_type.is_dir() || self.matches(logical(&lossy)) {
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    out.skipped.push(Skipped {
+                        name: rel_dir.to_string(),
+                        reason: format!("cannot read directory: {e}"),
+                    });
+                    break;
+                }
+            };
+            let raw = entry.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
+                continue;
+            }
+            let mut ft = entry.file_type();
+            if ft == FileType::Unknown {
+                // Some filesystems do not say in the listing.
+                ft = match rustix::fs::statat(&dir, entry.file_name(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => FileType::from_raw_mode(st.st_mode as _),
+                    Err(_) => continue,
+                };
+            }
+            let Ok(file_name) = std::str::from_utf8(raw) else {
+                let lossy = rel_join(rel_dir, &String::from_utf8_lossy(raw));
+                if ft == FileType::Directory || self.matches(logical(&lossy)) {
                     out.skipped.push(Skipped {
                         name: lossy,
                         reason: "name is not valid UTF-8".to_string(),
                     });
                 }
-                e.read_children_path = None;
-                return false;
+                continue;
             };
-            if e.file_type.is_dir() {
+            if ft == FileType::Directory {
                 // The trash is never part of the dataset: not walked, so no glob can make its files segments.
-                if rel_dir.is_empty() && file_name == TRASH_DIR {
-                    return false;
+                if !(rel_dir.is_empty() && file_name == TRASH_DIR) {
+                    subdirs.push(rel_join(rel_dir, file_name));
                 }
-                return match &self.skip_dir {
-                    Some(skip) => rel_join(rel_dir, file_name) != *skip,
-                    None => true,
-                };
+                continue;
             }
-            if is_temp_name(file_name) {
+            if let Some((base, tag)) = temp_parts(file_name) {
                 // Only the temporaries of this dataset's segments: datasets may share a root.
-                let target = rel_join(rel_dir, &file_name[1..file_name.len() - TMP_SUFFIX.len()]);
+                let target = rel_join(rel_dir, base);
                 if self.matches(logical(&target)) {
-                    out.temps.push(rel_join(rel_dir, file_name));
+                    let rel = rel_join(rel_dir, file_name);
+                    match (key, tag) {
+                        (Some(k), Some(tag)) if k.tag(&target) == tag => out.temps.push(rel),
+                        _ => out.left_alone.push(Skipped {
+                            name: rel,
+                            reason: "named like a temporary of retention, but not one this store wrote (its tag \
+                                     does not verify): left alone"
+                                .to_string(),
+                        }),
+                    }
                 }
-                return false;
+                continue;
             }
             let rel = rel_join(rel_dir, file_name);
             let compressed = file_name.len() > ZST.len() && file_name.ends_with(ZST);
@@ -1560,149 +1870,371 @@ impl Inner {
                 &rel[..]
             };
             if !self.matches(name) {
-                return false;
+                continue;
             }
             let not_regular = || Skipped {
                 name: name.to_string(),
                 reason: format!("{rel} is not a regular file (symlinks and special files are never segments)"),
             };
-            if !e.file_type.is_file() {
+            if ft != FileType::RegularFile {
                 out.skipped.push(not_regular());
-                return false;
+                continue;
             }
-            let st = match rustix::fs::statat(&dirfd, file_name, AtFlags::SYMLINK_NOFOLLOW) {
+            let st = match beneath::stat(&dir, file_name) {
                 Ok(st) => st,
                 // Removed since the directory was read.
-                Err(Errno::NOENT) => return false,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(err) => {
                     out.skipped.push(Skipped {
                         name: name.to_string(),
                         reason: format!("cannot stat {rel}: {err}"),
                     });
-                    return false;
+                    continue;
                 }
             };
-            if rustix::fs::FileType::from_raw_mode(st.st_mode as _) != rustix::fs::FileType::RegularFile {
+            if !beneath::is_regular(&st) {
                 out.skipped.push(not_regular());
-                return false;
+                continue;
+            }
+            let id = FileId::of(&st);
+            if !self.skip_files.is_empty() && self.skip_files.contains(&(id.dev, id.ino)) {
+                // The engine's own file (its config): never a segment.
+                continue;
+            }
+            if !self.siblings.is_empty()
+                && let Some(reason) = self.shared_reason(name)
+            {
+                out.skipped.push(Skipped {
+                    name: name.to_string(),
+                    reason,
+                });
+                continue;
             }
             let described = self.describe(name, &mut locs, &mut cache);
             let dup = !archived.is_empty() && archived.contains(name);
-            #[allow(clippy::unnecessary_cast, reason = "the field types differ between architectures")]
             files.push(Found {
                 tier: if compressed { Tier::Compressed } else { Tier::Hot },
-                size: st.st_size as u64,
-                mtime_ns: (st.st_mtime as i64)
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add(st.st_mtime_nsec as i64),
-                dev: st.st_dev as u64,
+                id,
                 described,
                 dup,
                 rel,
             });
-            false
-        });
-        mark_sibling_duplicates(&mut files);
-        let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-        if !files.is_empty() {
-            s.files.push(files);
         }
-        s.temps.append(&mut out.temps);
-        s.skipped.append(&mut out.skipped);
+        mark_sibling_duplicates(&mut files);
+        finish(out, files);
+        subdirs
     }
 }
 
-/// The trash: listing, purge and restore, on blocking threads.
+/// The engine area and the trash: listing, purge and restore, the temporaries' key and the state markers, on blocking
+/// threads.
 impl Inner {
-    fn trash_dir(&self) -> PathBuf {
-        self.root.join(TRASH_DIR)
+    /// The engine area `.retention-trash` as a real directory beneath the root (never a symlink); `None` when it does
+    /// not exist and `create` is false.
+    fn area(&self, create: bool, listing: bool) -> Result<Option<DirFd<'_>>, StoreError> {
+        let path = self.root.display(TRASH_DIR);
+        let opened = if create {
+            self.root.create_dirs(TRASH_DIR, 0o700).and_then(|d| match listing {
+                true => self.root.dir(TRASH_DIR, true),
+                false => Ok(d),
+            })
+        } else {
+            self.root.dir(TRASH_DIR, listing)
+        };
+        match opened {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !create => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => Err(StoreError::Refused(format!(
+                "the trash {} is a symlink or not a directory: it is only ever used as a real directory inside \
+                 the root; move it away",
+                path.display()
+            ))),
+            Err(e) => Err(StoreError::io("cannot open the trash", path.display(), e)),
+        }
     }
 
-    /// The trash batch directory for files trashed now (created by the first move into it). Its name is new: when a
-    /// batch of this millisecond exists (two groups in a row), the next millisecond is taken. Should another process
-    /// pick the same name at the same instant, the no-replace rename still keeps every file.
-    fn new_batch(&self) -> PathBuf {
-        let top = self.trash_dir();
+    /// The temporaries' key: read from the engine area, or (with `create`) made there when there is none.
+    fn temp_key(&self, create: bool) -> Result<Option<TempKey>, StoreError> {
+        let mut cached = self.temp_key.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = *cached {
+            return Ok(Some(k));
+        }
+        let path = self.root.display(&format!("{TRASH_DIR}/{TEMP_KEY}"));
+        let read = |area: &DirFd<'_>| -> Result<Option<TempKey>, StoreError> {
+            let (mut f, _) = match beneath::open_regular(area, TEMP_KEY) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(StoreError::io("cannot read the temporaries' key", path.display(), e)),
+            };
+            let mut text = String::new();
+            (&mut f)
+                .take(128)
+                .read_to_string(&mut text)
+                .map_err(io_err("cannot read the temporaries' key", &path))?;
+            let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32).ok_or_else(|| {
+                StoreError::Refused(format!(
+                    "{} is not a key retention wrote (64 hex digits); move it away",
+                    path.display()
+                ))
+            })?;
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&bytes);
+            Ok(Some(TempKey(k)))
+        };
+        let Some(area) = self.area(create, true)? else {
+            return Ok(None);
+        };
+        if let Some(k) = read(&area)? {
+            *cached = Some(k);
+            return Ok(Some(k));
+        }
+        if !create {
+            return Ok(None);
+        }
+        // 244 random bits from two v4 UUIDs, written under a name of its own, made durable, then renamed to the
+        // key's name without replacing one another process made meanwhile (then that one is the key).
+        let mut k = [0u8; 32];
+        k[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        k[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let staging = format!("{TEMP_KEY}.{}", uuid::Uuid::new_v4());
+        let write = || -> io::Result<()> {
+            let mut f = beneath::create_new(&area, &staging, 0o600)?;
+            f.write_all(hex::encode(k).as_bytes())?;
+            f.sync_all()?;
+            match beneath::rename_no_replace(&area, &staging, &area, TEMP_KEY) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let _ = beneath::unlink(&area, &staging);
+                    Ok(())
+                }
+                r => r,
+            }?;
+            rustix::fs::fsync(&area)?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = beneath::unlink(&area, &staging);
+            return Err(StoreError::io("cannot write the temporaries' key", path.display(), e));
+        }
+        let k = read(&area)?
+            .ok_or_else(|| StoreError::Refused(format!("{} disappeared right after it was written", path.display())))?;
+        *cached = Some(k);
+        Ok(Some(k))
+    }
+
+    /// See [`Store::bind_state`].
+    fn bind_state(&self, dataset: &str, state_id: &str, write: bool) -> Result<(), StoreError> {
+        let marker = format!(".state-{}", hex::encode(dataset.as_bytes()));
+        let path = self.root.display(&format!("{TRASH_DIR}/{marker}"));
+        let Some(area) = self.area(write, true)? else {
+            // Never passed over for real (no engine area yet): nothing recorded, nothing to compare.
+            return Ok(());
+        };
+        match beneath::open_regular(&area, &marker) {
+            Ok((mut f, _)) => {
+                let mut text = String::new();
+                (&mut f)
+                    .take(256)
+                    .read_to_string(&mut text)
+                    .map_err(io_err("cannot read the state marker", &path))?;
+                let recorded = text.trim();
+                if recorded == state_id {
+                    return Ok(());
+                }
+                Err(StoreError::OtherState {
+                    dataset: dataset.to_string(),
+                    recorded: recorded.to_string(),
+                    current: state_id.to_string(),
+                    marker: path.display().to_string(),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !write {
+                    return Ok(());
+                }
+                let staging = format!("{marker}.{}", uuid::Uuid::new_v4());
+                let r = (|| -> io::Result<()> {
+                    let mut f = beneath::create_new(&area, &staging, 0o600)?;
+                    f.write_all(format!("{state_id}\n").as_bytes())?;
+                    f.sync_all()?;
+                    beneath::rename_no_replace(&area, &staging, &area, &marker)?;
+                    rustix::fs::fsync(&area)?;
+                    Ok(())
+                })();
+                if let Err(e) = r {
+                    let _ = beneath::unlink(&area, &staging);
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        // Another pass wrote it meanwhile: compare with that one.
+                        return self.bind_state(dataset, state_id, false);
+                    }
+                    return Err(StoreError::io("cannot write the state marker", path.display(), e));
+                }
+                Ok(())
+            }
+            Err(e) => Err(StoreError::io("cannot read the state marker", path.display(), e)),
+        }
+    }
+
+    /// The name of a new trash batch for files trashed at `now_ms` (the pass's now): a batch of that millisecond may
+    /// exist (two groups in a row), then the next millisecond is taken. Should another process pick the same name at
+    /// the same instant, the no-replace rename still keeps every file.
+    fn new_batch(&self, now_ms: i64) -> Result<String, StoreError> {
         let grace_ms = i64::try_from(self.trash_grace.as_millis()).unwrap_or(i64::MAX);
-        let mut trashed_at = chrono::Utc::now().timestamp_millis();
+        let area = self.area(false, false)?;
+        let mut trashed_at = now_ms;
         loop {
-            let batch = top.join(batch_name(trashed_at, trashed_at.saturating_add(grace_ms)));
-            if std::fs::symlink_metadata(&batch).is_err() {
-                return batch;
+            let batch = batch_name(trashed_at, trashed_at.saturating_add(grace_ms));
+            if area.as_ref().is_none_or(|a| beneath::stat(a, &batch).is_err()) {
+                return Ok(batch);
             }
             trashed_at += 1;
         }
     }
 
-    /// Lists the files of this dataset's segments in the trash (datasets may share a root, and so its trash), oldest
-    /// first.
-    fn list_trash(&self) -> Result<Vec<TrashFile>, StoreError> {
-        let top = self.trash_dir();
-        let mut out = Vec::new();
-        let entries = match std::fs::read_dir(&top) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(StoreError::io("cannot read the trash", top.display(), e)),
+    /// Renames the file `name` of `dir` (the segment at `rel`) into the trash batch `batch` under its relative path:
+    /// one atomic step, so the file is in exactly one of the two places at every instant. A failure after the rename
+    /// moves it back.
+    fn move_to_trash(&self, dir: &DirFd<'_>, name: &str, rel: &str, batch: &str) -> Result<(), StoreError> {
+        let path = self.root.display(rel);
+        let (parent, _) = split_rel(rel);
+        let dst_rel = if parent.is_empty() {
+            format!("{TRASH_DIR}/{batch}")
+        } else {
+            format!("{TRASH_DIR}/{batch}/{parent}")
         };
+        let dst = self.root.display(&format!("{dst_rel}/{name}"));
+        // 0700, the trash itself included: the file's own directories, which may have kept others out, do not come
+        // along. Every component is created or opened without following a symlink.
+        let to = self.root.create_dirs(&dst_rel, 0o700).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidInput => StoreError::Refused(format!(
+                "cannot move {} to the trash: {e}; the trash is only ever a real directory inside the root",
+                path.display()
+            )),
+            _ => StoreError::io(
+                "cannot create trash directory",
+                self.root.display(&dst_rel).display(),
+                e,
+            ),
+        })?;
+        if let Err(e) = beneath::rename_no_replace(dir, name, &to, name) {
+            return Err(match e.raw_os_error() {
+                Some(code) if code == Errno::XDEV.raw_os_error() => StoreError::Refused(format!(
+                    "{} is on another filesystem than the trash {}: it cannot be moved there, so it was left as it \
+                     is (trash_grace_secs = 0 deletes at once)",
+                    path.display(),
+                    self.root.display(TRASH_DIR).display()
+                )),
+                _ if e.kind() == io::ErrorKind::AlreadyExists => {
+                    StoreError::Refused(format!("{} already exists; not overwriting it", dst.display()))
+                }
+                _ => StoreError::io("cannot move to the trash", path.display(), e),
+            });
+        }
+        if let Err(e) = hit_for("trash:moved", &dst) {
+            // Leave the segment as it was: the action failed.
+            return Err(match beneath::rename_no_replace(&to, name, dir, name) {
+                Ok(()) => StoreError::io("cannot move to the trash", path.display(), e),
+                Err(back) => StoreError::Refused(format!(
+                    "{} was moved to the trash as {} but the move failed ({e}) and moving it back too ({back}); \
+                     restore it with `retention trash restore`",
+                    path.display(),
+                    dst.display()
+                )),
+            });
+        }
+        Ok(())
+    }
+
+    /// Lists the files of this dataset's segments in the trash (datasets may share a root, and so its trash), oldest
+    /// first. Every directory is opened beneath the root without following symlinks; anything but a regular file in
+    /// a batch we named is not an entry.
+    fn list_trash(&self) -> Result<Vec<TrashFile>, StoreError> {
+        let mut out = Vec::new();
+        let Some(top) = self.area(false, true)? else {
+            return Ok(out);
+        };
+        let top_path = self.root.display(TRASH_DIR);
+        let entries = rustix::fs::Dir::read_from(&top)
+            .map_err(|e| StoreError::io("cannot read the trash", top_path.display(), e.into()))?;
+        let mut batches = Vec::new();
         for e in entries {
-            let e = e.map_err(io_err("cannot read the trash", &top))?;
-            let Some((trashed_at_ms, expires_at_ms)) = e.file_name().to_str().and_then(parse_batch_name) else {
-                continue;
-            };
-            let batch = e.path();
-            if !e.file_type().map_err(io_err("cannot read the trash", &batch))?.is_dir() {
-                continue;
+            let e = e.map_err(|e| StoreError::io("cannot read the trash", top_path.display(), e.into()))?;
+            let Ok(name) = e.file_name().to_str() else { continue };
+            if let Some(times) = parse_batch_name(name) {
+                batches.push((name.to_string(), times));
             }
-            let mut stack = vec![batch.clone()];
-            while let Some(dir) = stack.pop() {
-                let files = match std::fs::read_dir(&dir) {
-                    Ok(files) => files,
-                    // Emptied and removed meanwhile by a restore or a purge (of another dataset sharing the root).
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(StoreError::io("cannot read the trash", dir.display(), e)),
+        }
+        for (batch, (trashed_at_ms, expires_at_ms)) in batches {
+            let mut stack = vec![String::new()];
+            while let Some(sub) = stack.pop() {
+                let dir_rel = match sub.is_empty() {
+                    true => format!("{TRASH_DIR}/{batch}"),
+                    false => format!("{TRASH_DIR}/{batch}/{sub}"),
                 };
+                let dir = match self.root.dir(&dir_rel, true) {
+                    Ok(d) => d,
+                    // Emptied and removed meanwhile by a restore or a purge (of another dataset sharing the root);
+                    // or not a directory at all: not ours.
+                    Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidInput) => continue,
+                    Err(e) => {
+                        return Err(StoreError::io(
+                            "cannot read the trash",
+                            self.root.display(&dir_rel).display(),
+                            e,
+                        ));
+                    }
+                };
+                let files = rustix::fs::Dir::read_from(&dir).map_err(|e| {
+                    StoreError::io("cannot read the trash", self.root.display(&dir_rel).display(), e.into())
+                })?;
                 for f in files {
-                    let f = f.map_err(io_err("cannot read the trash", &dir))?;
-                    let path = f.path();
-                    let ft = f.file_type().map_err(io_err("cannot read the trash", &path))?;
-                    if ft.is_dir() {
-                        stack.push(path);
+                    let f = f.map_err(|e| {
+                        StoreError::io("cannot read the trash", self.root.display(&dir_rel).display(), e.into())
+                    })?;
+                    let raw = f.file_name().to_bytes();
+                    if raw == b"." || raw == b".." {
                         continue;
                     }
-                    let (Some(rel), Some(file_name)) = (
-                        path.strip_prefix(&batch).ok().and_then(Path::to_str),
-                        f.file_name().to_str().map(str::to_string),
-                    ) else {
+                    let Ok(file_name) = std::str::from_utf8(raw) else {
                         continue;
                     };
-                    // Only regular files are ever moved here, never temporaries.
-                    if !ft.is_file() || is_temp_name(&file_name) {
-                        continue;
-                    }
-                    let compressed = file_name.len() > ZST.len() && file_name.ends_with(ZST);
-                    let name = if compressed { &rel[..rel.len() - ZST.len()] } else { rel };
-                    if !self.matches(name) {
-                        continue;
-                    }
-                    let md = match f.metadata() {
-                        Ok(md) => md,
+                    let st = match beneath::stat(&dir, file_name) {
+                        Ok(st) => st,
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(StoreError::io("cannot read the trash", path.display(), e)),
+                        Err(e) => {
+                            let p = self.root.display(&format!("{dir_rel}/{file_name}"));
+                            return Err(StoreError::io("cannot read the trash", p.display(), e));
+                        }
                     };
-                    let Some(locator) = path.strip_prefix(&self.root).ok().and_then(Path::to_str) else {
+                    let ft = FileType::from_raw_mode(st.st_mode as _);
+                    if ft == FileType::Directory {
+                        stack.push(rel_join(&sub, file_name));
                         continue;
+                    }
+                    // Only regular files are ever moved here, never temporaries.
+                    if ft != FileType::RegularFile || temp_parts(file_name).is_some() {
+                        continue;
+                    }
+                    let rel = rel_join(&sub, file_name);
+                    let compressed = file_name.len() > ZST.len() && file_name.ends_with(ZST);
+                    let name = if compressed {
+                        &rel[..rel.len() - ZST.len()]
+                    } else {
+                        &rel[..]
                     };
+                    if !self.matches(name) || self.sibling_of(name).is_some() {
+                        continue;
+                    }
                     out.push(TrashFile {
                         entry: TrashEntry {
                             name: name.to_string(),
                             tier: if compressed { Tier::Compressed } else { Tier::Hot },
-                            bytes: md.len(),
+                            bytes: st.st_size as u64,
                             trashed_at_ms,
                             expires_at_ms,
-                            locator: locator.to_string(),
+                            locator: format!("{dir_rel}/{file_name}"),
+                            labels: Vec::new(),
                         },
-                        rel: rel.to_string(),
-                        path,
+                        rel,
                     });
                 }
             }
@@ -1714,64 +2246,124 @@ impl Inner {
         Ok(out)
     }
 
+    /// The batch of a trash file's locator (`.retention-trash/<batch>/<rel>`), checking that it is one.
+    fn trash_locator<'l>(&self, e: &'l TrashEntry) -> Result<&'l str, StoreError> {
+        let batch = e
+            .locator
+            .strip_prefix(TRASH_DIR)
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.split_once('/'))
+            .filter(|(b, rest)| parse_batch_name(b).is_some() && beneath::check_rel(rest).is_ok())
+            .map(|(b, _)| b);
+        batch.ok_or_else(|| {
+            StoreError::Refused(format!(
+                "trash entry {:?} lies at {}, outside the trash: not purged",
+                e.name,
+                self.root.display(&e.locator).display()
+            ))
+        })
+    }
+
     /// Deletes the trash files of `entries` (their locators: paths under the root, in the trash), then their batch
     /// directories if left empty, then makes it durable.
     fn purge(&self, entries: Vec<TrashEntry>) -> Result<Vec<TrashEntry>, StoreError> {
-        let top = self.trash_dir();
         let mut purged = Vec::new();
         let mut batches = HashSet::new();
         for e in entries {
-            let path = self.root.join(&e.locator);
             // Only ever a file in the trash: a locator is ours, but never trusted to point elsewhere.
-            let in_trash = path.starts_with(&top) && !e.locator.split('/').any(|p| p == ".." || p == ".");
-            if !in_trash {
-                return Err(StoreError::Refused(format!(
-                    "trash entry {:?} lies at {}, outside the trash: not purged",
-                    e.name,
-                    path.display()
-                )));
-            }
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
+            let batch = self.trash_locator(&e)?.to_string();
+            let path = self.root.display(&e.locator);
+            let (dir, name) = match self.root.parent(&e.locator) {
+                Ok(x) => x,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(StoreError::io("cannot purge", path.display(), err)),
+            };
+            match beneath::stat(&dir, name) {
+                Ok(st) if beneath::is_regular(&st) => {}
+                Ok(_) => {
+                    return Err(StoreError::Refused(format!(
+                        "trash entry {} is no longer a regular file: not purged",
+                        path.display()
+                    )));
+                }
                 // Restored, or purged by another pass over the same root, meanwhile.
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
                 Err(err) => return Err(StoreError::io("cannot purge", path.display(), err)),
             }
+            match beneath::unlink(&dir, name) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(StoreError::io("cannot purge", path.display(), err)),
+            }
             hit_for("purge:removed", &path).map_err(io_err("cannot purge", &path))?;
-            batches.insert(top.join(batch_name(e.trashed_at_ms, e.expires_at_ms)));
+            batches.insert(batch);
             purged.push(e);
         }
         for batch in &batches {
-            remove_empty_dirs(batch);
+            self.prune(&format!("{TRASH_DIR}/{batch}"));
         }
         if !purged.is_empty() {
-            sync_filesystems([self.root.as_path()]).map_err(|(p, e)| StoreError::io("cannot sync", p.display(), e))?;
-            hit_for("purge:synced", &self.root).map_err(io_err("cannot sync", &self.root))?;
+            let root = self.root.path();
+            beneath::sync_fs(self.root.fd()).map_err(io_err("cannot sync", root))?;
+            hit_for("purge:synced", root).map_err(io_err("cannot sync", root))?;
         }
         Ok(purged)
     }
 
-    /// Renames the trash file `f` back into its place, which the caller found free (the rename refuses to replace
-    /// anything that appeared since), then makes it durable.
-    fn restore(&self, f: &TrashFile) -> Result<(), StoreError> {
-        let target = self.root.join(&f.rel);
-        if let Some(parent) = target.parent() {
-            // Its directories may have been removed since the drop; they are created as any new directory would be.
-            std::fs::create_dir_all(parent).map_err(io_err("cannot create directory", parent))?;
+    /// Removes the directory `rel` and the directories under it that hold nothing; best effort (a directory that is
+    /// not empty, or anything else, stays). Nothing is followed: each directory is opened beneath the root.
+    fn prune(&self, rel: &str) {
+        let Ok(dir) = self.root.dir(rel, true) else { return };
+        if let Ok(entries) = rustix::fs::Dir::read_from(&dir) {
+            let subdirs: Vec<String> = entries
+                .flatten()
+                .filter(|e| e.file_type() == FileType::Directory)
+                .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
+                .filter(|n| n != "." && n != "..")
+                .collect();
+            for s in subdirs {
+                self.prune(&format!("{rel}/{s}"));
+            }
         }
-        if let Err(e) = rename_no_replace(&f.path, &target) {
+        drop(dir);
+        if let Ok((parent, name)) = self.root.parent(rel) {
+            let _ = beneath::rmdir(&parent, name);
+        }
+    }
+
+    /// Renames the trash file `f` back into its place, which the caller found free (the rename refuses to replace
+    /// anything that appeared since), then makes it durable. The place's directories are opened (created if they
+    /// were removed since the drop) beneath the root without following a symlink.
+    fn restore(&self, f: &TrashFile) -> Result<(), StoreError> {
+        let target = self.root.display(&f.rel);
+        let (tparent, tname) = split_rel(&f.rel);
+        // Its directories may have been removed since the drop; they are created as any new directory would be.
+        let to = self.root.create_dirs(tparent, 0o777).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidInput => StoreError::Refused(format!(
+                "cannot restore {:?} to {}: {e}",
+                f.entry.name,
+                target.display()
+            )),
+            _ => StoreError::io("cannot create directory", self.root.display(tparent).display(), e),
+        })?;
+        let from_path = self.root.display(&f.entry.locator);
+        let (from, fname) = self
+            .root
+            .parent(&f.entry.locator)
+            .map_err(|e| StoreError::io("cannot restore from the trash", from_path.display(), e))?;
+        if let Err(e) = beneath::rename_no_replace(&from, fname, &to, tname) {
             return Err(if e.kind() == io::ErrorKind::AlreadyExists {
                 StoreError::Taken {
                     name: f.entry.name.clone(),
                     path: target.display().to_string(),
                 }
             } else {
-                StoreError::io("cannot restore from the trash", f.path.display(), e)
+                StoreError::io("cannot restore from the trash", from_path.display(), e)
             });
         }
         if let Err(e) = hit_for("restore:moved", &target) {
             // Leave it in the trash, as it was: the restore failed.
-            return Err(match rename_no_replace(&target, &f.path) {
+            return Err(match beneath::rename_no_replace(&to, tname, &from, fname) {
                 Ok(()) => StoreError::io("cannot restore", target.display(), e),
                 Err(back) => StoreError::Refused(format!(
                     "{} was restored but the restore failed ({e}) and putting it back in the trash too ({back})",
@@ -1779,24 +2371,37 @@ impl Inner {
                 )),
             });
         }
-        sync_filesystems([self.root.as_path()]).map_err(|(p, e)| {
+        let root = self.root.path();
+        beneath::sync_fs(self.root.fd()).map_err(|e| {
             StoreError::Refused(format!(
                 "{} was restored, but the restore may not be durable: cannot sync {}: {e}",
                 target.display(),
-                p.display()
+                root.display()
             ))
         })?;
-        hit_for("restore:synced", &self.root).map_err(io_err("cannot sync", &self.root))?;
+        hit_for("restore:synced", root).map_err(io_err("cannot sync", root))?;
         // The batch keeps only what is still in it (best effort; a purge removes what stays).
-        let top = self.trash_dir();
-        let mut dir = f.path.parent();
-        while let Some(d) = dir {
-            if d == top || !d.starts_with(&top) || std::fs::remove_dir(d).is_err() {
-                break;
-            }
-            dir = d.parent();
+        if let Ok(batch) = self.trash_locator(&f.entry) {
+            self.prune(&format!("{TRASH_DIR}/{batch}"));
         }
         Ok(())
+    }
+
+    /// Whether anything is at `rel` beneath the root (without following symlinks); a component that is a symlink is
+    /// an error, since nothing can be restored through it.
+    fn taken(&self, rel: &str) -> Result<bool, StoreError> {
+        match self.root.parent(rel) {
+            Ok((dir, name)) => match beneath::stat(&dir, name) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(StoreError::io("cannot check", self.root.display(rel).display(), e)),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::Refused(format!(
+                "cannot restore to {}: {e}",
+                self.root.display(rel).display()
+            ))),
+        }
     }
 }
 
@@ -1865,17 +2470,18 @@ impl<'a> Builder<'a> {
         match &f.described {
             Ok(d) => {
                 let labels = self.labels(&name, d);
-                let t = d.time_ms.unwrap_or(f.mtime_ns.div_euclid(1_000_000));
+                let t = d.time_ms.unwrap_or(f.id.mtime_ns.div_euclid(1_000_000));
                 scan.segments.push(Segment {
                     name,
                     tier: f.tier,
                     start_ms: t,
                     end_ms: t,
                     rows: None,
-                    bytes: f.size,
+                    bytes: f.id.size,
                     labels,
                     locator: f.rel,
-                    modified_ns: f.mtime_ns,
+                    modified_ns: f.id.mtime_ns,
+                    file_id: f.id.ino,
                 });
             }
             Err(reason) => scan.skipped.push(Skipped {
@@ -1905,6 +2511,7 @@ impl<'a> Builder<'a> {
                         .last_modified
                         .timestamp_nanos_opt()
                         .unwrap_or(ms.saturating_mul(1_000_000)),
+                    file_id: 0,
                 });
             }
             Err(reason) => scan.skipped.push(Skipped { name, reason }),
@@ -1912,24 +2519,55 @@ impl<'a> Builder<'a> {
     }
 }
 
+impl Inner {
+    /// The labels of a trash entry's name, as the scan would give its segment (for legal holds on the trash).
+    fn labels_of(&self, name: &str) -> Vec<(String, String)> {
+        let Some(re) = &self.labels else { return Vec::new() };
+        let Some(caps) = re.captures(name) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = self
+            .label_groups
+            .iter()
+            .filter_map(|(g, key)| caps.get(*g).map(|m| (key.clone(), m.as_str().to_string())))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
 impl DirectoryStore {
     /// Removes temporaries and resolves duplicates found in `inv` (with `repair`; otherwise only reports them), and
     /// marks each duplicate group with what the scan must present.
     async fn recover_inventory(&self, inv: &mut Inventory, repair: bool) -> Result<Recovery, StoreError> {
-        let mut rec = Recovery::default();
-        let root = &self.inner.root;
-        for t in std::mem::take(&mut inv.temps) {
-            if repair {
-                let path = root.join(&t);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StoreError::io("cannot remove temporary", path.display(), e)),
+        let mut rec = Recovery {
+            left_alone: std::mem::take(&mut inv.left_alone),
+            ..Recovery::default()
+        };
+        let root = self.root();
+        let temps = std::mem::take(&mut inv.temps);
+        if repair && !temps.is_empty() {
+            let t = temps.clone();
+            self.blocking(move |inner| {
+                for rel in &t {
+                    let path = inner.root.display(rel);
+                    let (dir, name) = match inner.root.parent(rel) {
+                        Ok(x) => x,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(StoreError::io("cannot remove temporary", path.display(), e)),
+                    };
+                    match beneath::unlink(&dir, name) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(StoreError::io("cannot remove temporary", path.display(), e)),
+                    }
+                    hit_for("recover:temp-removed", &path).map_err(io_err("cannot remove temporary", &path))?;
                 }
-                hit_for("recover:temp-removed", &path).map_err(io_err("cannot remove temporary", &path))?;
-            }
-            rec.temp_removed.push(t);
+                Ok(())
+            })
+            .await?;
         }
+        rec.temp_removed.extend(temps);
         if let Some(a) = &self.archive {
             let adir = a.local_dir().unwrap_or(Path::new(""));
             let staging = a
@@ -1938,7 +2576,8 @@ impl DirectoryStore {
                 .map_err(|e| StoreError::io("cannot list archive directory", a.url(), e))?;
             for path in staging {
                 let rel = path.strip_prefix(adir).unwrap_or(&path).to_string_lossy().into_owned();
-                // Only the uploads of this dataset's segments: datasets may share an archive directory.
+                // An archive location belongs to one dataset (the config refuses two sharing one), but its staging
+                // files are still matched to this dataset's segments.
                 let target = rel.rsplit_once('#').map_or(&rel[..], |(t, _)| t);
                 // A copy into or out of the archive's trash: `.retention-trash/<batch>/<rel>`.
                 let target = target
@@ -1946,7 +2585,8 @@ impl DirectoryStore {
                     .and_then(|r| r.strip_prefix('/'))
                     .and_then(|r| r.split_once('/'))
                     .map_or(target, |(_, r)| r);
-                if !self.inner.matches(logical(target)) {
+                let ours = target.starts_with(&format!("{}/", super::archive::STAGING_DIR));
+                if !ours && !self.inner.matches(logical(target)) {
                     continue;
                 }
                 if repair {
@@ -1960,8 +2600,22 @@ impl DirectoryStore {
                 rec.temp_removed
                     .push(format!("{}/{rel}", a.url().as_str().trim_end_matches('/')));
             }
+            for location in std::mem::take(&mut inv.staged_objects) {
+                if repair {
+                    match a.delete(&location).await {
+                        Ok(())
+                        | Err(StoreError::Archive {
+                            source: object_store::Error::NotFound { .. },
+                            ..
+                        }) => {}
+                        Err(e) => return Err(e),
+                    }
+                    hit_for("recover:temp-removed", root).map_err(io_err("cannot remove staged upload", root))?;
+                }
+                rec.temp_removed.push(a.display(&location));
+            }
         }
-        let mut synced_dirs = Vec::new();
+        let mut removed_local: Vec<(String, FileId)> = Vec::new();
         for g in &mut inv.groups {
             let mut verdict = self.resolve(g).await;
             if let Verdict::Same = verdict {
@@ -1971,17 +2625,30 @@ impl DirectoryStore {
                         unreachable!("only one archived copy, always the latest")
                     };
                     if repair {
-                        let path = root.join(&f.rel);
                         // The copy must still be what was compared (a log may have been appended to meanwhile).
-                        let md = std::fs::symlink_metadata(&path).map_err(io_err("cannot check", &path))?;
-                        if let Err(e) = check_unchanged(&path, md.len(), mtime_ns(&md), f.size, f.mtime_ns) {
-                            verdict = Verdict::Conflict(e.to_string());
-                            break;
+                        let (rel, seen) = (f.rel.clone(), f.id);
+                        let r = self
+                            .blocking(move |inner| {
+                                let root = &inner.root;
+                                let path = root.display(&rel);
+                                let (dir, name) = root
+                                    .parent(&rel)
+                                    .map_err(|e| StoreError::io("cannot check", path.display(), e))?;
+                                let st = beneath::stat(&dir, name).map_err(io_err("cannot check", &path))?;
+                                check_unchanged(&path, &seen, &FileId::of(&st))?;
+                                beneath::unlink(&dir, name).map_err(io_err("cannot remove duplicate", &path))?;
+                                hit_for("recover:duplicate-removed", &path)
+                                    .map_err(io_err("cannot remove duplicate", &path))
+                            })
+                            .await;
+                        match r {
+                            Ok(()) => removed_local.push((f.rel.clone(), f.id)),
+                            Err(e @ StoreError::Refused(_)) => {
+                                verdict = Verdict::Conflict(e.to_string());
+                                break;
+                            }
+                            Err(e) => return Err(e),
                         }
-                        std::fs::remove_file(&path).map_err(io_err("cannot remove duplicate", &path))?;
-                        hit_for("recover:duplicate-removed", &path)
-                            .map_err(io_err("cannot remove duplicate", &path))?;
-                        synced_dirs.push((f.dev, path));
                     }
                     rec.duplicates_resolved.push((g.name.clone(), latest.tier(), c.tier()));
                 }
@@ -1996,12 +2663,23 @@ impl DirectoryStore {
             g.verdict = Some(verdict);
         }
         self.settle_trashed_objects(inv, repair, &mut rec).await?;
-        if !synced_dirs.is_empty() {
-            let dirs = distinct_dirs(synced_dirs.iter().map(|(d, p)| (*d, p)));
-            tokio::task::spawn_blocking(move || sync_filesystems(dirs.iter().map(PathBuf::as_path)))
-                .await
-                .map_err(|e| StoreError::io("cannot sync", root.display(), io::Error::other(e.to_string())))?
-                .map_err(|(p, e)| StoreError::io("cannot sync", p.display(), e))?;
+        if !removed_local.is_empty() {
+            self.blocking(move |inner| {
+                let mut syncs = SyncSet::new(&inner.root);
+                for (rel, id) in &removed_local {
+                    syncs.note(id.dev, || {
+                        let (dir, _) = split_rel(rel);
+                        match inner.root.dir(dir, true) {
+                            Ok(DirFd::Owned(fd)) => Some(fd),
+                            _ => None,
+                        }
+                    });
+                }
+                syncs
+                    .sync(&inner.root)
+                    .map_err(|e| StoreError::io("cannot sync", inner.root.path().display(), e))
+            })
+            .await?;
         }
         Ok(rec)
     }
@@ -2036,12 +2714,29 @@ impl DirectoryStore {
             if o.size != t.object.size {
                 continue;
             }
-            let same = match (
-                a.digest(&o.location, false).await,
-                a.digest(&t.object.location, false).await,
-            ) {
-                (Ok(x), Ok(y)) => x == y,
-                (Err(e), _) | (_, Err(e)) => {
+            let same = async {
+                let x = a.reader(&o.location).await?;
+                let y = a.reader(&t.object.location).await?;
+                let (cx, cy) = (
+                    compare::Copy {
+                        reader: x,
+                        compressed: false,
+                        size: o.size,
+                    },
+                    compare::Copy {
+                        reader: y,
+                        compressed: false,
+                        size: t.object.size,
+                    },
+                );
+                tokio::task::spawn_blocking(move || compare::same(cx, cy))
+                    .await
+                    .map_err(|e| StoreError::io("cannot compare", a.url(), io::Error::other(e.to_string())))?
+                    .map_err(|e| StoreError::io("cannot compare", a.display(&o.location), e))
+            };
+            let same = match same.await {
+                Ok(s) => s,
+                Err(e) => {
                     tracing::warn!("cannot compare {} with its copy in the archive's trash: {e}", o.rel);
                     false
                 }
@@ -2058,7 +2753,7 @@ impl DirectoryStore {
                     }) => {}
                     Err(e) => return Err(e),
                 }
-                let root = &self.inner.root;
+                let root = self.root();
                 hit_for("recover:duplicate-removed", root).map_err(io_err("cannot remove duplicate", root))?;
                 removed.push(k);
             }
@@ -2098,6 +2793,7 @@ impl DirectoryStore {
                         trashed_at_ms,
                         expires_at_ms,
                         locator: t.object.location.to_string(),
+                        labels: self.inner.labels_of(name),
                     },
                     rel: t.object.rel,
                     location: t.object.location,
@@ -2120,7 +2816,7 @@ impl DirectoryStore {
                 ))),
             };
         };
-        let root = &self.inner.root;
+        let root = self.root();
         let mut purged = Vec::new();
         let mut batches = HashSet::new();
         for e in entries {
@@ -2170,7 +2866,7 @@ impl DirectoryStore {
     /// A crash between the two leaves equal copies, which `recover` settles in favour of the restored one.
     async fn restore_object(&self, t: &TrashObject) -> Result<(), StoreError> {
         let a = self.archive.as_ref().expect("trash objects come from the archive");
-        let root = &self.inner.root;
+        let root = self.root();
         let dst = a.key(&t.rel);
         a.copy_new(&t.location, &dst).await.map_err(|e| match e {
             StoreError::Refused(_) => StoreError::Taken {
@@ -2235,17 +2931,36 @@ impl DirectoryStore {
     }
 }
 
+/// Removes `dir` (of the engine's own `file://` archive) and the directories under it that hold nothing; best
+/// effort.
+fn remove_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_dirs(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
 #[async_trait]
 impl Store for DirectoryStore {
     fn describe(&self) -> String {
         match &self.archive {
-            Some(a) => format!("directory {} (archive {})", self.inner.root.display(), a.url()),
-            None => format!("directory {}", self.inner.root.display()),
+            Some(a) => format!("directory {} (archive {})", self.root().display(), a.url()),
+            None => format!("directory {}", self.root().display()),
         }
     }
 
     fn supports(&self, action: Action) -> bool {
         action != Action::Archive || self.archive.is_some()
+    }
+
+    async fn bind_state(&self, dataset: &str, state_id: &str, write: bool) -> Result<(), StoreError> {
+        let (dataset, state_id) = (dataset.to_string(), state_id.to_string());
+        self.blocking(move |inner| inner.bind_state(&dataset, &state_id, write))
+            .await
     }
 
     async fn scan(&self, repair: bool, symbols: &mut Symbols) -> Result<(Recovery, Scan), StoreError> {
@@ -2259,6 +2974,7 @@ impl Store for DirectoryStore {
         &self,
         work: &[Work<'_>],
         parallelism: usize,
+        now_ms: i64,
         progress: Progress<'_>,
     ) -> Vec<Result<Applied, StoreError>> {
         let parallelism = parallelism.max(1);
@@ -2300,7 +3016,7 @@ impl Store for DirectoryStore {
             progress(group.len() as u64);
         }
         for group in drop.chunks(DROP_GROUP) {
-            self.drop_group(work, group, parallelism, &mut results).await;
+            self.drop_group(work, group, parallelism, now_ms, &mut results).await;
             progress(group.len() as u64);
         }
         results
@@ -2310,7 +3026,15 @@ impl Store for DirectoryStore {
     }
 
     async fn trash(&self) -> Result<Vec<TrashEntry>, StoreError> {
-        let listing = self.blocking(|inner| inner.list_trash()).await?;
+        let listing = self
+            .blocking(|inner| {
+                let mut files = inner.list_trash()?;
+                for f in &mut files {
+                    f.entry.labels = inner.labels_of(&f.entry.name);
+                }
+                Ok(files)
+            })
+            .await?;
         let mut entries: Vec<TrashEntry> = listing.into_iter().map(|f| f.entry).collect();
         entries.extend(self.archive_trash().await?.into_iter().map(|t| t.entry));
         entries.sort_by(|a, b| (a.trashed_at_ms, &a.name, a.tier).cmp(&(b.trashed_at_ms, &b.name, b.tier)));
@@ -2330,7 +3054,7 @@ impl Store for DirectoryStore {
     }
 
     async fn restore(&self, name: &str) -> Result<TrashEntry, StoreError> {
-        if name.is_empty() || name.starts_with('/') || name.split('/').any(|p| p == ".." || p == "." || p.is_empty()) {
+        if beneath::check_rel(name).is_err() {
             return Err(StoreError::Refused(format!("{name:?} is not a segment name")));
         }
         let listing = self.blocking(|inner| inner.list_trash()).await?;
@@ -2354,13 +3078,12 @@ impl Store for DirectoryStore {
             }
         };
         // The segment must not exist again in any tier: a restore never makes a second copy of a name.
-        let root = &self.inner.root;
         for rel in [name.to_string(), format!("{name}{ZST}")] {
-            let path = root.join(&rel);
-            if std::fs::symlink_metadata(&path).is_ok() {
+            let r = rel.clone();
+            if self.blocking(move |inner| inner.taken(&r)).await? {
                 return Err(StoreError::Taken {
                     name: name.to_string(),
-                    path: path.display().to_string(),
+                    path: self.inner.root.display(&rel).display().to_string(),
                 });
             }
             if let Some(a) = &self.archive {
@@ -2375,7 +3098,8 @@ impl Store for DirectoryStore {
         }
         match latest {
             Ok(f) => {
-                let entry = f.entry.clone();
+                let mut entry = f.entry.clone();
+                entry.labels = self.inner.labels_of(&entry.name);
                 self.blocking(move |inner| inner.restore(&f)).await?;
                 Ok(entry)
             }
@@ -2396,17 +3120,18 @@ impl DirectoryStore {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&inner)).await.map_err(|e| {
             StoreError::io(
-                "cannot use the trash",
-                self.inner.root.display(),
+                "cannot use the store",
+                self.root().display(),
                 io::Error::other(e.to_string()),
             )
         })?
     }
 }
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, SystemTime};
+
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
     use globset::{GlobBuilder, GlobSetBuilder};
 
@@ -2453,6 +3178,8 @@ mod tests {
                 compression_level: 3,
                 archive_url: Some(url::Url::from_directory_path(&self.archive).unwrap()),
                 trash_grace: DAY,
+                excluded: Vec::new(),
+                siblings: Vec::new(),
             }
         }
 
@@ -2479,6 +3206,8 @@ mod tests {
                         let p = e.unwrap().path();
                         if p.is_dir() {
                             stack.push(p);
+                        } else if d == top {
+                            // The engine area's own files (the temporaries' key, state markers): no entries.
                         } else {
                             out.push(format!("{tag}{}", p.strip_prefix(&top).unwrap().to_str().unwrap()));
                         }
@@ -2506,6 +3235,15 @@ mod tests {
 
         fn archived(&self, rel: &str) -> Option<Vec<u8>> {
             std::fs::read(self.archive.join(rel)).ok()
+        }
+
+        /// Writes a temporary of `store` that becomes `target` (relative path), tagged as the store tags its own;
+        /// returns its relative path.
+        fn temp(&self, store: &DirectoryStore, target: &str, content: &[u8]) -> String {
+            let key = store.inner.temp_key(true).unwrap().unwrap();
+            let rel = rel_join(split_rel(target).0, &key.temp_name(target));
+            self.write(&rel, content);
+            rel
         }
     }
 
@@ -2563,7 +3301,12 @@ mod tests {
         let progress = |n: u64| {
             done.fetch_add(n as usize, Ordering::Relaxed);
         };
-        let results = store.apply(&work, 2, &progress).await;
+        // The pass's now: the clock, but never twice the same millisecond (two applies in a row are two passes).
+        static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+        let clock = chrono::Utc::now().timestamp_millis();
+        let now_ms = clock.max(LAST.fetch_max(clock, Ordering::Relaxed) + 1);
+        LAST.fetch_max(now_ms, Ordering::Relaxed);
+        let results = store.apply(&work, 2, now_ms, &progress).await;
         assert_eq!(
             done.load(Ordering::Relaxed),
             plan.len(),
@@ -2734,6 +3477,334 @@ mod tests {
         let (scan, _) = scan(&fx.store().await).await;
         assert!(scan.segments.is_empty());
         assert!(skipped(&scan, "link.log").contains("not a regular file"));
+    }
+
+    // --- the dataset's boundary ----------------------------------------------------------------------------------
+
+    /// Every file under `dir` with its bytes (for checking that nothing outside the root changed).
+    fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for e in entries {
+                let p = e.unwrap().path();
+                if p.symlink_metadata().unwrap().is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
+                    out.push((rel, std::fs::read(&p).unwrap_or_default()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_directory_swapped_for_a_symlink_after_the_scan_is_never_followed_by_any_action() {
+        let fx = Fx::new();
+        let outside = fx._tmp.path().join("outside");
+        for grace in [Duration::ZERO, DAY] {
+            std::fs::create_dir_all(&outside).unwrap();
+            for n in ["a.log", "b.log", "c.log"] {
+                // Twins outside the root: same size and mtime as the files the scan saw.
+                fx.write_at(&format!("d/{n}"), b"same size", 1_700_000_000);
+                let twin = write_file(&outside.join(n), b"SAME SIZE");
+                set_mtime(&twin, 1_700_000_000);
+            }
+            let before = tree(&outside);
+            let store = fx.store_with_grace(grace).await;
+            let (s, _) = scan(&store).await;
+            // Between the scan and the apply, the directory becomes a symlink to the outside one.
+            std::fs::rename(fx.root.join("d"), fx.root.join("d-moved")).unwrap();
+            std::os::unix::fs::symlink(&outside, fx.root.join("d")).unwrap();
+            let results = apply(
+                &store,
+                &[
+                    (seg(&s, "d/a.log"), Action::Drop),
+                    (seg(&s, "d/b.log"), Action::Compress),
+                    (seg(&s, "d/c.log"), Action::Archive),
+                ],
+            )
+            .await;
+            for r in &results {
+                let e = r.as_ref().unwrap_err().to_string();
+                assert!(e.contains("symlink"), "{e}");
+            }
+            assert_eq!(
+                tree(&outside),
+                before,
+                "nothing outside the root changed (grace {grace:?})"
+            );
+            assert!(fx.archived("d/c.log").is_none());
+            assert!(fx.trash_files().is_empty(), "{:?}", fx.trash_files());
+            std::fs::remove_file(fx.root.join("d")).unwrap();
+            std::fs::remove_dir_all(fx.root.join("d-moved")).unwrap();
+            std::fs::remove_dir_all(&outside).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_trash_that_is_a_symlink_is_never_used_nor_purged() {
+        let fx = Fx::new();
+        let outside = fx._tmp.path().join("elsewhere");
+        // An "expired entry" outside the root, which a purge through the link would delete.
+        write_file(&outside.join("1-2/old.log"), b"someone else's file");
+        std::os::unix::fs::symlink(&outside, fx.root.join(TRASH_DIR)).unwrap();
+        fx.write("a.log", b"hot");
+        let store = fx.store().await;
+        let e = store.trash().await.unwrap_err().to_string();
+        assert!(e.contains("symlink") && e.contains(TRASH_DIR), "{e}");
+        let forged = TrashEntry {
+            name: "old.log".into(),
+            tier: Tier::Hot,
+            bytes: 19,
+            trashed_at_ms: 1,
+            expires_at_ms: 2,
+            locator: format!("{TRASH_DIR}/1-2/old.log"),
+            labels: Vec::new(),
+        };
+        assert!(store.purge(&[forged]).await.is_err());
+        let (s, _) = scan(&store).await;
+        assert!(skipped(&s, TRASH_DIR).contains("symlink"), "the scan says so");
+        let e = apply1(&store, seg(&s, "a.log"), Action::Drop)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("symlink"), "{e}");
+        assert!(fx.exists("a.log"), "the drop left the file as it was");
+        assert_eq!(
+            std::fs::read(outside.join("1-2/old.log")).unwrap(),
+            b"someone else's file"
+        );
+        assert_eq!(tree(&outside).len(), 1, "nothing was moved out of the root");
+    }
+
+    #[tokio::test]
+    async fn a_restore_through_a_parent_that_became_a_symlink_is_refused() {
+        let fx = Fx::new();
+        let outside = fx._tmp.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        fx.write("d/a.log", b"dropped");
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        assert!(apply1(&store, seg(&s, "d/a.log"), Action::Drop).await.unwrap().trashed);
+        std::fs::remove_dir(fx.root.join("d")).unwrap();
+        std::os::unix::fs::symlink(&outside, fx.root.join("d")).unwrap();
+        let e = store.restore("d/a.log").await.unwrap_err().to_string();
+        assert!(e.contains("symlink"), "{e}");
+        assert!(tree(&outside).is_empty(), "nothing landed outside the root");
+        assert_eq!(store.trash().await.unwrap().len(), 1, "still restorable");
+    }
+
+    #[tokio::test]
+    async fn a_fifo_swapped_in_after_the_scan_is_refused_without_blocking() {
+        let fx = Fx::new();
+        for n in ["a.log", "b.log", "c.log"] {
+            fx.write(n, b"x");
+        }
+        let store = fx.store_with_grace(Duration::ZERO).await;
+        let (s, _) = scan(&store).await;
+        for n in ["a.log", "b.log", "c.log"] {
+            std::fs::remove_file(fx.root.join(n)).unwrap();
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                fx.root.join(n),
+                FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                0,
+            )
+            .unwrap();
+        }
+        let plan = [
+            (seg(&s, "a.log"), Action::Compress),
+            (seg(&s, "b.log"), Action::Archive),
+            (seg(&s, "c.log"), Action::Drop),
+        ];
+        // A blocking open would hang here: the deadline turns that into a failure.
+        let results = tokio::time::timeout(Duration::from_secs(60), apply(&store, &plan))
+            .await
+            .expect("the actions did not block on a FIFO");
+        for r in results {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
+        for n in ["a.log", "b.log", "c.log"] {
+            assert!(
+                std::fs::symlink_metadata(fx.root.join(n))
+                    .unwrap()
+                    .file_type()
+                    .is_fifo()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn another_file_of_the_same_size_and_mtime_swapped_in_is_refused() {
+        let fx = Fx::new();
+        fx.write_at("a.log", b"the original", 1_700_000_000);
+        let store = fx.store_with_grace(Duration::ZERO).await;
+        let (s, _) = scan(&store).await;
+        let other = fx.write_at("other", b"THE IMPOSTOR", 1_700_000_000);
+        std::fs::rename(other, fx.root.join("a.log")).unwrap();
+        let e = apply1(&store, seg(&s, "a.log"), Action::Drop)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another file than the scan saw"), "{e}");
+        assert_eq!(std::fs::read(fx.root.join("a.log")).unwrap(), b"THE IMPOSTOR");
+    }
+
+    #[tokio::test]
+    async fn a_file_another_process_holds_open_for_writing_is_skipped_by_every_action() {
+        let fx = Fx::new();
+        for n in ["a.log", "b.log", "c.log"] {
+            fx.write(n, b"a daemon's log\n");
+        }
+        // A quiet writer: it keeps the files open with O_APPEND and writes nothing.
+        let mut writer = {
+            let mut c = std::process::Command::new("sleep");
+            c.arg("600");
+            let f = |n: &str| File::options().append(true).open(fx.root.join(n)).unwrap();
+            c.stdout(f("a.log")).stderr(f("b.log"));
+            let keep_c = f("c.log");
+            // The third file on another descriptor of the same child.
+            unsafe {
+                use std::os::fd::AsRawFd;
+                use std::os::unix::process::CommandExt;
+                let fd = keep_c.as_raw_fd();
+                c.pre_exec(move || {
+                    if libc::dup2(fd, 9) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let child = c.spawn().unwrap();
+            drop(keep_c);
+            child
+        };
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        let plan = [
+            (seg(&s, "a.log"), Action::Compress),
+            (seg(&s, "b.log"), Action::Archive),
+            (seg(&s, "c.log"), Action::Drop),
+        ];
+        for r in apply(&store, &plan).await {
+            let e = r.unwrap_err();
+            assert!(matches!(e, StoreError::Busy { .. }), "{e}");
+            assert!(e.to_string().contains("open for writing by another process"), "{e}");
+        }
+        for n in ["a.log", "b.log", "c.log"] {
+            assert_eq!(std::fs::read(fx.root.join(n)).unwrap(), b"a daemon's log\n");
+        }
+        assert!(!fx.exists("a.log.zst") && fx.archived("b.log").is_none() && fx.trash_files().is_empty());
+        writer.kill().unwrap();
+        writer.wait().unwrap();
+        // Once the writer is gone, the same plan goes through.
+        for r in apply(&store, &plan).await {
+            r.unwrap();
+        }
+        assert!(fx.exists("a.log.zst") && fx.archived("b.log").is_some() && !fx.exists("c.log"));
+    }
+
+    #[tokio::test]
+    async fn the_engines_own_directories_and_config_file_under_the_root_are_never_segments() {
+        let fx = Fx::new();
+        fx.write("a.log", b"data");
+        fx.write("state/state.sqlite3", b"the holds");
+        fx.write("state/compiled/x.cwasm", b"code");
+        fx.write("plugins/p.wasm", b"a plugin");
+        fx.write("retention.toml", b"plugin_dir = ...");
+        fx.write("inner/b.log", b"another dataset's");
+        let mut cfg = fx.cfg();
+        cfg.excluded = ["state", "plugins", "retention.toml", "inner"]
+            .iter()
+            .map(|p| crate::config::Excluded {
+                path: fx.root.join(p),
+                what: p.to_string(),
+            })
+            .collect();
+        let store = DirectoryStore::open(cfg).await.unwrap();
+        let (s, _) = scan(&store).await;
+        assert_eq!(names(&s), ["a.log"]);
+        assert!(s.skipped.is_empty(), "{:?}", s.skipped);
+    }
+
+    #[tokio::test]
+    async fn a_file_that_two_datasets_sharing_a_root_both_match_belongs_to_neither() {
+        let fx = Fx::new();
+        fx.write("a.log", b"matched by both");
+        fx.write("b.txt", b"only ours");
+        let mut cfg = fx.cfg();
+        cfg.siblings = vec![crate::config::Sibling {
+            dataset: "other".into(),
+            include: globs(&["**/*.log"]),
+            exclude: globs(&[]),
+        }];
+        let store = DirectoryStore::open(cfg).await.unwrap();
+        let (s, _) = scan(&store).await;
+        assert_eq!(names(&s), ["b.txt"]);
+        let r = skipped(&s, "a.log");
+        assert!(r.contains("\"other\"") && r.contains("belongs to one dataset"), "{r}");
+    }
+
+    #[tokio::test]
+    async fn a_zst_declaring_a_gigabyte_beside_a_small_hot_file_is_a_conflict_without_decompressing_it() {
+        let fx = Fx::new();
+        fx.write("a.log", b"a small hot file");
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        enc.set_pledged_src_size(Some(1 << 30)).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..1024 {
+            enc.write_all(&zeros).unwrap();
+        }
+        fx.write("a.log.zst", &enc.finish().unwrap());
+        let (s, _) = scan(&fx.store().await).await;
+        assert!(s.segments.is_empty());
+        let r = skipped(&s, "a.log");
+        assert!(r.contains("differs"), "{r}");
+    }
+
+    #[tokio::test]
+    async fn a_dataset_is_bound_to_the_state_database_of_its_first_real_pass() {
+        let fx = Fx::new();
+        let store = fx.store().await;
+        store.bind_state("logs", "db-1", false).await.unwrap();
+        assert!(!fx.exists(TRASH_DIR), "a dry run writes nothing");
+        store.bind_state("logs", "db-1", true).await.unwrap();
+        store.bind_state("logs", "db-1", true).await.unwrap();
+        store.bind_state("logs", "db-1", false).await.unwrap();
+        let e = store.bind_state("logs", "db-2", true).await.unwrap_err();
+        assert!(matches!(e, StoreError::OtherState { .. }), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains("db-1") && e.contains("db-2") && e.contains("no pass runs"),
+            "{e}"
+        );
+        // Another dataset sharing the root has its own record.
+        store.bind_state("other", "db-2", true).await.unwrap();
+        assert!(fx.trash_files().is_empty(), "the markers are not trash entries");
+        assert!(store.trash().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_drop_is_trashed_at_the_passes_now() {
+        let fx = Fx::new();
+        fx.write("a.log", b"x");
+        let store = fx.store().await;
+        let (s, _) = scan(&store).await;
+        let work = [Work {
+            segment: seg(&s, "a.log"),
+            action: Action::Drop,
+        }];
+        let now_ms = 1_900_000_000_000;
+        store.apply(&work, 1, now_ms, &|_| {}).await.pop().unwrap().unwrap();
+        let t = store.trash().await.unwrap();
+        assert_eq!(t[0].trashed_at_ms, now_ms);
+        assert_eq!(t[0].expires_at_ms, now_ms + DAY.as_millis() as i64);
     }
 
     #[tokio::test]
@@ -3043,7 +4114,8 @@ mod tests {
                     bytes: 8,
                     trashed_at_ms: t,
                     expires_at_ms: e,
-                    locator: format!("{TRASH_DIR}/{batch}/c.log")
+                    locator: format!("{TRASH_DIR}/{batch}/c.log"),
+                    labels: Vec::new(),
                 },
                 TrashEntry {
                     name: "d/a.log".into(),
@@ -3051,7 +4123,8 @@ mod tests {
                     bytes: 3,
                     trashed_at_ms: t,
                     expires_at_ms: e,
-                    locator: format!("{TRASH_DIR}/{batch}/d/a.log")
+                    locator: format!("{TRASH_DIR}/{batch}/d/a.log"),
+                    labels: Vec::new(),
                 },
                 TrashEntry {
                     name: "d/b.log".into(),
@@ -3059,7 +4132,8 @@ mod tests {
                     bytes: zsize,
                     trashed_at_ms: t,
                     expires_at_ms: e,
-                    locator: format!("{TRASH_DIR}/{batch}/d/b.log.zst")
+                    locator: format!("{TRASH_DIR}/{batch}/d/b.log.zst"),
+                    labels: Vec::new(),
                 },
             ]
         );
@@ -3371,23 +4445,23 @@ mod tests {
     async fn recover_removes_temporaries_and_staging_leftovers_only_when_repairing() {
         let fx = Fx::new();
         fx.write("a.log", b"x");
-        fx.write("d/.a.log.zst.retention-tmp", b"partial");
-        write_file(&fx.archive.join("d/b.log#1"), b"partial upload");
         let store = fx.store().await;
+        let tmp = fx.temp(&store, "d/a.log.zst", b"partial");
+        write_file(&fx.archive.join("d/b.log#1"), b"partial upload");
         let dry = store.recover(false).await.unwrap();
         let mut removed = dry.temp_removed.clone();
         removed.sort();
         assert_eq!(removed.len(), 2);
-        assert_eq!(removed[0], "d/.a.log.zst.retention-tmp");
+        assert_eq!(removed[0], tmp);
         assert!(
             removed[1].starts_with("file://") && removed[1].ends_with("/d/b.log#1"),
             "{}",
             removed[1]
         );
-        assert!(fx.exists("d/.a.log.zst.retention-tmp") && fx.archive.join("d/b.log#1").exists());
+        assert!(fx.exists(&tmp) && fx.archive.join("d/b.log#1").exists());
         let done = store.recover(true).await.unwrap();
         assert_eq!(done.temp_removed.len(), 2);
-        assert!(!fx.exists("d/.a.log.zst.retention-tmp") && !fx.archive.join("d/b.log#1").exists());
+        assert!(!fx.exists(&tmp) && !fx.archive.join("d/b.log#1").exists());
         assert!(fx.exists("a.log"));
         assert!(store.recover(true).await.unwrap().is_empty());
     }
@@ -3395,14 +4469,42 @@ mod tests {
     #[tokio::test]
     async fn recover_leaves_the_temporaries_of_other_datasets_alone() {
         let fx = Fx::new();
-        fx.write(".a.log.zst.retention-tmp", b"ours");
-        fx.write(".b.json.zst.retention-tmp", b"another dataset's, maybe in flight");
-        write_file(&fx.archive.join("c.json#1"), b"another dataset's upload");
         let mut cfg = fx.cfg();
         cfg.include = globs(&["*.log"]);
-        let rec = DirectoryStore::open(cfg).await.unwrap().recover(true).await.unwrap();
-        assert_eq!(rec.temp_removed, [".a.log.zst.retention-tmp"]);
-        assert!(fx.exists(".b.json.zst.retention-tmp") && fx.archive.join("c.json#1").exists());
+        let store = DirectoryStore::open(cfg).await.unwrap();
+        let ours = fx.temp(&store, "a.log.zst", b"ours");
+        let theirs = fx.temp(&store, "b.json.zst", b"another dataset's, maybe in flight");
+        write_file(&fx.archive.join("c.json#1"), b"another dataset's upload");
+        let rec = store.recover(true).await.unwrap();
+        assert_eq!(rec.temp_removed, [ours]);
+        assert!(fx.exists(&theirs) && fx.archive.join("c.json#1").exists());
+    }
+
+    #[tokio::test]
+    async fn a_file_named_like_a_temporary_but_not_written_by_the_store_is_left_alone_and_reported() {
+        let fx = Fx::new();
+        let store = fx.store().await;
+        // One of ours, so that the key exists; then look-alikes: the old untagged name, a wrong tag, a user's file.
+        let ours = fx.temp(&store, "d/a.log.zst", b"partial");
+        let untagged = fx.write("d/.b.log.zst.retention-tmp", b"a complete file of the user's");
+        let forged = fx.write("d/.c.log.zst.0123456789abcdef.retention-tmp", b"another one");
+        let rec = store.recover(true).await.unwrap();
+        assert_eq!(rec.temp_removed, std::slice::from_ref(&ours));
+        assert!(!fx.exists(&ours));
+        assert_eq!(std::fs::read(&untagged).unwrap(), b"a complete file of the user's");
+        assert_eq!(std::fs::read(&forged).unwrap(), b"another one");
+        let mut left: Vec<&str> = rec.left_alone.iter().map(|l| l.name.as_str()).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "d/.b.log.zst.retention-tmp",
+                "d/.c.log.zst.0123456789abcdef.retention-tmp"
+            ]
+        );
+        assert!(rec.left_alone[0].reason.contains("left alone"), "{:?}", rec.left_alone);
+        let (s, _) = scan(&store).await;
+        assert!(s.segments.is_empty(), "look-alikes are never segments either");
     }
 
     #[tokio::test]
@@ -3591,11 +4693,15 @@ mod tests {
                         && file_name
                             .rsplit_once('#')
                             .is_some_and(|(_, d)| d.bytes().all(|b| b.is_ascii_digit()));
-                    if is_temp_name(file_name) || staging {
+                    if temp_parts(file_name).is_some() || staging {
                         temps.push(p);
                         continue;
                     }
                     let mut rel = p.strip_prefix(base).unwrap().to_str().unwrap().to_string();
+                    if p.parent() == Some(&base.join(TRASH_DIR)) {
+                        // The engine area's own files (the temporaries' key): no copies of anything.
+                        continue;
+                    }
                     // `.retention-trash/<batch>/<rel>`
                     let trashed = rel.starts_with(&format!("{TRASH_DIR}/"));
                     if trashed {
@@ -3741,9 +4847,9 @@ mod tests {
         for point in ["recover:temp-removed", "recover:duplicate-removed"] {
             let fx = Fx::new();
             let originals = crash_tree(&fx.root, &fx.archive);
-            fx.write("c/.0.log.zst.retention-tmp", b"partial");
-            fx.write("c/1.log.zst", &zst(&originals["c/1.log"]));
             let store = fx.store().await;
+            fx.temp(&store, "c/0.log.zst", b"partial");
+            fx.write("c/1.log.zst", &zst(&originals["c/1.log"]));
             {
                 let _fail = crate::crashpoint::fail_under(&fx.root, point);
                 store.recover(true).await.unwrap_err();

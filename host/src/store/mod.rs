@@ -12,7 +12,10 @@
 //! [`Store::purge`]): a trashed segment counts as one recoverable place until it is purged.
 
 pub mod archive;
+pub mod beneath;
+pub mod compare;
 pub mod dir;
+pub mod writers;
 
 use std::sync::Arc;
 
@@ -44,6 +47,25 @@ pub enum StoreError {
     /// `restore` found the segment's place taken: `path` exists now.
     #[error("cannot restore {name:?}: {path} exists; move it away first")]
     Taken { name: String, path: String },
+    /// Another process holds the segment's file open for writing: the action is skipped (not failed), and a later
+    /// pass tries again.
+    #[error("{path} is open for writing by another process{}; left as it is (a later pass tries again)",
+        .pid.map_or(String::new(), |p| format!(" (pid {p})")))]
+    Busy { path: String, pid: Option<u32> },
+    /// The dataset was last passed over with another state database than this one: a lost database re-created empty
+    /// (without its legal holds and audit trail) or a different `state_dir`. No pass runs.
+    #[error(
+        "dataset {dataset} was last passed over with state database {recorded}, but this state database is {current}: \
+         it does not hold that one's legal holds and audit trail, so no pass runs. Restore the state database (or \
+         point service.state_dir at it); if it is lost for good and no legal hold must be kept, delete {marker} to \
+         manage the dataset with this one"
+    )]
+    OtherState {
+        dataset: String,
+        recorded: String,
+        current: String,
+        marker: String,
+    },
 }
 
 impl StoreError {
@@ -80,6 +102,8 @@ pub struct Recovery {
     pub duplicates_resolved: Vec<(String, Tier, Tier)>,
     /// Duplicates whose copies differ: left alone, excluded from passes until a human resolves them.
     pub conflicts: Vec<Skipped>,
+    /// Files that look like leftovers (named like a temporary) but that this store cannot prove it wrote: left alone.
+    pub left_alone: Vec<Skipped>,
     /// Segments found both in place and, with equal content, in the trash (an interrupted move into or out of a trash
     /// that is not one rename, e.g. an archive's): the trash's copy removed, the segment kept where it was.
     pub trash_copies_removed: Vec<String>,
@@ -90,6 +114,7 @@ impl Recovery {
         self.temp_removed.is_empty()
             && self.duplicates_resolved.is_empty()
             && self.conflicts.is_empty()
+            && self.left_alone.is_empty()
             && self.trash_copies_removed.is_empty()
     }
 }
@@ -129,6 +154,9 @@ pub struct TrashEntry {
     /// what [`Store::purge`] deletes.
     #[serde(skip)]
     pub locator: String,
+    /// The labels its segment had (`(key, value)`, sorted by key), for the legal holds that cover the trash.
+    #[serde(skip)]
+    pub labels: Vec<(String, String)>,
 }
 
 /// Called with the number of actions finished since the last call, for progress bars.
@@ -147,6 +175,15 @@ pub trait Store: Send + Sync {
         true
     }
 
+    /// Checks that the dataset was last passed over with the state database `state_id` (where its legal holds and
+    /// audit trail are), and with `write` records it when none is recorded yet: a pass with a state database that was
+    /// lost and re-created empty would run without the holds, so [`StoreError::OtherState`] refuses it. The record
+    /// lives with the data, not in the state directory. A store that keeps none accepts any.
+    async fn bind_state(&self, dataset: &str, state_id: &str, write: bool) -> Result<(), StoreError> {
+        let _ = (dataset, state_id, write);
+        Ok(())
+    }
+
     /// Lists the dataset's segments, after recovering from interrupted actions, from one walk of the store.
     ///
     /// Recovery finds temporary files and segments present in two tiers at once. With `repair` it removes the
@@ -163,11 +200,13 @@ pub trait Store: Send + Sync {
     }
 
     /// Applies a group of actions with at most `parallelism` in flight, each crash-safely. Returns one result per
-    /// action, in order; a failed action leaves its segment as it was (or recoverable by `recover`).
+    /// action, in order; a failed action leaves its segment as it was (or recoverable by `recover`). `now_ms` is the
+    /// pass's now: a drop into the trash is timed by it, the clock its purge compares with.
     async fn apply(
         &self,
         work: &[Work<'_>],
         parallelism: usize,
+        now_ms: i64,
         progress: Progress<'_>,
     ) -> Vec<Result<Applied, StoreError>>;
 
