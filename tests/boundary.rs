@@ -108,6 +108,126 @@ fn a_trash_that_is_a_symlink_never_takes_a_drop_out_of_the_root_nor_purges_the_d
 }
 
 #[test]
+fn what_is_swapped_in_while_a_long_compression_runs_is_refused_a_symlinked_directory_and_a_fifo_alike() {
+    // One pass, applied in order: a large file to compress (the window), a file to compress that becomes a FIFO, a
+    // file to drop whose directory becomes a symlink to a twin outside the root (same size and mtime).
+    let s = Setup::new(&[]);
+    // 2 MiB at level 19: a few seconds of compression, the window the swaps are made in.
+    let mut big = Vec::with_capacity(2 << 20);
+    let mut x: u64 = 1;
+    while big.len() < 2 << 20 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        big.extend_from_slice(format!("{} request {:x} took {} ms\n", big.len(), x >> 40, x % 997).as_bytes());
+    }
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let at = |p: &Path, t: std::time::SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    at(&s.write("logs/compress/big.log", &big), old);
+    let fifo = s.write("logs/compress/fifo.log", b"to compress");
+    at(&fifo, old + std::time::Duration::from_secs(1));
+    let dropped = s.write("logs/drop/x.log", b"to drop");
+    let outside = s.path().join("outside");
+    let twin = s.write("outside/x.log", b"TO DROP");
+    let t = old + std::time::Duration::from_secs(2);
+    at(&dropped, t);
+    at(&twin, t);
+    let cfg = s.config_with(
+        &format!("plugin_dir = \"{}\"\n", plugin_dir().display()),
+        &[(
+            "logs",
+            "\"override.act.compress.compress_after_days\" = 0, \"override.act.drop.drop_after_days\" = 0",
+            "root = \"logs\"\nlabels = '^(?P<act>[a-z]+)/'\ncompression_level = 19\ntrash_grace_secs = 0",
+        )],
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[[dataset]]", "[[dataset]]\napply_parallelism = 1");
+    std::fs::write(&cfg, text).unwrap();
+    let out_path = s.path().join("report.json");
+    let mut child = retention()
+        .args(["run", "--json", "--config"])
+        .arg(&cfg)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The large file's temporary appears: the pass is compressing it. Now swap.
+    let compress_dir = s.path().join("logs/compress");
+    let started = std::time::Instant::now();
+    loop {
+        let compressing = std::fs::read_dir(&compress_dir)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".retention-tmp"));
+        if compressing {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pass ended before the swap could be made"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the compression never started"
+        );
+        std::thread::yield_now();
+    }
+    std::fs::remove_file(&fifo).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    std::fs::rename(s.path().join("logs/drop"), s.path().join("logs/drop-moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, s.path().join("logs/drop")).unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the swap came too late: the large file was compressed already"
+    );
+    // A pass that blocked on the FIFO would never end: give it a deadline.
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(300) {
+            child.kill().unwrap();
+            panic!("the pass blocked on the FIFO swapped in");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let reports: Value = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    assert_eq!(status.code(), Some(1), "two actions failed: {reports:#}");
+    let r = &reports[0];
+    assert_eq!(row(r, "compress/big.log")["outcome"], "done", "{r:#}");
+    assert!(
+        row(r, "compress/fifo.log")["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a regular file"),
+        "{r:#}"
+    );
+    assert!(
+        row(r, "drop/x.log")["error"].as_str().unwrap().contains("symlink"),
+        "{r:#}"
+    );
+    assert_eq!(
+        std::fs::read(&twin).unwrap(),
+        b"TO DROP",
+        "the file outside the root is untouched"
+    );
+    assert_eq!(files_under(&outside).len(), 1);
+}
+
+#[test]
 fn a_restore_through_a_parent_that_became_a_symlink_lands_nothing_outside_the_root() {
     let s = Setup::new(&["api/a.log", "b.log"]);
     let cfg = s.config(&[("logs", "drop_after_days = 0", "root = \"logs\"\ninclude = [\"api/**\"]")]);

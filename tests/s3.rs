@@ -222,6 +222,12 @@ impl Bucket {
         })
     }
 
+    /// Writes the object `<PREFIX>/<rel>` (someone else's, for the tests that it is never overwritten).
+    fn put(&self, rel: &str, bytes: &[u8]) {
+        let location = ObjectPath::from(format!("{PREFIX}/{rel}"));
+        block_on(async { self.store.put(&location, bytes.to_vec().into()).await.unwrap() });
+    }
+
     /// The bytes of the object `<PREFIX>/<rel>`, if there is one.
     fn object(&self, rel: &str) -> Option<Vec<u8>> {
         let location = ObjectPath::from(format!("{PREFIX}/{rel}"));
@@ -427,6 +433,84 @@ fn a_real_pass_archives_files_to_s3_with_identical_bytes_and_removes_the_local_c
     assert_eq!(
         local["api/info-2026-03-01.log"],
         tree.originals["api/info-2026-03-01.log"]
+    );
+}
+
+#[test]
+fn an_object_that_appears_at_the_key_after_the_scan_is_never_overwritten_by_an_upload_small_or_in_parts() {
+    let bucket = Bucket::new();
+    // Two files 15 days old (archived at NOW): one up to a single PUT, one above the 8 MiB part size (staged, then
+    // copied to its key without replacing anything); and one 5 days old, compressed first, slowly (level 19): the
+    // window between the scan and the uploads in which another writer puts objects at both keys.
+    let small = "api/info-2026-02-14.log";
+    let big = "api/debug-2026-02-14.log";
+    let slow = "api/info-2026-02-24.log";
+    let tree = Tree::new(&[(small, 20_000), (big, 10 << 20), (slow, 2 << 20)]);
+    let config = tree.config(&bucket);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("trash_grace_secs = 0", "trash_grace_secs = 0\ncompression_level = 19"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("[[dataset]]", "[[dataset]]\napply_parallelism = 1"),
+    )
+    .unwrap();
+    let out = tree.dir.path().join("report.json");
+    let mut child = retention_on(endpoint())
+        .args(["run", "--json", "--now", NOW, "--config"])
+        .arg(&config)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !std::fs::read_dir(tree.logs().join("api"))
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".retention-tmp"))
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pass ended before the objects could be put"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the compression never started"
+        );
+        std::thread::yield_now();
+    }
+    bucket.put(small, b"another writer's object");
+    bucket.put(big, b"another writer's large object");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "too late: the pass was past its compression"
+    );
+    let status = child.wait().unwrap();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(status.code(), Some(1), "{report:#}");
+    for name in [small, big] {
+        let r = report[0]["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap();
+        assert_eq!(r["outcome"], "failed", "{report:#}");
+        assert!(r["error"].as_str().unwrap().contains("already exists"), "{report:#}");
+    }
+    assert_eq!(bucket.object(small).unwrap(), b"another writer's object");
+    assert_eq!(bucket.object(big).unwrap(), b"another writer's large object");
+    assert_eq!(tree.local()[small], tree.originals[small], "the source stays");
+    assert_eq!(tree.local()[big], tree.originals[big], "the source stays");
+    assert_eq!(
+        bucket.objects().len(),
+        2,
+        "no staged upload is left: {:?}",
+        bucket.objects().keys()
     );
 }
 

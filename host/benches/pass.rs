@@ -6,7 +6,9 @@
 //!   by `sync` for information (ours makes every compressed file durable before removing its source).
 //!
 //! Run: `cargo build --release --target wasm32-wasip2 --manifest-path guest-plugins/Cargo.toml &&
-//!       cargo bench --bench pass` (see BENCHMARKS.md). Options: `-- --files N --reps N --compress-reps N --dir DIR`.
+//!       cargo bench --bench pass` (see BENCHMARKS.md). Options: `-- --files N --reps N --compress-reps N --dir DIR`;
+//! `--baseline BIN` times another `retention` binary's dry run beside ours in the same turns (a build of an earlier
+//! commit, for before/after figures); `--compress-reps 0` skips the compression part.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,6 +28,7 @@ fn main() -> anyhow::Result<()> {
     let reps: usize = arg("--reps").map_or(5, |v| v.parse().expect("a number"));
     let compress_reps: usize = arg("--compress-reps").map_or(3, |v| v.parse().expect("a number"));
     let base = PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
+    let baseline = arg("--baseline").map(PathBuf::from);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let plugins = repo.join("guest-plugins/target/wasm32-wasip2/release");
     anyhow::ensure!(
@@ -58,12 +61,18 @@ fn main() -> anyhow::Result<()> {
         .arg(&pristine)
         .args(["-type", "f"])
         .stdout(Stdio::null()))?;
-    sh(Command::new(bin)
-        .args(["run", "--dry-run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null()))?;
-    // Alternate the two so that both see the same machine state; keep each one's best.
-    let (mut find, mut dry) = (f64::MAX, f64::MAX);
+    let dry_run = |bin: &Path| {
+        sh(Command::new(bin)
+            .args(["run", "--dry-run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null()))
+    };
+    dry_run(Path::new(bin))?;
+    if let Some(b) = &baseline {
+        dry_run(b)?;
+    }
+    // Alternate the contenders so that all see the same machine state; keep each one's best.
+    let (mut find, mut dry, mut before) = (f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..reps {
         find = find.min(best(1, || {
             sh(Command::new("find")
@@ -71,12 +80,10 @@ fn main() -> anyhow::Result<()> {
                 .args(["-type", "f", "-printf", "%s %T@ %p\\n"])
                 .stdout(Stdio::null()))
         })?);
-        dry = dry.min(best(1, || {
-            sh(Command::new(bin)
-                .args(["run", "--dry-run", "--config"])
-                .arg(&config)
-                .stdout(Stdio::null()))
-        })?);
+        if let Some(b) = &baseline {
+            before = before.min(best(1, || dry_run(b))?);
+        }
+        dry = dry.min(best(1, || dry_run(Path::new(bin)))?);
     }
     println!();
     println!(
@@ -87,12 +94,23 @@ fn main() -> anyhow::Result<()> {
         "{:<58} {:>10.3} {:>9.2}x",
         "find -type f -printf '%s %T@ %p\\n' > /dev/null", find, 1.0
     );
+    if let Some(b) = &baseline {
+        println!(
+            "{:<58} {:>10.3} {:>9.2}x",
+            format!("baseline {} --dry-run", b.display()),
+            before,
+            before / find
+        );
+    }
     println!(
         "{:<58} {:>10.3} {:>9.2}x",
         "retention run --dry-run > /dev/null (target <= 1.5x)",
         dry,
         dry / find
     );
+    if compress_reps == 0 {
+        return Ok(());
+    }
 
     // ---- compression against the zstd CLI -------------------------------------------------------------------------
     println!();
@@ -109,13 +127,32 @@ fn main() -> anyhow::Result<()> {
     // without a journal (as on the machine of BENCHMARKS.md) deleting 100,000s of files makes the next minute's file
     // creations slower (the allocator skips recently deleted inodes), so without an untimed run first, the first
     // contender of round 1 (zstd) would be the only one to start on an untouched filesystem.
-    let mut best_of = [f64::MAX; 4];
-    let runs: [(&str, Option<usize>); 4] = [
-        ("find | xargs zstd -q -3 -T1 --rm", None),
-        ("find | xargs zstd -q -3 -T1 --rm && sync (information)", Some(0)),
-        ("retention run (compress, apply_parallelism = 1)", Some(1)),
-        ("retention run (compress, apply_parallelism = 2)", Some(2)),
+    let mut runs: Vec<(String, Option<usize>, &Path)> = vec![
+        ("find | xargs zstd -q -3 -T1 --rm".into(), None, Path::new(bin)),
+        (
+            "find | xargs zstd -q -3 -T1 --rm && sync (information)".into(),
+            Some(0),
+            Path::new(bin),
+        ),
+        (
+            "retention run (compress, apply_parallelism = 1)".into(),
+            Some(1),
+            Path::new(bin),
+        ),
+        (
+            "retention run (compress, apply_parallelism = 2)".into(),
+            Some(2),
+            Path::new(bin),
+        ),
     ];
+    if let Some(b) = &baseline {
+        runs.push((
+            "baseline (compress, apply_parallelism = 1)".into(),
+            Some(1),
+            b.as_path(),
+        ));
+    }
+    let mut best_of = vec![f64::MAX; runs.len()];
     let zstd = |tree: &Path, then: &str| {
         // zstd compresses the files one after another; -T1 is the thread count of apply_parallelism = 1.
         sh(Command::new("sh").arg("-c").arg(format!(
@@ -125,7 +162,7 @@ fn main() -> anyhow::Result<()> {
     };
     zstd(&fresh_copy(&pristine, &work.path().join("tree"))?, "")?;
     for _ in 0..compress_reps {
-        for (k, (_, parallelism)) in runs.iter().enumerate() {
+        for (k, (_, parallelism, which)) in runs.iter().enumerate() {
             let tree = fresh_copy(&pristine, &work.path().join("tree"))?;
             let t = Instant::now();
             match parallelism {
@@ -133,7 +170,7 @@ fn main() -> anyhow::Result<()> {
                 Some(0) => zstd(&tree, " && sync")?,
                 Some(p) => {
                     let config = write_config(work.path(), "compress", &tree, &plugins, "compress_after_days = 0", *p)?;
-                    sh(Command::new(bin)
+                    sh(Command::new(which)
                         .args(["run", "--config"])
                         .arg(&config)
                         .stdout(Stdio::null()))?;
@@ -145,7 +182,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let rate = |s: f64| bytes as f64 / (1 << 20) as f64 / s;
-    for (k, (label, _)) in runs.iter().enumerate() {
+    for (k, (label, _, _)) in runs.iter().enumerate() {
         println!(
             "{:<58} {:>10.3} {:>10.1} {:>9.2}x",
             label,

@@ -271,6 +271,16 @@ async fn run_inner(
         return Err(PassError::Cancelled("nothing was applied".into()));
     }
 
+    // From its first applied action on, the dataset belongs to this state database (bound before the plan is
+    // recorded as pending, so that a pass refused here leaves no pending plan behind).
+    if let Some(id) = &opts.state_id
+        && decisions.iter().any(|d| d.action != Action::Keep)
+        && let Err(e) = store.bind_state(&dataset.name, id, true).await
+    {
+        report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
+        report.mark_overridden(overrides);
+        return Err(e.into());
+    }
     if let Some(hook) = &opts.before_apply {
         let actions: Vec<PlannedAction<'_>> = decisions
             .iter()
@@ -293,15 +303,6 @@ async fn run_inner(
                 "the plan could not be recorded in the state database first, so nothing was applied: {e}"
             )));
         }
-    }
-    // From its first applied action on, the dataset belongs to this state database.
-    if let Some(id) = &opts.state_id
-        && decisions.iter().any(|d| d.action != Action::Keep)
-        && let Err(e) = store.bind_state(&dataset.name, id, true).await
-    {
-        report.record_plan(segments, &decisions, &reasons, |_| (Outcome::Planned, None, 0));
-        report.mark_overridden(overrides);
-        return Err(e.into());
     }
 
     let step = Instant::now();

@@ -64,7 +64,7 @@ pub fn check(file: &File, dev: u64, ino: u64) -> io::Result<(Writers, Lease<'_>)
         Some(libc::EAGAIN) | Some(libc::EBUSY) => Ok((Writers::Busy(None), Lease { file: None })),
         // Not ours to lease (EACCES/EPERM), or no leases on this filesystem (EINVAL, ENOSYS): look at /proc.
         Some(libc::EACCES | libc::EPERM | libc::EINVAL | libc::ENOSYS | libc::ENOTSUP) => {
-            let found = writer_in_proc(dev, ino)?;
+            let found = writer_table()?.get(&(dev, ino)).copied();
             Ok((
                 found.map_or(Writers::None, |pid| Writers::Busy(Some(pid))),
                 Lease { file: None },
@@ -74,14 +74,43 @@ pub fn check(file: &File, dev: u64, ino: u64) -> io::Result<(Writers, Lease<'_>)
     }
 }
 
-/// The first process (other than this one) that has the file `(dev, ino)` open for writing, from `/proc`. Processes
-/// whose descriptors cannot be read are passed over.
+/// How long one reading of `/proc` serves: a group of thousands of files must not read every process's descriptors
+/// once per file. A writer that opened its file within this time may be missed, as one that opens it right after the
+/// check is in any case.
+const TABLE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
+
+type Table = std::sync::Arc<std::collections::HashMap<(u64, u64), u32>>;
+
+/// Every file open for writing by another process, `(dev, ino) -> pid`, read from `/proc` at most every [`TABLE_FOR`].
+fn writer_table() -> io::Result<Table> {
+    use std::sync::Mutex;
+    static CACHE: Mutex<Option<(std::time::Instant, Table)>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, table)) = &*cache
+        && at.elapsed() < TABLE_FOR
+    {
+        return Ok(table.clone());
+    }
+    let table: Table = std::sync::Arc::new(writers_in_proc()?);
+    *cache = Some((std::time::Instant::now(), table.clone()));
+    Ok(table)
+}
+
+/// The first process (other than this one) that has the file `(dev, ino)` open for writing, from a fresh reading of
+/// `/proc`.
 pub fn writer_in_proc(dev: u64, ino: u64) -> io::Result<Option<u32>> {
+    Ok(writers_in_proc()?.get(&(dev, ino)).copied())
+}
+
+/// Every file open for writing by a process other than this one: `(dev, ino) -> pid`. Processes whose descriptors
+/// cannot be read are passed over.
+fn writers_in_proc() -> io::Result<std::collections::HashMap<(u64, u64), u32>> {
     use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::HashMap::new();
     let me = std::process::id();
     let procs = match std::fs::read_dir("/proc") {
         Ok(p) => p,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(e),
     };
     for p in procs.flatten() {
@@ -95,11 +124,6 @@ pub fn writer_in_proc(dev: u64, ino: u64) -> io::Result<Option<u32>> {
             continue;
         };
         for fd in fds.flatten() {
-            // stat follows the descriptor's magic link to the open file itself.
-            let Ok(md) = std::fs::metadata(fd.path()) else { continue };
-            if md.dev() != dev || md.ino() != ino {
-                continue;
-            }
             let info = p.path().join("fdinfo").join(fd.file_name());
             let Ok(text) = std::fs::read_to_string(info) else {
                 continue;
@@ -108,15 +132,17 @@ pub fn writer_in_proc(dev: u64, ino: u64) -> io::Result<Option<u32>> {
                 .lines()
                 .find_map(|l| l.strip_prefix("flags:"))
                 .and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
-            if let Some(flags) = flags {
-                let mode = flags & libc::O_ACCMODE as u32;
-                if mode == libc::O_WRONLY as u32 || mode == libc::O_RDWR as u32 {
-                    return Ok(Some(pid));
-                }
+            let mode = flags.map(|f| f & libc::O_ACCMODE as u32);
+            if mode != Some(libc::O_WRONLY as u32) && mode != Some(libc::O_RDWR as u32) {
+                continue;
+            }
+            // stat follows the descriptor's magic link to the open file itself.
+            if let Ok(md) = std::fs::metadata(fd.path()) {
+                out.entry((md.dev(), md.ino())).or_insert(pid);
             }
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 #[cfg(test)]
