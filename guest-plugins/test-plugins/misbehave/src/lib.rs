@@ -21,7 +21,7 @@
 
 use std::cell::RefCell;
 
-wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "plugin", path: "../../../wit" });
 
 use exports::retention::policy::policy::Guest;
 use retention::policy::host::{LogLevel, log};

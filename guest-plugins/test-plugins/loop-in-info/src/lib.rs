@@ -2,7 +2,7 @@
 //! when loading a plugin, so the load itself must be bounded by the call deadline and the plugin rejected. Everything
 //! else behaves. Never point a real dataset at it.
 
-wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "plugin", path: "../../../wit" });
 
 use exports::retention::policy::policy::Guest;
 use retention::policy::types::{Action, PassContext, PassOptions, PluginInfo, SegmentBatch, Verdicts};
