@@ -234,7 +234,7 @@ async fn a_plan_that_cannot_be_recorded_as_pending_first_applies_nothing() {
     let ds = &config.datasets[0];
     let runtime = retention::plugin::Runtime::new(config.runtime.clone()).unwrap();
     let plugin = runtime.load_file(&ds.plugin_path).unwrap();
-    let store = retention::store::open(ds).await.unwrap();
+    let store = retention::store::open(&ds.store).await.unwrap();
     let opts = retention::pass::PassOptions {
         dry_run: false,
         now: chrono::DateTime::parse_from_rfc3339(NOW).unwrap().to_utc(),

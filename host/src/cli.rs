@@ -233,7 +233,7 @@ pub async fn run_datasets(
     let runtime = Runtime::new(config.runtime.clone())?;
     let mut stores = Vec::new();
     for ds in datasets {
-        let store = crate::store::open(ds)
+        let store = crate::store::open(&ds.store)
             .await
             .map_err(|e| UsageError(format!("dataset {}: {e}", ds.name)))?;
         stores.push(store);
@@ -617,7 +617,7 @@ async fn trash(cmd: TrashCommand) -> anyhow::Result<i32> {
             known.join(", ")
         ))
     })?;
-    let store = crate::store::open(ds)
+    let store = crate::store::open(&ds.store)
         .await
         .map_err(|e| UsageError(format!("dataset {}: {e}", ds.name)))?;
     let time = |ms: i64| {

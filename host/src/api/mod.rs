@@ -512,7 +512,7 @@ async fn dataset_store(service: &Service, name: &str) -> Result<Arc<dyn crate::s
             format!("no dataset {name:?} in the running config"),
         )
     })?;
-    crate::store::open(ds)
+    crate::store::open(&ds.store)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("dataset {name}: {e}")))
 }

@@ -344,7 +344,7 @@ impl Service {
             Some(ds) => match self.plugins.get(&ds.plugin) {
                 Err(e) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
                 Ok(plugin) => match (
-                    crate::store::open(ds).await,
+                    crate::store::open(&ds.store).await,
                     self.state
                         .check_present()
                         .and_then(|()| self.state.holds(Some(name), false)),
@@ -471,7 +471,6 @@ impl Service {
             tracing::error!("cannot read the pass history: {e}");
             None
         });
-        let crate::config::StoreConfig::Directory(dir) = &ds.store;
         Some(DatasetStatus {
             name: ds.name.clone(),
             plugin: ds.plugin.clone(),
@@ -480,7 +479,7 @@ impl Service {
             running,
             ticks_skipped,
             params: ds.params.clone(),
-            store: format!("directory {}", dir.root.display()),
+            store: ds.store.describe(),
             apply_parallelism: ds.apply_parallelism,
             max_drop_bytes_fraction: ds.guard.max_drop_bytes_fraction,
             max_drop_segments_fraction: ds.guard.max_drop_segments_fraction,
@@ -513,7 +512,7 @@ impl Service {
             lifted_at: None,
             lifted_by: None,
         };
-        let store = crate::store::open(ds).await.map_err(|e| e.to_string())?;
+        let store = crate::store::open(&ds.store).await.map_err(|e| e.to_string())?;
         // A dataset with a hold belongs to this state database from now on: should the database be lost, passes
         // with a new one are refused rather than run without the hold.
         store
@@ -538,9 +537,7 @@ impl Service {
     /// The label keys segments of `dataset` can have (a hold's label selector must name one).
     pub fn label_keys(&self, dataset: &str) -> Option<Vec<String>> {
         let config = self.config.load_full();
-        let ds = config.dataset(dataset)?;
-        let crate::config::StoreConfig::Directory(dir) = &ds.store;
-        Some(dir.label_keys())
+        Some(config.dataset(dataset)?.store.label_keys())
     }
 
     /// Stops the service: no new passes, schedules end, running passes stop at their next action boundary; waits up

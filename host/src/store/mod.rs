@@ -11,10 +11,11 @@
 //! A store may keep dropped segments in a *trash* for a grace period ([`Store::trash`], [`Store::restore`],
 //! [`Store::purge`]): a trashed segment counts as one recoverable place until it is purged.
 
-pub mod archive;
 pub mod beneath;
 pub mod compare;
 pub mod dir;
+pub mod durable;
+pub mod object;
 pub mod writers;
 
 use std::sync::Arc;
@@ -22,8 +23,42 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::config::{DatasetConfig, StoreConfig};
 use crate::segment::{Action, Segment, Symbols, Tier};
+
+/// The trash area of a root, and of an archive's prefix: hidden, so that tools listing the dataset skip it too. In a
+/// root it is also the engine's area (the temporaries' key, the state markers).
+pub const TRASH_DIR: &str = ".retention-trash";
+
+/// A dataset's store, as configured: exactly one kind per dataset. Each kind owns its section (serde struct,
+/// defaults, validation) beside its code.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Directory(dir::DirectoryConfig),
+}
+
+impl StoreConfig {
+    /// A short description: `directory /var/log/app`.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreConfig::Directory(d) => format!("directory {}", d.root.display()),
+        }
+    }
+
+    /// The names of the labels the store's segments can have (a hold's label selector must name one).
+    pub fn label_keys(&self) -> Vec<String> {
+        match self {
+            StoreConfig::Directory(d) => d.label_keys(),
+        }
+    }
+}
+
+/// A problem in a store's config section: the field's path, the value and what was wrong with it.
+#[derive(Debug, Clone)]
+pub struct FieldError {
+    pub field: String,
+    pub value: String,
+    pub problem: String,
+}
 
 /// A store failure, naming the segment or location concerned.
 #[derive(Debug, thiserror::Error)]
@@ -241,8 +276,8 @@ pub trait Store: Send + Sync {
 }
 
 /// Opens the store of a dataset, checking that it is reachable (root readable, archive destination listable).
-pub async fn open(dataset: &DatasetConfig) -> Result<Arc<dyn Store>, StoreError> {
-    match &dataset.store {
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
         StoreConfig::Directory(cfg) => Ok(Arc::new(dir::DirectoryStore::open(cfg.clone()).await?)),
     }
 }

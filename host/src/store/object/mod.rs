@@ -32,8 +32,9 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
-use super::StoreError;
-use super::dir::TRASH_DIR;
+pub mod trash;
+
+use super::{StoreError, TRASH_DIR};
 
 /// Where uploads too large for one request are staged before they are copied, without replacing anything, to their
 /// key: `<prefix>/.retention-tmp/<uuid>`. Only this engine writes there (an archive location belongs to one dataset),
@@ -538,7 +539,7 @@ impl Archive {
         let Some(dir) = self.local_dir.clone() else {
             return Ok(());
         };
-        tokio::task::spawn_blocking(move || super::dir::sync_filesystems([dir.as_path()]))
+        tokio::task::spawn_blocking(move || super::durable::sync_filesystems([dir.as_path()]))
             .await
             .map_err(|e| StoreError::io("cannot sync archive", &self.url, io::Error::other(e.to_string())))?
             .map_err(|(p, e)| StoreError::io("cannot sync archive directory", p.display(), e))
