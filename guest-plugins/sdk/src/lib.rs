@@ -45,6 +45,10 @@
 //! Throughput: the SDK allocates nothing per segment; label lookups are O(1) after the first lookup of a key in a
 //! batch, and [`Segment::label_is`] tests a label against a value by symbol id, without comparing text; segment
 //! names are fetched from the host once per batch, only when the plugin first asks for one.
+//!
+//! Testing: `retention_sdk::testing` runs a plugin natively under `cargo test`, through this same glue, over a pass
+//! described in code: `Pass::new("2026-03-01").param("days", 7).segment(seg("a.log").age_days(9)).run::<MyPlugin>()`.
+//! It exists on every target but `wasm32`, so it never reaches a component.
 
 #![warn(missing_docs)]
 
@@ -63,10 +67,13 @@ pub mod bindings {
 
 mod context;
 mod decision;
+mod imports;
 mod interner;
 mod logging;
 mod runtime;
 mod segment;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 pub mod time;
 mod types;
 pub mod units;

@@ -14,7 +14,6 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
-use crate::bindings::retention::policy::host;
 use crate::bindings::retention::policy::types::LabelColumn;
 use crate::context::ms_to_system_time;
 use crate::time::DAY_MS;
@@ -538,7 +537,7 @@ impl<'a> Batch<'a> {
     #[inline(never)]
     fn fetch_names(&self) -> &Names {
         self.names.get_or_init(|| {
-            let n = host::batch_names();
+            let n = crate::imports::batch_names();
             if n.ends.len() != self.len {
                 self.fail(format!(
                     "host returned {} segment names for a batch of {} segments (index {})",

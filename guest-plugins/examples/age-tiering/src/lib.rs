@@ -198,7 +198,208 @@ retention_sdk::export_plugin!(AgeTiering);
 
 #[cfg(test)]
 mod tests {
+    //! The parsing helpers, and the documented behaviour run through `retention_sdk::testing` as the host runs it.
+
     use super::*;
+    use retention_sdk::testing::{Outcome, Pass, seg};
+
+    const NOW: &str = "2026-03-01T00:00:00Z";
+
+    /// Each segment's action and reason, oldest first.
+    fn plan(out: &Outcome) -> Vec<(&str, Action, Option<&str>)> {
+        let mut d: Vec<_> = out.decisions().iter().collect();
+        d.sort_by_key(|d| d.index);
+        d.into_iter()
+            .map(|d| (d.name.as_str(), d.action, d.reason.as_deref()))
+            .collect()
+    }
+
+    #[test]
+    fn each_segment_takes_the_furthest_step_its_age_reached_that_its_tier_allows() {
+        let out = Pass::new(NOW)
+            .param("compress_after_days", 1)
+            .param("archive_after_days", 7)
+            .param("drop_after_days", 30)
+            .segment(seg("hot-31d").age_days(31))
+            .segment(seg("archived-30d").age_days(30).tier(Tier::Archived))
+            .segment(seg("archived-10d").age_days(10).tier(Tier::Archived))
+            .segment(seg("compressed-8d").age_days(8).tier(Tier::Compressed))
+            .segment(seg("hot-7d").age_days(7))
+            // 6 days and 23 hours: whole days round down, so still short of archive_after_days.
+            .segment(seg("hot-6d23h").age_ms(7 * DAY_MS - HOUR_MS))
+            .segment(seg("compressed-3d").age_days(3).tier(Tier::Compressed))
+            .segment(seg("hot-1d").age_days(1))
+            .segment(seg("hot-23h").age_ms(23 * HOUR_MS))
+            .segment(seg("hot-future").age_ms(-HOUR_MS))
+            .run::<AgeTiering>()
+            .unwrap();
+        assert_eq!(
+            plan(&out),
+            [
+                ("hot-31d", Action::Drop, Some("age 31d >= drop_after_days 30")),
+                ("archived-30d", Action::Drop, Some("age 30d >= drop_after_days 30")),
+                ("archived-10d", Action::Keep, None),
+                ("compressed-8d", Action::Archive, Some("age 8d >= archive_after_days 7")),
+                ("hot-7d", Action::Archive, Some("age 7d >= archive_after_days 7")),
+                ("hot-6d23h", Action::Compress, Some("age 6d >= compress_after_days 1")),
+                ("compressed-3d", Action::Keep, None),
+                ("hot-1d", Action::Compress, Some("age 1d >= compress_after_days 1")),
+                ("hot-23h", Action::Keep, None),
+                ("hot-future", Action::Keep, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_absent_or_never_threshold_is_a_step_that_never_happens() {
+        let out = Pass::new(NOW)
+            .param("compress_after_days", 2)
+            .param("drop_after_days", "Never")
+            .segment(seg("hot").age_days(5000))
+            .segment(seg("compressed").age_days(5000).tier(Tier::Compressed))
+            .run::<AgeTiering>()
+            .unwrap();
+        assert_eq!(out.action("hot"), Action::Compress);
+        assert_eq!(out.action("compressed"), Action::Keep);
+        let out = Pass::new(NOW)
+            .segment(seg("ancient").age_days(100_000))
+            .run::<AgeTiering>()
+            .unwrap();
+        assert_eq!(out.action("ancient"), Action::Keep);
+    }
+
+    #[test]
+    fn a_label_override_replaces_the_default_for_matching_segments_shorter_or_longer() {
+        let out = Pass::new(NOW)
+            .param("compress_after_days", 1)
+            .param("drop_after_days", 30)
+            .param("override.level.debug.drop_after_days", 7)
+            .param("override.service.audit.drop_after_days", "never")
+            .segment(seg("debug-9d").age_days(9).label("level", "debug"))
+            .segment(seg("info-9d").age_days(9).label("level", "info"))
+            .segment(seg("unlabelled-31d").age_days(31))
+            .segment(seg("audit-400d").age_days(400).label("service", "audit"))
+            .run::<AgeTiering>()
+            .unwrap();
+        assert_eq!(out.action("debug-9d"), Action::Drop);
+        assert_eq!(
+            out.reason("debug-9d"),
+            Some("age 9d >= drop_after_days 7 (level=debug)")
+        );
+        assert_eq!(out.action("info-9d"), Action::Compress);
+        assert_eq!(out.reason("unlabelled-31d"), Some("age 31d >= drop_after_days 30"));
+        // The override only sets the drop threshold: the default compression still applies.
+        assert_eq!(out.action("audit-400d"), Action::Compress);
+        assert_eq!(out.reason("audit-400d"), Some("age 400d >= compress_after_days 1"));
+    }
+
+    #[test]
+    fn when_several_overrides_match_the_longest_retention_wins() {
+        let pass = Pass::new(NOW)
+            .param("drop_after_days", 3)
+            .param("override.level.debug.drop_after_days", 7)
+            .param("override.service.api.drop_after_days", 14)
+            .param("override.zone.eu.drop_after_days", "never");
+        let out = pass
+            .clone()
+            .segment(
+                seg("debug-api-10d")
+                    .age_days(10)
+                    .label("level", "debug")
+                    .label("service", "api"),
+            )
+            .segment(
+                seg("debug-api-15d")
+                    .age_days(15)
+                    .label("level", "debug")
+                    .label("service", "api"),
+            )
+            .segment(
+                seg("debug-api-eu-900d")
+                    .age_days(900)
+                    .label("level", "debug")
+                    .label("service", "api")
+                    .label("zone", "eu"),
+            )
+            .run::<AgeTiering>()
+            .unwrap();
+        assert_eq!(out.action("debug-api-10d"), Action::Keep);
+        assert_eq!(
+            out.reason("debug-api-15d"),
+            Some("age 15d >= drop_after_days 14 (service=api)")
+        );
+        assert_eq!(out.action("debug-api-eu-900d"), Action::Keep);
+    }
+
+    #[test]
+    fn both_override_forms_work_and_values_may_contain_dots() {
+        let out = Pass::new(NOW)
+            .param("override.host=db.internal.archive_after_days", 2)
+            .param("override.host.db.internal.drop_after_days", 20)
+            .segment(seg("db-3d").age_days(3).label("host", "db.internal"))
+            .segment(seg("db-21d").age_days(21).label("host", "db.internal"))
+            .segment(seg("db-other-21d").age_days(21).label("host", "db"))
+            .run::<AgeTiering>()
+            .unwrap();
+        assert_eq!(
+            out.reason("db-3d"),
+            Some("age 3d >= archive_after_days 2 (host=db.internal)")
+        );
+        assert_eq!(
+            out.reason("db-21d"),
+            Some("age 21d >= drop_after_days 20 (host=db.internal)")
+        );
+        assert_eq!(out.action("db-other-21d"), Action::Keep);
+    }
+
+    #[test]
+    fn unknown_or_malformed_parameters_fail_the_pass() {
+        let err = |key: &str, value: &str| Pass::new(NOW).param(key, value).run::<AgeTiering>().unwrap_err();
+        let e = err("drop_after_day", "7");
+        assert_eq!(e.call(), "begin");
+        assert_eq!(
+            e.message(),
+            "unknown parameter `drop_after_day` (expected: drop_after_days, archive_after_days, compress_after_days)"
+        );
+        assert!(
+            err("drop_after_days", "soon")
+                .message()
+                .starts_with("parameter `drop_after_days` = \"soon\": expected a whole number of days or `never`"),
+        );
+        assert!(
+            err("override.level.debug.keep_after_days", "7")
+                .message()
+                .contains("expected override.<label>")
+        );
+        assert!(
+            err("override.level.debug.drop_after_days", "-1")
+                .message()
+                .contains("whole number of days")
+        );
+    }
+
+    #[test]
+    fn decisions_and_reasons_do_not_depend_on_the_batch_size() {
+        let pass = Pass::new(NOW)
+            .param("compress_after_days", 1)
+            .param("archive_after_days", 5)
+            .param("drop_after_days", 9)
+            .param("override.level.debug.drop_after_days", 3)
+            .segments((0..40).map(|i| {
+                let level = if i % 3 == 0 { "debug" } else { "info" };
+                let tier = Tier::ALL[i % 3];
+                seg(format!("s{i}"))
+                    .age_days(i as i64 % 12)
+                    .tier(tier)
+                    .label("level", level)
+            }));
+        let whole = pass.run::<AgeTiering>().unwrap();
+        assert_eq!(whole.names_with(Action::Drop).len(), 16);
+        for size in [1, 7] {
+            let cut = pass.clone().batch_size(size).run::<AgeTiering>().unwrap();
+            assert_eq!(cut.decisions(), whole.decisions(), "batch size {size}");
+        }
+    }
 
     #[test]
     fn override_keys_parse_in_both_forms_and_values_may_contain_dots_and_equals() {

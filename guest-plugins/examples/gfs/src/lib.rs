@@ -270,3 +270,209 @@ impl Plugin for Gfs {
 }
 
 retention_sdk::export_plugin!(Gfs);
+
+#[cfg(test)]
+mod tests {
+    //! The documented behaviour, run through `retention_sdk::testing` as the host runs it (observe first).
+
+    use super::*;
+    use retention_sdk::testing::{Outcome, Pass, seg};
+
+    const NOW: &str = "2026-03-01T00:00:00Z";
+
+    /// Each segment's action and reason, oldest first.
+    fn plan(out: &Outcome) -> Vec<(&str, Action, &str)> {
+        let mut d: Vec<_> = out.decisions().iter().collect();
+        d.sort_by_key(|d| d.index);
+        d.into_iter()
+            .map(|d| (d.name.as_str(), d.action, d.reason.as_deref().unwrap_or("-")))
+            .collect()
+    }
+
+    /// A segment ending at `time`, named after it.
+    fn at(time: &str) -> retention_sdk::testing::TestSegment {
+        seg(time).time(time)
+    }
+
+    #[test]
+    fn keep_daily_keeps_the_newest_segment_of_each_of_the_last_n_days_that_have_one() {
+        let mut pass = Pass::new(NOW).param("keep_daily", 3);
+        // 2026-01-07 has no segment: it does not use up one of the three days.
+        for day in ["05", "06", "08", "09"] {
+            for hour in ["01", "12", "23"] {
+                pass = pass.segment(at(&format!("2026-01-{day}T{hour}:00:00Z")));
+            }
+        }
+        // Dropping is allowed from every tier, and the rules do not look at tiers.
+        let pass = pass.segment(at("2026-01-04T00:00:00Z").tier(Tier::Archived));
+        let out = pass.run::<Gfs>().unwrap();
+        assert!(out.observed_first());
+        assert_eq!(
+            out.names_with(Action::Keep),
+            ["2026-01-06T23:00:00Z", "2026-01-08T23:00:00Z", "2026-01-09T23:00:00Z"]
+        );
+        assert_eq!(out.reason("2026-01-08T23:00:00Z"), Some("keep_daily 2026-01-08"));
+        assert_eq!(out.names_with(Action::Drop).len(), 10);
+        assert_eq!(out.action("2026-01-04T00:00:00Z"), Action::Drop);
+        assert_eq!(out.reason("2026-01-09T12:00:00Z"), Some("not kept by keep_daily 3"));
+    }
+
+    #[test]
+    fn keep_weekly_counts_iso_weeks_which_cross_the_new_year() {
+        let out = Pass::new(NOW)
+            .param("keep_weekly", 2)
+            .segment(at("2025-12-28T10:00:00Z")) // a Sunday: 2025-W52
+            .segment(at("2025-12-29T10:00:00Z")) // Monday of 2026-W01
+            .segment(at("2026-01-04T10:00:00Z")) // Sunday of 2026-W01
+            .segment(at("2026-01-05T10:00:00Z")) // Monday of 2026-W02
+            .run::<Gfs>()
+            .unwrap();
+        assert_eq!(
+            plan(&out),
+            [
+                ("2025-12-28T10:00:00Z", Action::Drop, "not kept by keep_weekly 2"),
+                ("2025-12-29T10:00:00Z", Action::Drop, "not kept by keep_weekly 2"),
+                ("2026-01-04T10:00:00Z", Action::Keep, "keep_weekly 2026-W01"),
+                ("2026-01-05T10:00:00Z", Action::Keep, "keep_weekly 2026-W02"),
+            ]
+        );
+    }
+
+    #[test]
+    fn keep_monthly_and_keep_yearly_keep_the_newest_of_each_calendar_period_in_utc() {
+        let out = Pass::new(NOW)
+            .param("keep_monthly", 2)
+            .param("keep_yearly", 2)
+            .segment(at("2024-06-01T00:00:00Z"))
+            .segment(at("2025-11-15T00:00:00Z"))
+            .segment(at("2025-11-30T00:00:00Z"))
+            // 00:30 on New Year's Day in Paris is still 2025 in UTC.
+            .segment(seg("new-year-paris").time("2026-01-01T00:30:00+01:00"))
+            .segment(at("2026-01-01T00:00:00Z"))
+            .segment(at("2026-02-10T00:00:00Z"))
+            .run::<Gfs>()
+            .unwrap();
+        let dropped = "not kept by keep_monthly 2, keep_yearly 2";
+        assert_eq!(
+            plan(&out),
+            [
+                ("2024-06-01T00:00:00Z", Action::Drop, dropped),
+                ("2025-11-15T00:00:00Z", Action::Drop, dropped),
+                ("2025-11-30T00:00:00Z", Action::Drop, dropped),
+                ("new-year-paris", Action::Keep, "keep_yearly 2025"),
+                ("2026-01-01T00:00:00Z", Action::Keep, "keep_monthly 2026-01"),
+                (
+                    "2026-02-10T00:00:00Z",
+                    Action::Keep,
+                    "keep_monthly 2026-02, keep_yearly 2026"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn keep_last_keeps_the_newest_n_and_a_segment_kept_by_any_rule_is_kept() {
+        let out = Pass::new(NOW)
+            .param("keep_last", 3)
+            .param("keep_daily", 2)
+            .segment(at("2026-01-08T10:00:00Z"))
+            .segment(at("2026-01-09T10:00:00Z"))
+            .segment(at("2026-01-09T20:00:00Z"))
+            .segment(at("2026-01-10T05:00:00Z"))
+            .run::<Gfs>()
+            .unwrap();
+        assert_eq!(
+            plan(&out),
+            [
+                (
+                    "2026-01-08T10:00:00Z",
+                    Action::Drop,
+                    "not kept by keep_last 3, keep_daily 2"
+                ),
+                ("2026-01-09T10:00:00Z", Action::Keep, "keep_last 3"),
+                (
+                    "2026-01-09T20:00:00Z",
+                    Action::Keep,
+                    "keep_last 3, keep_daily 2026-01-09"
+                ),
+                (
+                    "2026-01-10T05:00:00Z",
+                    Action::Keep,
+                    "keep_last 3, keep_daily 2026-01-10"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn group_by_applies_the_rules_to_each_label_value_and_to_the_unlabelled_segments_as_one_group() {
+        let out = Pass::new(NOW)
+            .param("keep_last", 1)
+            .param("group_by", "service")
+            .segment(seg("api-old").age_days(6).label("service", "api"))
+            .segment(seg("db-old").age_days(5).label("service", "db"))
+            .segment(seg("bare-old").age_days(4))
+            .segment(seg("api-new").age_days(3).label("service", "api"))
+            .segment(seg("bare-new").age_days(2).label("level", "info"))
+            .segment(seg("db-new").age_days(1).label("service", "db"))
+            .run::<Gfs>()
+            .unwrap();
+        assert_eq!(out.names_with(Action::Keep), ["api-new", "bare-new", "db-new"]);
+        assert_eq!(out.reason("db-new"), Some("keep_last 1"));
+        assert_eq!(out.names_with(Action::Drop), ["api-old", "db-old", "bare-old"]);
+        assert_eq!(out.reason("bare-old"), Some("not kept by keep_last 1 (per service)"));
+    }
+
+    #[test]
+    fn no_rule_or_an_unknown_or_malformed_parameter_fails_the_pass() {
+        let no_rule = "no keep rule set: set at least one of keep_last, keep_daily, keep_weekly, keep_monthly, \
+                       keep_yearly (refusing to drop every segment)";
+        let pass = Pass::new(NOW).segment(seg("a"));
+        assert_eq!(pass.run::<Gfs>().unwrap_err().message(), no_rule);
+        let err = pass
+            .clone()
+            .param("keep_daily", 0)
+            .param("group_by", "service")
+            .run::<Gfs>()
+            .unwrap_err();
+        assert_eq!((err.call(), err.message()), ("begin", no_rule));
+        assert_eq!(
+            pass.clone()
+                .param("keep_hourly", 24)
+                .run::<Gfs>()
+                .unwrap_err()
+                .message(),
+            "unknown parameter `keep_hourly` (expected: keep_last, keep_daily, keep_weekly, keep_monthly, \
+             keep_yearly, group_by)"
+        );
+        let err = pass.param("keep_daily", "-1").run::<Gfs>().unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("parameter `keep_daily` = \"-1\": expected u32"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn decisions_do_not_depend_on_the_batch_size() {
+        let pass = Pass::new(NOW)
+            .param("keep_last", 3)
+            .param("keep_daily", 7)
+            .param("keep_weekly", 4)
+            .param("keep_monthly", 2)
+            .param("group_by", "service")
+            .segments((0..150).map(|i| {
+                let service = ["api", "db", "web"][i % 3];
+                seg(format!("s{i}"))
+                    .age_ms(i as i64 * 10 * HOUR_MS)
+                    .label("service", service)
+            }));
+        let whole = pass.run::<Gfs>().unwrap();
+        let kept = whole.names_with(Action::Keep).len();
+        assert!(kept > 3 * 7 && kept < 150, "{kept} kept");
+        for size in [1, 8, 149] {
+            let cut = pass.clone().batch_size(size).run::<Gfs>().unwrap();
+            assert_eq!(cut.decisions(), whole.decisions(), "batch size {size}");
+        }
+    }
+}
