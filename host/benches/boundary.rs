@@ -120,7 +120,7 @@ fn fmt_rate(r: f64) -> String {
     format!("{:.1} M", r / 1e6)
 }
 
-/// The same rule as `guest-plugins/bench-policy`, over the same columns the plugin receives.
+/// The same rule as `guest-plugins/test-plugins/bench-policy`, over the same columns the plugin receives.
 fn native(batches: &Batches, segments: &[Segment], symbols: &Symbols, read_names: bool) -> Vec<Decision> {
     let key = |k: &str| symbols.get(k).unwrap_or(Sym::MAX);
     let (service, level) = (key("service"), key("level"));
@@ -198,8 +198,7 @@ fn synthetic(n: usize) -> (Vec<Segment>, Symbols) {
                 bytes: (r >> 32) % 4_000_000,
                 labels,
                 locator: String::new(),
-                modified_ns: 0,
-                file_id: 0,
+                token: Default::default(),
             }
         })
         .collect();

@@ -2,7 +2,7 @@
 //!
 //! `RETENTION_CRASH_AT=<point>` aborts the process (as a `kill -9` would, no destructors, no flushing) when the point
 //! is reached; `RETENTION_FAIL_AT=<point>` makes the step return an I/O error instead. The crash tests in
-//! `tests/crash.rs` run the real binary once per point and check that every byte survives. Unset, a point costs one
+//! `tests/all/crash.rs` run the real binary once per point and check that every byte survives. Unset, a point costs one
 //! load of a cached `Option`.
 //!
 //! The environment is read once per process, so unit tests, which share one process and run in parallel, inject

@@ -7,20 +7,15 @@
 //! them over HTTP.
 
 pub mod api;
-pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod crashpoint;
-pub mod demo;
-pub mod guard;
-pub mod hold;
+pub mod execute;
 pub mod lock;
 pub mod metrics;
 pub mod pass;
 pub mod plugin;
-pub mod report;
 pub mod segment;
 pub mod service;
-pub mod shadow;
 pub mod state;
 pub mod store;

@@ -12,8 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::pass::report::PassReport;
 use crate::plugin::{FailureKind, PluginMeta};
-use crate::report::PassReport;
 
 type Labels = Vec<(&'static str, String)>;
 

@@ -137,6 +137,13 @@ impl Symbols {
     }
 }
 
+/// What the scan saw of a segment, in the store's own terms, that apply compares before acting (the way object
+/// stores compare an ETag): for a file its modification time and inode, for an object its last-modified time, for a
+/// table a row count and a transaction id. Opaque outside the store that made it; together with the size, a segment
+/// whose token differs has changed since the scan (`StoreError::Changed`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ChangeToken(pub [u64; 2]);
+
 /// One unit of a dataset: a file, a time chunk of a table, an archived object.
 #[derive(Debug, Clone)]
 pub struct Segment {
@@ -154,12 +161,10 @@ pub struct Segment {
     pub labels: Labels,
     /// Where the store finds the bytes (a path, an object key). Opaque outside the store that made it.
     pub locator: String,
-    /// Modification time in nanoseconds as seen by the scan; lets the store refuse to act on a segment that changed
-    /// between scan and apply (a log file still being written).
-    pub modified_ns: i64,
-    /// The identity of the bytes the scan saw, where the store has one (a file's inode; 0 otherwise): with the size
-    /// and `modified_ns`, apply refuses to act on another file swapped in under the same name.
-    pub file_id: u64,
+    /// What the scan saw of it, in the store's own terms (for a file its mtime and inode): with `bytes`, lets the
+    /// store refuse to act on a segment that changed between scan and apply (a log still being written, another file
+    /// swapped in under the name).
+    pub token: ChangeToken,
 }
 
 impl Segment {

@@ -64,7 +64,7 @@ pub async fn status(base: &str, json: bool, out: &mut impl Write) -> anyhow::Res
         return Ok(());
     }
     for w in &warnings {
-        writeln!(out, "WARNING: {}", crate::report::escaped(w))?;
+        writeln!(out, "WARNING: {}", crate::pass::report::escaped(w))?;
     }
     if !warnings.is_empty() {
         writeln!(out)?;
@@ -238,7 +238,7 @@ fn write_shadows(out: &mut impl Write, datasets: &Value, s: impl Fn(&Value) -> S
 fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
     let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| r.iter().map(|c| crate::report::escaped(c).into_owned()).collect())
+        .map(|r| r.iter().map(|c| crate::pass::report::escaped(c).into_owned()).collect())
         .collect();
     let rows = &rows[..];
     let cols = rows.first().map_or(0, Vec::len);

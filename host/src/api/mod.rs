@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::hold::Selector;
+use crate::pass::hold::Selector;
 use crate::service::plugins::RollbackError;
 use crate::service::shadows::ShadowError;
 use crate::service::{Service, TriggerError};
@@ -111,11 +111,15 @@ pub fn router(service: Arc<Service>) -> Router {
         .with_state(service)
 }
 
-/// Serves the API on `listener` until the service shuts down.
-pub async fn serve(listener: tokio::net::TcpListener, service: Arc<Service>) -> std::io::Result<()> {
-    let stop = service.shutdown_token();
+/// Serves the API on `listener` until `shutdown` completes (the caller passes the service's shutdown), then lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<Service>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(listener, router(service))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .with_graceful_shutdown(shutdown)
         .await
 }
 
@@ -519,10 +523,13 @@ async fn dataset_store(service: &Service, name: &str) -> Result<Arc<dyn crate::s
 
 async fn list_trash(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let store = dataset_store(&service, &name).await?;
-    let entries = store
-        .trash()
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let entries = match store.trash() {
+        Some(t) => t
+            .list()
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+        None => Vec::new(),
+    };
     Ok(Json(json!({ "trash": entries })).into_response())
 }
 
@@ -551,9 +558,9 @@ async fn restore_trash(
     let mut status = StatusCode::OK;
     let mut results = Vec::new();
     for n in &r.names {
-        match store.restore(n).await {
-            Ok(e) => {
-                if let Err(err) = service.state.record_restore(&name, &e, "admin API") {
+        match crate::execute::restore(Some(&service.state), &name, &*store, n, "admin API").await {
+            Ok((e, unrecorded)) => {
+                if let Some(err) = unrecorded {
                     tracing::error!("{} was restored but not recorded in the audit trail: {err}", e.name);
                 }
                 tracing::info!(dataset = %name, segment = %e.name, "restored from the trash");
@@ -563,7 +570,9 @@ async fn restore_trash(
                 let code = match e {
                     crate::store::StoreError::NotInTrash { .. } => StatusCode::NOT_FOUND,
                     crate::store::StoreError::Taken { .. } => StatusCode::CONFLICT,
-                    crate::store::StoreError::Refused(_) => StatusCode::BAD_REQUEST,
+                    crate::store::StoreError::Refused(_) | crate::store::StoreError::Unsupported { .. } => {
+                        StatusCode::BAD_REQUEST
+                    }
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 if status == StatusCode::OK {

@@ -338,8 +338,7 @@ mod tests {
             bytes: 10,
             labels: labels.into(),
             locator: name.into(),
-            modified_ns: 0,
-            file_id: 0,
+            token: Default::default(),
         }
     }
 

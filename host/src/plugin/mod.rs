@@ -123,6 +123,25 @@ impl PluginMeta {
     }
 }
 
+/// A plugin version: what its `info` says and the sha256 of its bytes. What a report, a shadow comparison and the
+/// audit trail record of the plugin that planned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PluginVersion {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+}
+
+impl From<&PluginMeta> for PluginVersion {
+    fn from(m: &PluginMeta) -> Self {
+        PluginVersion {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            digest: m.digest.clone(),
+        }
+    }
+}
+
 /// The engine and the compiled plugins.
 pub struct Runtime {
     engine: Engine,

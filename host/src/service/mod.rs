@@ -2,8 +2,8 @@
 //! hot-swapped, config reloads on SIGHUP or through the API, every pass is recorded in the state database and counted
 //! in the metrics, and SIGTERM/SIGINT stop it gracefully.
 //!
-//! [`Service`] owns the moving parts; [`serve`] wires it to signals and the admin API (which lives in `api/`: this
-//! module knows nothing of HTTP).
+//! [`Service`] owns the moving parts; the command line (`cli/serve.rs`) wires it to signals and the admin API (which
+//! lives in `api/`: this module knows nothing of HTTP, nor of the command line).
 
 pub mod plugins;
 pub mod scheduler;
@@ -21,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
+use crate::execute::{self, PassRequest};
 use crate::metrics::Metrics;
-use crate::pass::{self, PassOptions};
+use crate::pass::report::PassReport;
 use crate::plugin::Runtime;
-use crate::report::PassReport;
 use crate::state::{PassRow, StateDb};
 use plugins::PluginDir;
 use scheduler::{Clock, Runner, Tick};
@@ -91,7 +91,7 @@ pub struct DatasetStatus {
     pub keep_newest: u64,
     pub min_drop_age_secs: u64,
     /// Legal holds in force on the dataset.
-    pub holds: Vec<crate::hold::Hold>,
+    pub holds: Vec<crate::pass::hold::Hold>,
     /// The latest recorded pass (from the state database, so it survives restarts).
     pub last_pass: Option<PassRow>,
     /// The current shadow (shadow mode), with the comparison of its latest pass.
@@ -308,27 +308,13 @@ impl Service {
         handle.await.map_err(|_| TriggerError::ShuttingDown)
     }
 
-    /// For a real pass: takes the dataset's lock (another process may be running a pass of it), then records the
-    /// actions of any pass of it that died while applying. A dry run takes no lock.
-    fn lock_dataset(
-        &self,
-        config: &Config,
-        name: &str,
-        dry_run: bool,
-    ) -> Result<Option<crate::lock::DatasetLock>, String> {
-        if dry_run {
-            return Ok(None);
-        }
-        crate::lock::lock_for_pass(&config.service.state_dir, &self.state, name)
-            .map(Some)
-            .map_err(|e| e.to_string())
-    }
-
     async fn execute(&self, name: &str, trigger: Trigger, dry_run: bool, force: bool) -> PassReport {
         let config = self.config.load_full();
         let now = self.clock.now();
         let now_s = now.to_rfc3339_opts(SecondsFormat::Millis, true);
         // Shadow mode runs in real passes only: a dry run is already a look without acting.
+        // Whether `execute::pass` recorded the pass (a real pass that ran); one that did not start is recorded here.
+        let mut recorded = false;
         let (shadow_row, shadow) = match config.dataset(name) {
             Some(ds) if !dry_run => self.shadow_for_pass(ds).unzip(),
             _ => (None, None),
@@ -343,38 +329,33 @@ impl Service {
             ),
             Some(ds) => match self.plugins.get(&ds.plugin) {
                 Err(e) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
-                Ok(plugin) => match (
-                    crate::store::open(&ds.store).await,
-                    self.state
-                        .check_present()
-                        .and_then(|()| self.state.holds(Some(name), false)),
-                ) {
-                    (Err(e), _) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
-                    (_, Err(e)) => PassReport::not_started(
-                        name,
-                        dry_run,
-                        &now_s,
-                        String::new(),
-                        format!("cannot read the legal holds, so no pass: {e}"),
-                    ),
-                    (Ok(store), Ok(holds)) => match self.lock_dataset(&config, name, dry_run) {
-                        Err(e) => PassReport::not_started(name, dry_run, &now_s, String::new(), e),
-                        Ok(_lock) => {
-                            let opts = PassOptions {
-                                dry_run,
-                                now,
-                                cancel: Some(self.shutdown.clone()),
-                                force,
-                                holds,
-                                before_purge: Some(self.state.purge_hook()),
-                                before_apply: Some(self.state.apply_hook()),
-                                shadow,
-                                state_id: Some(self.state.id().to_string()),
-                                purge_by_now: false,
-                            };
-                            pass::run(ds, store, plugin, &opts, &|_| {}).await
+                Ok(plugin) => match crate::store::open(&ds.store).await {
+                    Err(e) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
+                    Ok(store) => {
+                        let req = PassRequest {
+                            dataset: ds,
+                            store,
+                            plugin,
+                            dry_run,
+                            now,
+                            force,
+                            purge_by_now: false,
+                            cancel: Some(self.shutdown.clone()),
+                            shadow,
+                            trigger: trigger.as_str(),
+                        };
+                        match execute::pass(&config, &self.state, req, &|_| {}).await {
+                            Ok(ran) => {
+                                if let Err(e) = ran.recorded {
+                                    tracing::error!(dataset = name, "cannot record the pass: {e}");
+                                }
+                                // `execute::pass` records real passes; the service's history has its dry runs too.
+                                recorded = !dry_run;
+                                ran.report
+                            }
+                            Err(e) => PassReport::not_started(name, dry_run, &now_s, String::new(), e.to_string()),
                         }
-                    },
+                    }
                 },
             },
         };
@@ -430,15 +411,18 @@ impl Service {
         let state = self.state.clone();
         let report = Arc::new(report);
         let r = report.clone();
-        let recorded = tokio::task::spawn_blocking(move || {
-            state.record_pass(&r, trigger.as_str(), keep)?;
+        let record = tokio::task::spawn_blocking(move || {
+            // A pass that did not start, or a dry run, is still part of the service's history.
+            if !recorded {
+                state.record_pass(&r, trigger.as_str(), keep)?;
+            }
             match shadow_record {
                 Some((id, json)) => state.record_shadow_result(&r.pass_id, id, &r.dataset, &json),
                 None => Ok(()),
             }
         })
         .await;
-        match recorded {
+        match record {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(dataset = name, "cannot record the pass: {e}"),
             Err(e) => tracing::error!(dataset = name, "cannot record the pass: {e}"),
@@ -497,12 +481,16 @@ impl Service {
     /// What a hold on `dataset` with `selector` selects now: `(segments, trash entries)`, from a read-only scan of the
     /// dataset and a listing of its trash (nothing is repaired or changed), after binding the dataset to this state
     /// database (see `Store::bind_state`). The error says why it cannot be told.
-    pub async fn hold_reach(&self, dataset: &str, selector: &crate::hold::Selector) -> Result<(u64, u64), String> {
+    pub async fn hold_reach(
+        &self,
+        dataset: &str,
+        selector: &crate::pass::hold::Selector,
+    ) -> Result<(u64, u64), String> {
         let config = self.config.load_full();
         let ds = config
             .dataset(dataset)
             .ok_or_else(|| format!("no dataset {dataset:?} in the running config"))?;
-        let hold = crate::hold::Hold {
+        let hold = crate::pass::hold::Hold {
             id: 0,
             dataset: dataset.to_string(),
             selector: selector.clone(),
@@ -522,7 +510,10 @@ impl Service {
         let mut symbols = crate::segment::Symbols::new();
         let (_, scan) = store.scan(false, &mut symbols).await.map_err(|e| e.to_string())?;
         let segments = scan.segments.iter().filter(|s| hold.selects(s, &symbols)).count() as u64;
-        let trash = store.trash().await.map_err(|e| e.to_string())?;
+        let trash = match store.trash() {
+            Some(t) => t.list().await.map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
         let entries = trash
             .iter()
             .filter(|e| {
@@ -589,64 +580,4 @@ pub fn exposure_warnings(service: &crate::config::ServiceConfig) -> Vec<String> 
          proxy in front and firewall the port, or listen on 127.0.0.1",
         service.listen
     )]
-}
-
-/// Runs the service until SIGTERM or SIGINT; SIGHUP reloads config and plugins. Returns the exit code.
-pub async fn serve(config_path: &Path) -> anyhow::Result<i32> {
-    use tokio::signal::unix::{SignalKind, signal};
-
-    let config = Config::load_service(config_path).map_err(|e| crate::cli::UsageError(e.to_string()))?;
-    let listen = config.service.listen;
-    let has_token = config.service.api_token.is_some();
-    if !listen.ip().is_loopback() && !has_token {
-        return Err(crate::cli::UsageError(format!(
-            "service.listen: {listen} is reachable from other machines, which needs an API token \
-             ({} or service.api_token): without one anyone who reaches it could read the datasets, holds and audit \
-             trail; listen on 127.0.0.1, or set a token and put a TLS-terminating proxy in front",
-            crate::config::API_TOKEN_ENV
-        ))
-        .into());
-    }
-    for w in exposure_warnings(&config.service) {
-        tracing::warn!("{w}");
-    }
-    let service = Service::new(config_path, config, Arc::new(scheduler::SystemClock))?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| crate::cli::UsageError(format!("service.listen: cannot listen on {listen}: {e}")))?;
-    let api = tokio::spawn(crate::api::serve(listener, service.clone()));
-    tracing::info!(
-        %listen,
-        state = %service.state.path().display(),
-        plugins = %service.plugins.dir().display(),
-        "retention service starting{}",
-        if has_token { "" } else { " (no API token: mutating endpoints are refused)" }
-    );
-    service.start().await?;
-    tracing::info!("ready");
-
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading config and plugins");
-                if let Err(e) = service.reload_config().await {
-                    tracing::error!("config reload refused, the running config stays: {e}");
-                }
-            }
-        }
-    }
-    let clean = service.shutdown().await;
-    if !clean {
-        tracing::warn!("passes still running after the shutdown timeout: exiting anyway (the next start recovers)");
-    }
-    // The API stops with the shutdown token; its in-flight requests wait only on passes, which are over by now.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), api).await;
-    tracing::info!("stopped");
-    Ok(0)
 }

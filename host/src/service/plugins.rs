@@ -666,8 +666,7 @@ fn trial_segments(symbols: &mut Symbols) -> Vec<Segment> {
                 bytes: 1_000 + age_days as u64,
                 labels,
                 locator: String::new(),
-                modified_ns: t * 1_000_000,
-                file_id: 0,
+                token: Default::default(),
             }
         })
         .collect()

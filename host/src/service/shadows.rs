@@ -1,5 +1,5 @@
 //! Shadow mode in the service: which shadow a dataset has (the API's, else the config's), its remaining passes, its
-//! comparisons, and promoting or discarding it. The plans and their comparison are `crate::shadow`'s.
+//! comparisons, and promoting or discarding it. The plans and their comparison are `crate::pass::shadow`'s.
 //!
 //! A dataset's shadows are rows of the state database's `shadows` table; the latest row of a dataset is its current
 //! shadow unless it was ended (promoted or discarded). A `[dataset.shadow]` of the config becomes a row the first time
@@ -16,7 +16,7 @@ use super::Service;
 use super::lock;
 use super::plugins::PluginStatus;
 use crate::config::{DatasetConfig, MAX_SHADOW_PASSES, is_plugin_name};
-use crate::shadow::{ShadowComparison, ShadowRun, Totals, Version};
+use crate::pass::shadow::{ShadowComparison, ShadowRun, Totals, Version};
 use crate::state::{ShadowRow, StateError};
 
 /// Comparisons shown by the API for a shadow, newest first.

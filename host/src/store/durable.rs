@@ -77,22 +77,21 @@ impl SyncSet {
 
 /// The error for a source that changed since the scan.
 pub(crate) fn changed(path: &Path, seen: &FileId, now: &FileId) -> StoreError {
-    if seen.ino != now.ino {
-        return StoreError::Refused(format!(
-            "{} is another file than the scan saw (inode {} -> {}); left as it is",
-            path.display(),
-            seen.ino,
-            now.ino
-        ));
+    let detail = if seen.ino != now.ino {
+        format!(
+            "it is another file than the scan saw: inode {} -> {}",
+            seen.ino, now.ino
+        )
+    } else {
+        format!(
+            "{} -> {} bytes, mtime {} -> {} ns",
+            seen.size, now.size, seen.mtime_ns, now.mtime_ns
+        )
+    };
+    StoreError::Changed {
+        what: path.display().to_string(),
+        detail,
     }
-    StoreError::Refused(format!(
-        "{} changed since the scan ({} -> {} bytes, mtime {} -> {} ns); left as it is, it may still be written to",
-        path.display(),
-        seen.size,
-        now.size,
-        seen.mtime_ns,
-        now.mtime_ns
-    ))
 }
 
 /// Refuses when a file is not the one the scan saw (inode), or changed since (size, mtime).
@@ -115,7 +114,10 @@ pub(crate) fn open_checked<'r>(
         .parent(rel)
         .map_err(|e| StoreError::io("cannot open", path.display(), e))?;
     let (file, st) = beneath::open_regular(&dir, name).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => StoreError::Refused(format!("{} is gone since the scan", path.display())),
+        io::ErrorKind::NotFound => StoreError::Changed {
+            what: path.display().to_string(),
+            detail: "it is gone".to_string(),
+        },
         _ => StoreError::io("cannot open", path.display(), e),
     })?;
     let now = FileId::of(&st);
@@ -129,7 +131,7 @@ pub(crate) fn no_writers<'f>(file: &'f File, id: &FileId, path: &Path) -> Result
     match writers::check(file, id.dev, id.ino) {
         Ok((Writers::None, lease)) => Ok(lease),
         Ok((Writers::Busy(pid), _)) => Err(StoreError::Busy {
-            path: path.display().to_string(),
+            place: path.display().to_string(),
             pid,
         }),
         Err(e) => Err(StoreError::io("cannot check for writers of", path.display(), e)),
@@ -186,18 +188,4 @@ where
         }
     }
     all
-}
-
-impl StoreError {
-    /// The same failure, for each of the actions of a group that a group step failed.
-    pub(crate) fn again(&self) -> StoreError {
-        match self {
-            StoreError::Io { what, path, source } => StoreError::Io {
-                what,
-                path: path.clone(),
-                source: io::Error::new(source.kind(), source.to_string()),
-            },
-            other => StoreError::Refused(other.to_string()),
-        }
-    }
 }

@@ -1,6 +1,6 @@
 //! Stores: where a dataset's segments live and how actions on them are carried out, crash-safely.
 //!
-//! One trait, [`Store`], one file per store. A store repairs what an interrupted pass left behind and lists segments
+//! One trait, [`Store`], one folder per store (`dir/`; shared protocols in `object/`, `durable.rs`, `beneath.rs`). A store repairs what an interrupted pass left behind and lists segments
 //! ([`Store::scan`], one walk for both), and applies a group of planned actions ([`Store::apply`]). The pass never touches
 //! data itself; it only asks the store.
 //!
@@ -8,11 +8,16 @@
 //! in at least one visible place, no visible name holds a partial copy, and the next `recover` removes temporary
 //! leftovers and resolves any duplicate to exactly one copy.
 //!
-//! A store may keep dropped segments in a *trash* for a grace period ([`Store::trash`], [`Store::restore`],
-//! [`Store::purge`]): a trashed segment counts as one recoverable place until it is purged.
+//! What a store can do is data ([`Capabilities`]: which actions from which tier); what the scan saw of a segment is
+//! the store's own [`ChangeToken`]; errors are store-neutral ([`StoreError`]). A store may keep dropped segments in a
+//! *trash* for a grace period, an optional capability of its own ([`Store::trash`], [`Trash`]). Each store owns its
+//! config section and its groups of actions. The store-independent checks every store's tests run are in
+//! `conformance.rs`.
 
 pub mod beneath;
 pub mod compare;
+#[cfg(test)]
+pub mod conformance;
 pub mod dir;
 pub mod durable;
 pub mod object;
@@ -60,33 +65,41 @@ pub struct FieldError {
     pub problem: String,
 }
 
-/// A store failure, naming the segment or location concerned.
+/// A store's own error, kept as the source of [`StoreError::Backend`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A store failure in store-neutral terms, so that the pass, the API and the command line can map it to an outcome, an
+/// exit code or an HTTP status without knowing the store; the backend's own error is the source of
+/// [`StoreError::Backend`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: String,
-        source: std::io::Error,
+    /// The segment is no longer what the scan saw (its change token, size or kind differs, or it is gone): the action
+    /// left it as it is.
+    #[error("{what} changed since the scan ({detail}); left as it is, it may still be written to")]
+    Changed { what: String, detail: String },
+    /// The store cannot carry out this action from this tier (see [`Capabilities`]).
+    #[error("cannot {action} segment {segment} from tier {tier}: {why}")]
+    Unsupported {
+        segment: String,
+        action: Action,
+        tier: Tier,
+        why: String,
     },
-    #[error("archive {url}: {source}")]
-    Archive { url: String, source: object_store::Error },
-    #[error("{0}")]
-    Refused(String),
-    /// The store cannot do this at all (e.g. a store without a trash asked to restore).
-    #[error("{0}")]
-    Unsupported(String),
-    /// `restore` found no trashed segment of that name.
+    /// Another process holds the segment's data open for writing: the action is skipped (not failed), and a later
+    /// pass tries again.
+    #[error("{place} is open for writing by another process{}; left as it is (a later pass tries again)",
+        .pid.map_or(String::new(), |p| format!(" (pid {p})")))]
+    Busy { place: String, pid: Option<u32> },
+    /// The place an action or a restore would put the segment is taken: nothing is ever overwritten.
+    #[error("cannot {doing} {name:?}: {place} already exists (nothing is ever overwritten); move it away first")]
+    Taken {
+        doing: &'static str,
+        name: String,
+        place: String,
+    },
+    /// A restore found no trashed segment of that name.
     #[error("no segment {name:?} in the trash of {store}")]
     NotInTrash { name: String, store: String },
-    /// `restore` found the segment's place taken: `path` exists now.
-    #[error("cannot restore {name:?}: {path} exists; move it away first")]
-    Taken { name: String, path: String },
-    /// Another process holds the segment's file open for writing: the action is skipped (not failed), and a later
-    /// pass tries again.
-    #[error("{path} is open for writing by another process{}; left as it is (a later pass tries again)",
-        .pid.map_or(String::new(), |p| format!(" (pid {p})")))]
-    Busy { path: String, pid: Option<u32> },
     /// The dataset was last passed over with another state database than this one: a lost database re-created empty
     /// (without its legal holds and audit trail) or a different `state_dir`. No pass runs.
     #[error(
@@ -101,17 +114,118 @@ pub enum StoreError {
         current: String,
         marker: String,
     },
+    /// The store refused, for a reason it states (a locator it did not make, a symlink in the way, a trash that is no
+    /// directory, a copy that does not read back equal).
+    #[error("{0}")]
+    Refused(String),
+    /// The backend failed (a filesystem call, an object store request, a database statement).
+    #[error("{what}: {source}")]
+    Backend {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl StoreError {
+    /// A failed filesystem call on `path`.
     pub fn io(what: &'static str, path: impl std::fmt::Display, source: std::io::Error) -> Self {
-        StoreError::Io {
-            what,
-            path: path.to_string(),
-            source,
+        StoreError::Backend {
+            what: format!("{what} {path}"),
+            source: Box::new(source),
+        }
+    }
+
+    /// Whether the backend said "not found" (a file or an object gone meanwhile).
+    pub fn is_not_found(&self) -> bool {
+        let StoreError::Backend { source, .. } = self else {
+            return false;
+        };
+        if let Some(e) = source.downcast_ref::<std::io::Error>() {
+            return e.kind() == std::io::ErrorKind::NotFound;
+        }
+        matches!(
+            source.downcast_ref::<object_store::Error>(),
+            Some(object_store::Error::NotFound { .. })
+        )
+    }
+
+    /// The same failure again, for each action of a group that one group step failed.
+    pub fn again(&self) -> StoreError {
+        match self {
+            StoreError::Changed { what, detail } => StoreError::Changed {
+                what: what.clone(),
+                detail: detail.clone(),
+            },
+            StoreError::Unsupported {
+                segment,
+                action,
+                tier,
+                why,
+            } => StoreError::Unsupported {
+                segment: segment.clone(),
+                action: *action,
+                tier: *tier,
+                why: why.clone(),
+            },
+            StoreError::Busy { place, pid } => StoreError::Busy {
+                place: place.clone(),
+                pid: *pid,
+            },
+            StoreError::Taken { doing, name, place } => StoreError::Taken {
+                doing,
+                name: name.clone(),
+                place: place.clone(),
+            },
+            StoreError::NotInTrash { name, store } => StoreError::NotInTrash {
+                name: name.clone(),
+                store: store.clone(),
+            },
+            StoreError::OtherState { .. } | StoreError::Refused(_) => StoreError::Refused(self.to_string()),
+            StoreError::Backend { what, source } => StoreError::Backend {
+                what: what.clone(),
+                source: Box::new(std::io::Error::other(source.to_string())),
+            },
         }
     }
 }
+
+/// What a store can do, as data: which actions it carries out from which tier, and why not where it cannot. The
+/// contract's tier table (compress only from hot, archive from hot or compressed, drop from any) is the most any
+/// store allows. The pass checks a whole plan against it before anything is applied.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    denied: Vec<(Tier, Action, String)>,
+}
+
+impl Capabilities {
+    /// Every action the contract allows, from every tier.
+    pub fn all() -> Self {
+        Capabilities::default()
+    }
+
+    /// Without `action` from `tier`, saying why (the reason a plan that asks for it is refused with).
+    pub fn without(mut self, tier: Tier, action: Action, why: impl Into<String>) -> Self {
+        self.denied.push((tier, action, why.into()));
+        self
+    }
+
+    /// Ok when the store can carry out `action` from `tier` (keep always), else why not.
+    pub fn check(&self, tier: Tier, action: Action) -> Result<(), &str> {
+        if action == Action::Keep {
+            return Ok(());
+        }
+        if !action.allowed_from(tier) {
+            return Err("the contract's tier table does not allow it");
+        }
+        match self.denied.iter().find(|(t, a, _)| *t == tier && *a == action) {
+            Some((_, _, why)) => Err(why),
+            None => Ok(()),
+        }
+    }
+}
+
+pub use crate::segment::ChangeToken;
 
 /// The result of a scan: segments (in no particular order; the pass sorts them) and what was skipped and why.
 #[derive(Debug, Default)]
@@ -197,17 +311,28 @@ pub struct TrashEntry {
 /// Called with the number of actions finished since the last call, for progress bars.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
+/// How [`Store::apply`] runs.
+pub struct ApplyOptions<'a> {
+    /// Actions in flight at once (compressions on this many threads).
+    pub parallelism: usize,
+    /// The pass's now: a drop into the trash is timed by it, the clock its purge compares with.
+    pub now_ms: i64,
+    pub progress: Progress<'a>,
+    /// Checked between the store's groups of actions: once cancelled (graceful shutdown), the actions not started
+    /// stay so, never one half-done.
+    pub cancel: Option<&'a tokio_util::sync::CancellationToken>,
+}
+
 /// A place where a dataset's segments live.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// A short description for reports, e.g. `directory /var/log/app (archive file:///srv/archive)`.
     fn describe(&self) -> String;
 
-    /// Whether the store can carry out `action` at all (e.g. archiving needs an archive destination). A plan using
-    /// an unsupported action is refused whole before anything is applied.
-    fn supports(&self, action: Action) -> bool {
-        let _ = action;
-        true
+    /// Which actions the store can carry out from which tier (e.g. archiving needs an archive destination). A plan
+    /// asking for one it cannot is refused whole before anything is applied.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
     }
 
     /// Checks that the dataset was last passed over with the state database `state_id` (where its legal holds and
@@ -234,45 +359,35 @@ pub trait Store: Send + Sync {
         Ok(recovery)
     }
 
-    /// Applies a group of actions with at most `parallelism` in flight, each crash-safely. Returns one result per
-    /// action, in order; a failed action leaves its segment as it was (or recoverable by `recover`). `now_ms` is the
-    /// pass's now: a drop into the trash is timed by it, the clock its purge compares with.
-    async fn apply(
-        &self,
-        work: &[Work<'_>],
-        parallelism: usize,
-        now_ms: i64,
-        progress: Progress<'_>,
-    ) -> Vec<Result<Applied, StoreError>>;
+    /// Applies a plan's actions (never a keep), each crash-safely, with at most `opts.parallelism` in flight. The
+    /// store decides its own groups and transactions (a database store cannot run some statements inside a
+    /// transaction block) and checks `opts.cancel` between groups. Returns one result per action, in order: `None`
+    /// for one not started because of the cancellation; a failed action leaves its segment as it was (or recoverable
+    /// by `recover`).
+    async fn apply(&self, work: &[Work<'_>], opts: &ApplyOptions<'_>) -> Vec<Option<Result<Applied, StoreError>>>;
 
-    /// The dataset's trash: dropped segments still restorable, oldest first. A store without a trash has none.
-    async fn trash(&self) -> Result<Vec<TrashEntry>, StoreError> {
-        Ok(Vec::new())
+    /// The store's trash, if it keeps dropped segments restorable for a grace period.
+    fn trash(&self) -> Option<&dyn Trash> {
+        None
     }
+}
 
-    /// Deletes for good exactly `entries`, as [`Store::trash`] listed them (the caller chose them: expired, not under
+/// The optional capability of a store that keeps dropped segments for a grace period: a trashed segment counts as
+/// one recoverable place until it is purged.
+#[async_trait]
+pub trait Trash: Send + Sync {
+    /// Dropped segments still restorable, oldest first, each with its labels.
+    async fn list(&self) -> Result<Vec<TrashEntry>, StoreError>;
+
+    /// Deletes for good exactly `entries`, as [`Trash::list`] listed them (the caller chose them: expired, not under
     /// a hold, and recorded first), and returns those it deleted; one gone meanwhile (restored, or purged by another
     /// pass) is skipped. An entry is either purged whole or left as it was.
-    async fn purge(&self, entries: &[TrashEntry]) -> Result<Vec<TrashEntry>, StoreError> {
-        match entries.first() {
-            None => Ok(Vec::new()),
-            Some(e) => Err(StoreError::Unsupported(format!(
-                "cannot purge {:?}: {} has no trash",
-                e.name,
-                self.describe()
-            ))),
-        }
-    }
+    async fn purge(&self, entries: &[TrashEntry]) -> Result<Vec<TrashEntry>, StoreError>;
 
     /// Puts the trashed segment `name` back where and as it was (name, tier, bytes, modification time). With several
     /// entries of that name, restores the most recently trashed. Refuses ([`StoreError::Taken`]) when the segment
     /// exists now in any tier, and says [`StoreError::NotInTrash`] when there is nothing to restore.
-    async fn restore(&self, name: &str) -> Result<TrashEntry, StoreError> {
-        Err(StoreError::Unsupported(format!(
-            "cannot restore {name:?}: {} has no trash",
-            self.describe()
-        )))
-    }
+    async fn restore(&self, name: &str) -> Result<TrashEntry, StoreError>;
 }
 
 /// Opens the store of a dataset, checking that it is reachable (root readable, archive destination listable).

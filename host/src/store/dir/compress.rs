@@ -101,11 +101,9 @@ impl Compressor {
         out: &mut File,
     ) -> Result<u64, StoreError> {
         let len = before.size;
-        let changed = || {
-            StoreError::Refused(format!(
-                "{} changed while being compressed; left as it is, it may still be written to",
-                src_path.display()
-            ))
+        let changed = || StoreError::Changed {
+            what: src_path.display().to_string(),
+            detail: "while being compressed".to_string(),
         };
         let _ = job;
         let wr = io_err("cannot write", tmp_path);
@@ -282,7 +280,11 @@ impl DirectoryStore {
                     .map_err(|e| {
                         let _ = beneath::unlink(&dir, tmp_name);
                         if e.kind() == io::ErrorKind::AlreadyExists {
-                            StoreError::Refused(format!("{} already exists; not overwriting it", dst.display()))
+                            StoreError::Taken {
+                                doing: "compress",
+                                name: job.src.clone(),
+                                place: dst.display().to_string(),
+                            }
                         } else {
                             StoreError::io("cannot rename into place", dst.display(), e)
                         }

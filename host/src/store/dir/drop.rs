@@ -46,7 +46,7 @@ impl DirectoryStore {
                         seen: seen_of(seg),
                     });
                 }
-                Located::Archived(location) => objects.push((*i, location.clone(), seg.bytes)),
+                Located::Archived(location) => objects.push((*i, location.clone(), seg.bytes, seg.token)),
             }
         }
         // One trash batch per group: the group's files and objects share their trash time and expiry (by the pass's
@@ -67,10 +67,10 @@ impl DirectoryStore {
         if let Some(archive) = &self.archive {
             let batch_name = batch.as_deref();
             let dropped: Vec<_> = futures::stream::iter(objects)
-                .map(|(i, location, bytes)| async move {
+                .map(|(i, location, bytes, token)| async move {
                     let r = match batch_name {
-                        Some(batch) => trash_object(archive, &location, batch, bytes, root).await,
-                        None => drop_object(archive, &location, bytes, root).await,
+                        Some(batch) => trash_object(archive, &location, batch, bytes, token, root).await,
+                        None => drop_object(archive, &location, bytes, token, root).await,
                     };
                     (i, r)
                 })
@@ -206,9 +206,11 @@ impl Inner {
                     path.display(),
                     self.root.display(TRASH_DIR).display()
                 )),
-                _ if e.kind() == io::ErrorKind::AlreadyExists => {
-                    StoreError::Refused(format!("{} already exists; not overwriting it", dst.display()))
-                }
+                _ if e.kind() == io::ErrorKind::AlreadyExists => StoreError::Taken {
+                    doing: "move to the trash",
+                    name: rel.to_string(),
+                    place: dst.display().to_string(),
+                },
                 _ => StoreError::io("cannot move to the trash", path.display(), e),
             });
         }

@@ -6,7 +6,7 @@
 //! both the hot file `a/b.log` and its compressed copy `a/b.log.zst`. Globs and the labels regex see that name. A
 //! segment is *hot* (the plain file), *compressed* (`<file>.zst` beside it, zstd with a content checksum, mtime and
 //! permissions copied from the source as the zstd CLI does, so compressing a file does not make it look new) or
-//! *archived* (an object in the archive destination, see [`super::archive`]). An archived segment's time is its
+//! *archived* (an object in the archive destination, see [`crate::store::object`]). An archived segment's time is its
 //! object's last-modified time (the time it was archived) unless the time comes from a label.
 //!
 //! # The dataset's boundary
@@ -105,7 +105,10 @@ use rustix::io::Errno;
 use super::beneath::{self, FileId, Root};
 use super::durable::io_err;
 use super::object::Archive;
-use super::{Applied, Progress, Recovery, Scan, Store, StoreError, TRASH_DIR, TrashEntry, Work};
+use super::{
+    Applied, ApplyOptions, Capabilities, ChangeToken, Recovery, Scan, Store, StoreError, TRASH_DIR, Trash, TrashEntry,
+    Work,
+};
 use crate::segment::{Action, Segment, Symbols, Tier};
 pub use config::{DirectoryConfig, Excluded, RawDirectory, Sibling, TimeSource};
 use names::TempKey;
@@ -238,14 +241,19 @@ fn logical(rel: &str) -> &str {
     }
 }
 
-/// What the scan saw of a local segment.
+/// What the scan saw of a local segment: its change token is `[mtime_ns, inode]`.
 fn seen_of(seg: &Segment) -> FileId {
     FileId {
         dev: 0,
-        ino: seg.file_id,
+        ino: seg.token.0[1],
         size: seg.bytes,
-        mtime_ns: seg.modified_ns,
+        mtime_ns: seg.token.0[0] as i64,
     }
+}
+
+/// The change token of a local file.
+fn token_of(id: &FileId) -> ChangeToken {
+    ChangeToken([id.mtime_ns as u64, id.ino])
 }
 
 /// Where a segment's bytes are.
@@ -392,21 +400,18 @@ impl DirectoryStore {
         }
     }
 
-    fn check(&self, w: &Work<'_>) -> Result<Option<Located>, StoreError> {
+    /// Where the segment of `w` is, after checking that this store can carry out its action from its tier.
+    fn check(&self, w: &Work<'_>) -> Result<Located, StoreError> {
         let seg = w.segment;
-        if w.action == Action::Keep {
-            return Ok(None);
+        if let Err(why) = self.capabilities().check(seg.tier, w.action) {
+            return Err(StoreError::Unsupported {
+                segment: seg.name.clone(),
+                action: w.action,
+                tier: seg.tier,
+                why: why.to_string(),
+            });
         }
-        if !w.action.allowed_from(seg.tier) {
-            return Err(StoreError::Refused(format!(
-                "cannot {} segment {} from tier {}",
-                w.action, seg.name, seg.tier
-            )));
-        }
-        if w.action == Action::Archive {
-            self.archive()?;
-        }
-        self.locate(seg).map(Some)
+        self.locate(seg)
     }
 
     /// Runs `f` on the store's [`Inner`] on a blocking thread.
@@ -434,8 +439,14 @@ impl Store for DirectoryStore {
         }
     }
 
-    fn supports(&self, action: Action) -> bool {
-        action != Action::Archive || self.archive.is_some()
+    fn capabilities(&self) -> Capabilities {
+        if self.archive.is_some() {
+            return Capabilities::all();
+        }
+        let why = "the dataset has no archive destination: no archive_url in its [dataset.directory]";
+        Capabilities::all()
+            .without(Tier::Hot, Action::Archive, why)
+            .without(Tier::Compressed, Action::Archive, why)
     }
 
     async fn bind_state(&self, dataset: &str, state_id: &str, write: bool) -> Result<(), StoreError> {
@@ -451,62 +462,58 @@ impl Store for DirectoryStore {
         Ok((recovery, scan))
     }
 
-    async fn apply(
-        &self,
-        work: &[Work<'_>],
-        parallelism: usize,
-        now_ms: i64,
-        progress: Progress<'_>,
-    ) -> Vec<Result<Applied, StoreError>> {
-        let parallelism = parallelism.max(1);
+    async fn apply(&self, work: &[Work<'_>], opts: &ApplyOptions<'_>) -> Vec<Option<Result<Applied, StoreError>>> {
+        let parallelism = opts.parallelism.max(1);
+        let progress = opts.progress;
         let mut results: Vec<Option<Result<Applied, StoreError>>> = (0..work.len()).map(|_| None).collect();
         let (mut compress, mut archive, mut drop) = (Vec::new(), Vec::new(), Vec::new());
         for (i, w) in work.iter().enumerate() {
             match self.check(w) {
                 Err(e) => results[i] = Some(Err(e)),
-                Ok(None) => {
-                    results[i] = Some(Ok(Applied {
-                        bytes_before: w.segment.bytes,
-                        bytes_after: w.segment.bytes,
-                        trashed: false,
-                    }))
-                }
-                Ok(Some(loc)) => match (w.action, loc) {
-                    (Action::Compress, Located::Local(p)) => compress.push((i, p)),
-                    (Action::Archive, Located::Local(p)) => archive.push((i, p)),
-                    (Action::Drop, loc) => drop.push((i, loc)),
-                    (action, _) => {
-                        results[i] = Some(Err(StoreError::Refused(format!(
-                            "cannot {action} segment {} from tier {}",
-                            w.segment.name, w.segment.tier
-                        ))))
-                    }
-                },
+                Ok(Located::Local(p)) if w.action == Action::Compress => compress.push((i, p)),
+                Ok(Located::Local(p)) if w.action == Action::Archive => archive.push((i, p)),
+                Ok(loc) => drop.push((i, loc)),
             }
         }
         let done = results.iter().filter(|r| r.is_some()).count() as u64;
         if done > 0 {
             progress(done);
         }
+        // The groups, in this order; a shutdown lets the group under way finish and starts no other.
+        let cancelled = || opts.cancel.is_some_and(|c| c.is_cancelled());
         for group in compress.chunks(COMPRESS_GROUP) {
+            if cancelled() {
+                return results;
+            }
             self.compress_group(work, group, parallelism, &mut results).await;
             progress(group.len() as u64);
         }
         for group in archive.chunks(ARCHIVE_GROUP) {
+            if cancelled() {
+                return results;
+            }
             self.archive_group(work, group, parallelism, &mut results).await;
             progress(group.len() as u64);
         }
         for group in drop.chunks(DROP_GROUP) {
-            self.drop_group(work, group, parallelism, now_ms, &mut results).await;
+            if cancelled() {
+                return results;
+            }
+            self.drop_group(work, group, parallelism, opts.now_ms, &mut results)
+                .await;
             progress(group.len() as u64);
         }
         results
-            .into_iter()
-            .map(|r| r.expect("every action has a result"))
-            .collect()
     }
 
-    async fn trash(&self) -> Result<Vec<TrashEntry>, StoreError> {
+    fn trash(&self) -> Option<&dyn Trash> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Trash for DirectoryStore {
+    async fn list(&self) -> Result<Vec<TrashEntry>, StoreError> {
         let listing = self
             .blocking(|inner| {
                 let mut files = inner.list_trash()?;
@@ -559,21 +566,20 @@ impl Store for DirectoryStore {
             }
         };
         // The segment must not exist again in any tier: a restore never makes a second copy of a name.
+        let taken = |place: String| StoreError::Taken {
+            doing: "restore",
+            name: name.to_string(),
+            place,
+        };
         for rel in [name.to_string(), format!("{name}{ZST}")] {
             let r = rel.clone();
             if self.blocking(move |inner| inner.taken(&r)).await? {
-                return Err(StoreError::Taken {
-                    name: name.to_string(),
-                    path: self.inner.root.display(&rel).display().to_string(),
-                });
+                return Err(taken(self.inner.root.display(&rel).display().to_string()));
             }
             if let Some(a) = &self.archive {
                 let location = a.key(&rel);
                 if a.head(&location).await?.is_some() {
-                    return Err(StoreError::Taken {
-                        name: name.to_string(),
-                        path: a.display(&location),
-                    });
+                    return Err(taken(a.display(&location)));
                 }
             }
         }

@@ -81,11 +81,8 @@ impl DirectoryStore {
             for location in std::mem::take(&mut inv.staged_objects) {
                 if repair {
                     match a.delete(&location).await {
-                        Ok(())
-                        | Err(StoreError::Archive {
-                            source: object_store::Error::NotFound { .. },
-                            ..
-                        }) => {}
+                        Ok(()) => {}
+                        Err(e) if e.is_not_found() => {}
                         Err(e) => return Err(e),
                     }
                     hit_for("recover:temp-removed", root).map_err(io_err("cannot remove staged upload", root))?;
@@ -121,7 +118,7 @@ impl DirectoryStore {
                             .await;
                         match r {
                             Ok(()) => removed_local.push((f.rel.clone(), f.id)),
-                            Err(e @ StoreError::Refused(_)) => {
+                            Err(e @ StoreError::Changed { .. }) => {
                                 verdict = Verdict::Conflict(e.to_string());
                                 break;
                             }
@@ -224,11 +221,8 @@ impl DirectoryStore {
             }
             if repair {
                 match a.delete(&t.object.location).await {
-                    Ok(())
-                    | Err(StoreError::Archive {
-                        source: object_store::Error::NotFound { .. },
-                        ..
-                    }) => {}
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
                     Err(e) => return Err(e),
                 }
                 let root = self.root();

@@ -333,8 +333,7 @@ impl<'a> Builder<'a> {
                     bytes: f.id.size,
                     labels,
                     locator: f.rel,
-                    modified_ns: f.id.mtime_ns,
-                    file_id: f.id.ino,
+                    token: super::token_of(&f.id),
                 });
             }
             Err(reason) => scan.skipped.push(Skipped {
@@ -360,11 +359,7 @@ impl<'a> Builder<'a> {
                     bytes: o.size,
                     labels,
                     locator: o.location.to_string(),
-                    modified_ns: o
-                        .last_modified
-                        .timestamp_nanos_opt()
-                        .unwrap_or(ms.saturating_mul(1_000_000)),
-                    file_id: 0,
+                    token: crate::store::object::trash::token_of(o.last_modified),
                 });
             }
             Err(reason) => scan.skipped.push(Skipped { name, reason }),

@@ -390,8 +390,9 @@ impl Inner {
         if let Err(e) = beneath::rename_no_replace(&from, fname, &to, tname) {
             return Err(if e.kind() == io::ErrorKind::AlreadyExists {
                 StoreError::Taken {
+                    doing: "restore",
                     name: f.entry.name.clone(),
-                    path: target.display().to_string(),
+                    place: target.display().to_string(),
                 }
             } else {
                 StoreError::io("cannot restore from the trash", from_path.display(), e)
@@ -513,10 +514,7 @@ impl DirectoryStore {
             match a.delete(&location).await {
                 Ok(()) => {}
                 // Purged meanwhile by another pass over the same archive.
-                Err(StoreError::Archive {
-                    source: object_store::Error::NotFound { .. },
-                    ..
-                }) => continue,
+                Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
             }
             hit_for("purge:removed", root).map_err(io_err("cannot purge", root))?;
@@ -543,9 +541,10 @@ impl DirectoryStore {
         let root = self.root();
         let dst = a.key(&t.rel);
         a.copy_new(&t.location, &dst).await.map_err(|e| match e {
-            StoreError::Refused(_) => StoreError::Taken {
+            StoreError::Taken { place, .. } => StoreError::Taken {
+                doing: "restore",
                 name: t.entry.name.clone(),
-                path: a.display(&dst),
+                place,
             },
             e => e,
         })?;

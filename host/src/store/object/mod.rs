@@ -16,7 +16,7 @@
 //! listings hide, and renames it into place without fsync: this module makes a local destination durable itself
 //! ([`Archive::sync`]) and finds staging files that a crash left behind ([`Archive::staging_leftovers`]).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,7 +32,11 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
+mod digest;
 pub mod trash;
+
+use digest::Digester;
+pub(crate) use digest::digest_reader;
 
 use super::{StoreError, TRASH_DIR};
 
@@ -104,9 +108,9 @@ pub struct Content {
 impl Archive {
     /// Connects to the destination of `url` and checks that it can be listed.
     pub async fn open(url: &Url) -> Result<Archive, StoreError> {
-        let err = |source| StoreError::Archive {
-            url: url.to_string(),
-            source,
+        let err = |source: object_store::Error| StoreError::Backend {
+            what: format!("archive {url}"),
+            source: Box::new(source),
         };
         let (store, prefix, local_dir): (Arc<dyn ObjectStore>, ObjectPath, Option<PathBuf>) = match url.scheme() {
             "file" => {
@@ -171,9 +175,9 @@ impl Archive {
     }
 
     fn error(&self, source: object_store::Error) -> StoreError {
-        StoreError::Archive {
-            url: self.url.to_string(),
-            source,
+        StoreError::Backend {
+            what: format!("archive {}", self.url),
+            source: Box::new(source),
         }
     }
 
@@ -291,11 +295,10 @@ impl Archive {
     /// in parts to a staging key under [`STAGING_DIR`], then copied to its key without replacing anything, and the
     /// staging object deleted. Returns the size and hash of what was read.
     pub async fn upload(&self, file: std::fs::File, src: &Path, location: &ObjectPath) -> Result<Content, StoreError> {
-        let exists = || {
-            StoreError::Refused(format!(
-                "archive object {} already exists; not overwriting it",
-                self.display(location)
-            ))
+        let exists = || StoreError::Taken {
+            doing: "archive",
+            name: src.display().to_string(),
+            place: self.display(location),
         };
         let len = file
             .metadata()
@@ -500,11 +503,10 @@ impl Archive {
     /// Copies the object at `from` to `to`, which must not exist: a server-side copy for S3, a hard link for a local
     /// destination (which also refuses, atomically, to replace anything). A copy never overwrites an object.
     pub async fn copy_new(&self, from: &ObjectPath, to: &ObjectPath) -> Result<(), StoreError> {
-        let exists = || {
-            StoreError::Refused(format!(
-                "archive object {} already exists; not overwriting it",
-                self.display(to)
-            ))
+        let exists = || StoreError::Taken {
+            doing: "copy",
+            name: self.display(from),
+            place: self.display(to),
         };
         if self.local_dir.is_some() {
             return match self.store.copy_if_not_exists(from, to).await {
@@ -666,269 +668,5 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Hashes content as it streams by, optionally decompressing it first (zstd, checking its frame checksums and that
-/// the stream ends on a complete frame).
-pub(crate) struct Digester {
-    inner: DigestInner,
-}
-
-enum DigestInner {
-    Raw(HashSink),
-    Zstd(Box<zstd::stream::write::Decoder<'static, HashSink>>),
-    Failed(io::Error),
-}
-
-#[derive(Default)]
-struct HashSink {
-    sha: Sha256,
-    size: u64,
-}
-
-impl Write for HashSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sha.update(buf);
-        self.size += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl HashSink {
-    fn content(self) -> Content {
-        Content {
-            size: self.size,
-            sha256: self.sha.finalize().into(),
-        }
-    }
-}
-
-impl Digester {
-    pub(crate) fn new(decompress: bool) -> Self {
-        let inner = if decompress {
-            match zstd::stream::write::Decoder::new(HashSink::default()) {
-                Ok(d) => DigestInner::Zstd(Box::new(d)),
-                Err(e) => DigestInner::Failed(e),
-            }
-        } else {
-            DigestInner::Raw(HashSink::default())
-        };
-        Digester { inner }
-    }
-
-    pub(crate) fn update(&mut self, buf: &[u8]) -> io::Result<()> {
-        match &mut self.inner {
-            DigestInner::Raw(h) => h.write_all(buf),
-            DigestInner::Zstd(d) => d.write_all(buf).map_err(invalid),
-            DigestInner::Failed(e) => Err(io::Error::new(e.kind(), e.to_string())),
-        }
-    }
-
-    pub(crate) fn finish(self) -> io::Result<Content> {
-        match self.inner {
-            DigestInner::Raw(h) => Ok(h.content()),
-            DigestInner::Zstd(d) => Ok(d.finish().map_err(invalid)?.content()),
-            DigestInner::Failed(e) => Err(e),
-        }
-    }
-}
-
-/// zstd reports a corrupt stream as `Other`; callers tell "not a complete copy" from I/O trouble by `InvalidData`.
-fn invalid(e: io::Error) -> io::Error {
-    match e.kind() {
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => e,
-        _ => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
-    }
-}
-
-/// Hashes everything `reader` yields, optionally decompressing it (see [`Digester`]).
-pub(crate) fn digest_reader(mut reader: impl Read, decompress: bool) -> io::Result<Content> {
-    let mut d = Digester::new(decompress);
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        d.update(&buf[..n])?;
-    }
-    d.finish()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn local() -> (tempfile::TempDir, Archive) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = Url::from_directory_path(dir.path()).unwrap();
-        let a = Archive::open(&url).await.unwrap();
-        (dir, a)
-    }
-
-    fn sha(b: &[u8]) -> [u8; 32] {
-        Sha256::digest(b).into()
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_destination_is_reported_with_its_url() {
-        let url = Url::parse("file:///nonexistent/retention-archive").unwrap();
-        let e = Archive::open(&url).await.unwrap_err().to_string();
-        assert!(e.contains("file:///nonexistent/retention-archive"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn keys_mirror_relative_paths_and_list_back_to_them() {
-        let (dir, a) = local().await;
-        let src = dir.path().join("src");
-        std::fs::write(&src, b"hello").unwrap();
-        for rel in [
-            "a.log",
-            "x/y/z.log.zst",
-            "with space.log",
-            "per%cent#1.log",
-            "ünï/cödé.log",
-            "star*?.log",
-        ] {
-            let key = a.key(rel);
-            a.upload(std::fs::File::open(&src).unwrap(), &src, &key).await.unwrap();
-            assert_eq!(a.rel_of(&key).as_deref(), Some(rel));
-        }
-        let mut listed: Vec<_> = a
-            .list_with_trash()
-            .await
-            .unwrap()
-            .0
-            .into_iter()
-            .map(|o| o.rel)
-            .collect();
-        listed.sort();
-        let mut want = vec![
-            "a.log",
-            "per%cent#1.log",
-            "src",
-            "star*?.log",
-            "with space.log",
-            "x/y/z.log.zst",
-            "ünï/cödé.log",
-        ];
-        want.sort();
-        assert_eq!(listed, want);
-    }
-
-    #[tokio::test]
-    async fn an_upload_streams_the_file_and_reads_back_equal() {
-        let (dir, a) = local().await;
-        let a = a.with_part_size(64 << 10);
-        // Large enough for several parts and several read chunks.
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let src = dir.path().join("big.bin");
-        std::fs::write(&src, &data).unwrap();
-        let key = a.key("archived/big.bin");
-        let content = a.upload(std::fs::File::open(&src).unwrap(), &src, &key).await.unwrap();
-        assert_eq!(
-            content,
-            Content {
-                size: data.len() as u64,
-                sha256: sha(&data)
-            }
-        );
-        a.verify(&key, &content).await.unwrap();
-        assert_eq!(std::fs::read(dir.path().join("archived/big.bin")).unwrap(), data);
-        assert!(a.staging_leftovers().await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn an_existing_object_is_never_overwritten() {
-        let (dir, a) = local().await;
-        std::fs::write(dir.path().join("a.log"), b"older file of the same name").unwrap();
-        let src = dir.path().join("src");
-        std::fs::write(&src, b"new").unwrap();
-        let e = a
-            .upload(std::fs::File::open(&src).unwrap(), &src, &a.key("a.log"))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("already exists"), "{e}");
-        assert_eq!(
-            std::fs::read(dir.path().join("a.log")).unwrap(),
-            b"older file of the same name"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_copy_that_differs_fails_verification() {
-        let (dir, a) = local().await;
-        std::fs::write(dir.path().join("a.log"), b"abc").unwrap();
-        let key = a.key("a.log");
-        let same_size = Content {
-            size: 3,
-            sha256: sha(b"abd"),
-        };
-        let e = a.verify(&key, &same_size).await.unwrap_err().to_string();
-        assert!(e.contains("reads back different"), "{e}");
-        let other_size = Content {
-            size: 4,
-            sha256: sha(b"abcd"),
-        };
-        let e = a.verify(&key, &other_size).await.unwrap_err().to_string();
-        assert!(e.contains("has 3 bytes"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn staging_files_are_found_but_never_listed() {
-        let (dir, a) = local().await;
-        std::fs::create_dir_all(dir.path().join("d")).unwrap();
-        std::fs::write(dir.path().join("d/a.log#1"), b"partial").unwrap();
-        std::fs::write(dir.path().join("b.log#23"), b"partial").unwrap();
-        std::fs::write(dir.path().join("c#d.log"), b"an object").unwrap();
-        let found = a.staging_leftovers().await.unwrap();
-        assert_eq!(found, [dir.path().join("b.log#23"), dir.path().join("d/a.log#1")]);
-        let listed: Vec<_> = a
-            .list_with_trash()
-            .await
-            .unwrap()
-            .0
-            .into_iter()
-            .map(|o| o.rel)
-            .collect();
-        assert_eq!(listed, ["c#d.log"]);
-    }
-
-    #[tokio::test]
-    async fn a_digest_can_see_through_compression_and_tells_a_truncated_stream() {
-        let (dir, a) = local().await;
-        let data = b"some log line\n".repeat(1000);
-        let z = zstd::encode_all(&data[..], 3).unwrap();
-        std::fs::write(dir.path().join("a.log.zst"), &z).unwrap();
-        std::fs::write(dir.path().join("cut.log.zst"), &z[..z.len() / 2]).unwrap();
-        let got = a.digest(&a.key("a.log.zst"), true).await.unwrap();
-        assert_eq!(
-            got,
-            Content {
-                size: data.len() as u64,
-                sha256: sha(&data)
-            }
-        );
-        assert_eq!(a.digest(&a.key("a.log.zst"), false).await.unwrap().sha256, sha(&z));
-        let e = a.digest(&a.key("cut.log.zst"), true).await.unwrap_err();
-        let StoreError::Io { source, .. } = e else {
-            panic!("{e}")
-        };
-        assert!(
-            matches!(source.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData),
-            "{source}"
-        );
-    }
-
-    #[test]
-    fn percent_escapes_decode_and_stray_percents_survive() {
-        assert_eq!(percent_decode("a%23b%25").as_deref(), Some("a#b%"));
-        assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
-        assert_eq!(percent_decode("%zz").as_deref(), Some("%zz"));
-        assert_eq!(percent_decode("%C3%BC").as_deref(), Some("ü"));
-    }
-}
+mod tests;

@@ -9,16 +9,17 @@ use object_store::path::Path as ObjectPath;
 use super::Archive;
 use crate::crashpoint::hit_for;
 use crate::store::durable::io_err;
-use crate::store::{Applied, StoreError};
+use crate::store::{Applied, ChangeToken, StoreError};
 
 /// Deletes an archived object (a drop without grace) unless it changed since the scan.
 pub(crate) async fn drop_object(
     archive: &Archive,
     location: &ObjectPath,
     bytes: u64,
+    token: ChangeToken,
     root: &Path,
 ) -> Result<Applied, StoreError> {
-    check_object_unchanged(archive, location, bytes).await?;
+    check_object_unchanged(archive, location, bytes, token).await?;
     archive.delete(location).await?;
     hit_for("drop:removed", root).map_err(io_err("cannot drop", root))?;
     Ok(Applied {
@@ -36,9 +37,10 @@ pub(crate) async fn trash_object(
     location: &ObjectPath,
     batch: &str,
     bytes: u64,
+    token: ChangeToken,
     root: &Path,
 ) -> Result<Applied, StoreError> {
-    check_object_unchanged(archive, location, bytes).await?;
+    check_object_unchanged(archive, location, bytes, token).await?;
     let rel = archive.rel_of(location).ok_or_else(|| {
         StoreError::Refused(format!(
             "archive object {} is outside the archive's prefix",
@@ -77,23 +79,40 @@ pub(crate) async fn trash_object(
     })
 }
 
-/// Refuses an archived object that is gone or has another size than the scan saw.
+/// The change token of an archived object: its last-modified time, in nanoseconds.
+pub(crate) fn token_of(last_modified: chrono::DateTime<chrono::Utc>) -> ChangeToken {
+    let ns = last_modified
+        .timestamp_nanos_opt()
+        .unwrap_or(last_modified.timestamp_millis().saturating_mul(1_000_000));
+    ChangeToken([ns as u64, 0])
+}
+
+/// Refuses an archived object that is gone, or has another size or last-modified time than the scan saw (an object
+/// written anew under the key). Times are compared to the second: a listing and a `HEAD` may give them at different
+/// precisions.
 pub(crate) async fn check_object_unchanged(
     archive: &Archive,
     location: &ObjectPath,
     bytes: u64,
+    token: ChangeToken,
 ) -> Result<(), StoreError> {
-    let Some((size, _)) = archive.head(location).await? else {
-        return Err(StoreError::Refused(format!(
-            "archive object {} is gone since the scan",
-            archive.display(location)
-        )));
+    let what = || format!("archive object {}", archive.display(location));
+    let Some((size, modified)) = archive.head(location).await? else {
+        return Err(StoreError::Changed {
+            what: what(),
+            detail: "it is gone".to_string(),
+        });
     };
-    if size != bytes {
-        return Err(StoreError::Refused(format!(
-            "archive object {} changed since the scan ({bytes} -> {size} bytes); left as it is",
-            archive.display(location),
-        )));
+    let seen_s = (token.0[0] as i64).div_euclid(1_000_000_000);
+    if size != bytes || modified.timestamp() != seen_s {
+        return Err(StoreError::Changed {
+            what: what(),
+            detail: format!(
+                "{bytes} -> {size} bytes, last modified {} -> {}",
+                chrono::DateTime::from_timestamp(seen_s, 0).map_or_else(|| seen_s.to_string(), |t| t.to_rfc3339()),
+                modified.to_rfc3339()
+            ),
+        });
     }
     Ok(())
 }

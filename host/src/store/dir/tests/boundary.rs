@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::segment::{Action, Tier};
-use crate::store::{Store, StoreError, TRASH_DIR, TrashEntry, Work};
+use crate::store::{Store, StoreError, TRASH_DIR, Trash, TrashEntry, Work};
 use rustix::fs::FileType;
 use std::io;
 
@@ -88,7 +88,7 @@ async fn a_trash_that_is_a_symlink_is_never_used_nor_purged() {
     std::os::unix::fs::symlink(&outside, fx.root.join(TRASH_DIR)).unwrap();
     fx.write("a.log", b"hot");
     let store = fx.store().await;
-    let e = store.trash().await.unwrap_err().to_string();
+    let e = store.list().await.unwrap_err().to_string();
     assert!(e.contains("symlink") && e.contains(TRASH_DIR), "{e}");
     let forged = TrashEntry {
         name: "old.log".into(),
@@ -129,7 +129,7 @@ async fn a_restore_through_a_parent_that_became_a_symlink_is_refused() {
     let e = store.restore("d/a.log").await.unwrap_err().to_string();
     assert!(e.contains("symlink"), "{e}");
     assert!(tree(&outside).is_empty(), "nothing landed outside the root");
-    assert_eq!(store.trash().await.unwrap().len(), 1, "still restorable");
+    assert_eq!(store.list().await.unwrap().len(), 1, "still restorable");
 }
 
 #[tokio::test]
@@ -321,7 +321,7 @@ async fn a_dataset_is_bound_to_the_state_database_of_its_first_real_pass() {
     // Another dataset sharing the root has its own record.
     store.bind_state("other", "db-2", true).await.unwrap();
     assert!(fx.trash_files().is_empty(), "the markers are not trash entries");
-    assert!(store.trash().await.unwrap().is_empty());
+    assert!(store.list().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -335,8 +335,14 @@ async fn a_drop_is_trashed_at_the_passes_now() {
         action: Action::Drop,
     }];
     let now_ms = 1_900_000_000_000;
-    store.apply(&work, 1, now_ms, &|_| {}).await.pop().unwrap().unwrap();
-    let t = store.trash().await.unwrap();
+    let opts = crate::store::ApplyOptions {
+        parallelism: 1,
+        now_ms,
+        progress: &|_| {},
+        cancel: None,
+    };
+    store.apply(&work, &opts).await.pop().unwrap().unwrap().unwrap();
+    let t = store.list().await.unwrap();
     assert_eq!(t[0].trashed_at_ms, now_ms);
     assert_eq!(t[0].expires_at_ms, now_ms + DAY.as_millis() as i64);
 }

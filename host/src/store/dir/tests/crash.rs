@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::*;
 use crate::segment::Action;
 use crate::store::dir::{CRASH_POINTS, WHOLE_FILE, ZST, logical};
-use crate::store::{Store, StoreError, TRASH_DIR, TrashEntry};
+use crate::store::{Store, StoreError, TRASH_DIR, Trash, TrashEntry};
 
 // crash safety -------------------------------------------------------------------------------------------
 
@@ -60,10 +60,10 @@ async fn run_crash_plan(store: &DirectoryStore) -> Vec<Result<Applied, StoreErro
 }
 
 /// A copy of a segment: name, place (`hot`, `compressed`, `archived` or `trash`) and content (decompressed).
-type VisibleCopy = (String, &'static str, Vec<u8>);
+pub(super) type VisibleCopy = (String, &'static str, Vec<u8>);
 
 /// Every copy, visible or in the trash: `(name, place, content)`, content decompressed. Panics on a partial copy.
-fn visible_copies(root: &Path, archive: &Path) -> (Vec<VisibleCopy>, Vec<PathBuf>) {
+pub(super) fn visible_copies(root: &Path, archive: &Path) -> (Vec<VisibleCopy>, Vec<PathBuf>) {
     let mut copies = Vec::new();
     let mut temps = Vec::new();
     for (base, archived) in [(root, false), (archive, true)] {
@@ -166,7 +166,7 @@ fn crash_cases() -> impl Iterator<Item = (&'static str, Duration)> {
 /// Restores every trashed segment; one result each.
 async fn restore_all(store: &DirectoryStore) -> Vec<Result<TrashEntry, StoreError>> {
     let mut out = Vec::new();
-    for e in store.trash().await.unwrap() {
+    for e in store.list().await.unwrap() {
         out.push(store.restore(&e.name).await);
     }
     out

@@ -2,6 +2,7 @@
 
 mod actions;
 mod boundary;
+mod conformance;
 mod crash;
 mod recover;
 mod scan;
@@ -17,7 +18,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use super::names::temp_parts;
 use super::{DirectoryConfig, DirectoryStore, TimeSource, rel_join, split_rel};
 use crate::segment::{Action, Segment, Symbols};
-use crate::store::{Applied, Scan, Store, StoreError, TRASH_DIR, TrashEntry, Work};
+use crate::store::{Applied, ApplyOptions, Scan, Store, StoreError, TRASH_DIR, Trash, TrashEntry, Work};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -188,19 +189,28 @@ async fn apply(store: &DirectoryStore, plan: &[(&Segment, Action)]) -> Vec<Resul
     let clock = chrono::Utc::now().timestamp_millis();
     let now_ms = clock.max(LAST.fetch_max(clock, Ordering::Relaxed) + 1);
     LAST.fetch_max(now_ms, Ordering::Relaxed);
-    let results = store.apply(&work, 2, now_ms, &progress).await;
+    let opts = ApplyOptions {
+        parallelism: 2,
+        now_ms,
+        progress: &progress,
+        cancel: None,
+    };
+    let results = store.apply(&work, &opts).await;
     assert_eq!(
         done.load(Ordering::Relaxed),
         plan.len(),
         "progress counts every action once"
     );
     results
+        .into_iter()
+        .map(|r| r.expect("without a cancellation every action has a result"))
+        .collect()
 }
 
 /// Purges what a pass at `now_ms` would (without holds): the entries expired by then.
 async fn purge_expired(store: &DirectoryStore, now_ms: i64) -> Result<Vec<TrashEntry>, StoreError> {
     let due: Vec<TrashEntry> = store
-        .trash()
+        .list()
         .await?
         .into_iter()
         .filter(|e| e.expires_at_ms <= now_ms)

@@ -1,6 +1,5 @@
 //! Recovery: temporaries, duplicates, copies in the archive's trash.
 
-
 use super::*;
 use crate::segment::{Action, Tier};
 use crate::store::Store;
@@ -106,12 +105,22 @@ async fn a_file_named_like_a_temporary_but_not_written_by_the_store_is_left_alon
 #[tokio::test]
 async fn archiving_is_supported_only_with_an_archive_destination() {
     let fx = Fx::new();
-    assert!(fx.store().await.supports(Action::Archive));
+    let caps = fx.store().await.capabilities();
+    assert!(caps.check(Tier::Hot, Action::Archive).is_ok() && caps.check(Tier::Compressed, Action::Archive).is_ok());
     let mut cfg = fx.cfg();
     cfg.archive_url = None;
-    let store = DirectoryStore::open(cfg).await.unwrap();
-    assert!(!store.supports(Action::Archive));
-    assert!(store.supports(Action::Compress) && store.supports(Action::Drop));
+    let caps = DirectoryStore::open(cfg).await.unwrap().capabilities();
+    for tier in [Tier::Hot, Tier::Compressed] {
+        let why = caps.check(tier, Action::Archive).unwrap_err();
+        assert!(why.contains("archive_url"), "{why}");
+        assert!(caps.check(tier, Action::Drop).is_ok());
+    }
+    assert!(caps.check(Tier::Hot, Action::Compress).is_ok());
+    assert!(caps.check(Tier::Archived, Action::Drop).is_ok());
+    assert!(
+        caps.check(Tier::Compressed, Action::Compress).is_err(),
+        "the contract's table still holds"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,5 @@
 //! What a scan presents: names, tiers, labels, times, and what it skips.
 
-
 use super::*;
 use crate::segment::Tier;
 use crate::store::Store;
@@ -20,7 +19,7 @@ async fn segments_are_named_by_relative_path_without_zst_and_sized_in_their_tier
         (a.tier, a.bytes, a.start_ms, a.end_ms),
         (Tier::Hot, 5, 1_700_000_000_000, 1_700_000_000_000)
     );
-    assert_eq!(a.modified_ns, 1_700_000_000_000_000_000);
+    assert_eq!(a.token.0[0], 1_700_000_000_000_000_000, "the token holds the mtime");
     assert_eq!(a.rows, None);
     let b = seg(&scan, "app/b.log");
     assert_eq!(b.tier, Tier::Compressed);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::segment::{Action, Tier};
 use crate::store::dir::names::{batch_name, parse_batch_name};
-use crate::store::{Store, StoreError, TRASH_DIR, TrashEntry};
+use crate::store::{Store, StoreError, TRASH_DIR, Trash, TrashEntry};
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
 
@@ -61,7 +61,7 @@ async fn a_drop_with_grace_moves_files_into_the_trash_and_archived_objects_into_
     let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
     assert_eq!(mode(&fx.root.join(TRASH_DIR)), 0o700);
 
-    let entries = store.trash().await.unwrap();
+    let entries = store.list().await.unwrap();
     let zsize = zst(b"compressed").len() as u64;
     assert_eq!(
         entries,
@@ -112,7 +112,7 @@ async fn the_trash_is_never_scanned_whatever_the_globs_say() {
     assert!(s.skipped.is_empty(), "{:?}", s.skipped);
     assert!(store.recover(true).await.unwrap().is_empty());
     assert!(fx.exists(".retention-trash/1-2/.b.log.zst.retention-tmp"));
-    assert_eq!(store.trash().await.unwrap()[0].name, "b.log");
+    assert_eq!(store.list().await.unwrap()[0].name, "b.log");
 }
 
 #[tokio::test]
@@ -126,7 +126,7 @@ async fn a_purge_deletes_only_the_entries_whose_grace_has_ended() {
     fx.write("b.log", b"second");
     let (s, _) = scan(&hour).await;
     apply1(&hour, seg(&s, "b.log"), Action::Drop).await.unwrap();
-    let entries = store.trash().await.unwrap();
+    let entries = store.list().await.unwrap();
     let expiry = |name: &str| entries.iter().find(|e| e.name == name).unwrap().expires_at_ms;
     // Each entry keeps the grace it was dropped with.
     for e in &entries {
@@ -135,10 +135,10 @@ async fn a_purge_deletes_only_the_entries_whose_grace_has_ended() {
     }
 
     assert!(purge_expired(&store, expiry("b.log") - 1).await.unwrap().is_empty());
-    assert_eq!(store.trash().await.unwrap().len(), 2);
+    assert_eq!(store.list().await.unwrap().len(), 2);
     let purged = purge_expired(&store, expiry("b.log")).await.unwrap();
     assert_eq!(purged.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["b.log"]);
-    assert_eq!(store.trash().await.unwrap().len(), 1);
+    assert_eq!(store.list().await.unwrap().len(), 1);
     let purged = purge_expired(&store, expiry("a.log")).await.unwrap();
     assert_eq!(purged.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["a.log"]);
     assert!(fx.trash_files().is_empty());
@@ -179,7 +179,7 @@ async fn a_restore_puts_the_segment_back_exactly_in_its_tier() {
     let (s, _) = scan(&store).await;
     assert_eq!(names(&s), ["b.log", "d/e/a.log"]);
     assert_eq!(seg(&s, "b.log").tier, Tier::Compressed);
-    assert!(store.trash().await.unwrap().is_empty());
+    assert!(store.list().await.unwrap().is_empty());
     assert!(fx.trash_files().is_empty());
 }
 
@@ -207,7 +207,7 @@ async fn a_restore_is_refused_while_the_segment_exists_in_any_tier() {
         assert!(msg.contains(name) && msg.contains(&taken), "{msg}");
     }
     assert_eq!(
-        store.trash().await.unwrap().len(),
+        store.list().await.unwrap().len(),
         3,
         "refused restores leave the trash as it was"
     );
@@ -230,12 +230,12 @@ async fn a_name_dropped_twice_restores_the_most_recently_trashed_copy() {
         let (s, _) = scan(&store).await;
         apply1(&store, seg(&s, "a.log"), Action::Drop).await.unwrap();
     }
-    let entries = store.trash().await.unwrap();
+    let entries = store.list().await.unwrap();
     assert_eq!(entries.len(), 2);
     assert!(entries[0].trashed_at_ms < entries[1].trashed_at_ms, "{entries:?}");
     assert_eq!(store.restore("a.log").await.unwrap(), entries[1]);
     assert_eq!(std::fs::read(fx.root.join("a.log")).unwrap(), b"second");
-    assert_eq!(store.trash().await.unwrap(), [entries[0].clone()]);
+    assert_eq!(store.list().await.unwrap(), [entries[0].clone()]);
 }
 
 #[tokio::test]
@@ -255,7 +255,7 @@ async fn an_archived_segment_comes_back_from_the_archives_trash_exactly_and_only
     write_file(&fx.archive.join("d/c.log.zst"), b"another object");
     let e = store.restore("d/c.log").await.unwrap_err();
     assert!(matches!(e, StoreError::Taken { .. }), "{e}");
-    assert_eq!(store.trash().await.unwrap().len(), 1);
+    assert_eq!(store.list().await.unwrap().len(), 1);
     std::fs::remove_file(fx.archive.join("d/c.log.zst")).unwrap();
 
     let e = store.restore("d/c.log").await.unwrap();
@@ -266,7 +266,7 @@ async fn an_archived_segment_comes_back_from_the_archives_trash_exactly_and_only
     );
     let (s, _) = scan(&store).await;
     assert_eq!(names(&s), ["d/c.log"]);
-    assert!(store.trash().await.unwrap().is_empty());
+    assert!(store.list().await.unwrap().is_empty());
     assert!(fx.trash_files().is_empty(), "{:?}", fx.trash_files());
 }
 
@@ -280,7 +280,7 @@ async fn a_restore_takes_the_latest_drop_whether_it_was_archived_or_local() {
     fx.write("a.log", b"hot later");
     let (s, _) = scan(&store).await;
     apply1(&store, seg(&s, "a.log"), Action::Drop).await.unwrap();
-    let entries = store.trash().await.unwrap();
+    let entries = store.list().await.unwrap();
     let tiers: Vec<Tier> = entries.iter().map(|e| e.tier).collect();
     assert_eq!(tiers, [Tier::Archived, Tier::Hot]);
     assert_eq!(store.restore("a.log").await.unwrap(), entries[1]);
@@ -299,7 +299,7 @@ async fn a_purge_deletes_exactly_the_objects_of_the_archives_trash_it_is_given()
     let (s, _) = scan(&store).await;
     let plan: Vec<_> = s.segments.iter().map(|s| (s, Action::Drop)).collect();
     assert!(apply(&store, &plan).await.iter().all(|r| r.as_ref().unwrap().trashed));
-    let entries = store.trash().await.unwrap();
+    let entries = store.list().await.unwrap();
     assert!(store.purge(&[]).await.unwrap().is_empty());
     // The caller chooses (a pass: expired, not held, recorded); the rest stays.
     let purged = store.purge(&entries[..1]).await.unwrap();
@@ -362,8 +362,8 @@ async fn datasets_sharing_a_root_list_purge_and_restore_only_their_own_trash() {
     let plan: Vec<_> = s.segments.iter().map(|s| (s, Action::Drop)).collect();
     apply(&all, &plan).await;
     let names = |t: Vec<TrashEntry>| t.into_iter().map(|e| e.name).collect::<Vec<_>>();
-    assert_eq!(names(logs.trash().await.unwrap()), ["a.log"]);
+    assert_eq!(names(logs.list().await.unwrap()), ["a.log"]);
     assert!(logs.restore("a.json").await.is_err());
     assert_eq!(names(purge_expired(&logs, i64::MAX).await.unwrap()), ["a.log"]);
-    assert_eq!(names(all.trash().await.unwrap()), ["a.json"]);
+    assert_eq!(names(all.list().await.unwrap()), ["a.json"]);
 }

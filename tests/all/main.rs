@@ -1,0 +1,20 @@
+//! The end-to-end tests: the real `retention` binary, real compiled plugins, real files in temp dirs, real servers
+//! (moto for S3). One test binary with a module per area, so that the tests link once rather than once per area
+//! (each links wasmtime); `common` holds what they share (building the plugins, running the binary, configs, the
+//! content census).
+
+mod common;
+
+mod boundary;
+mod crash;
+mod e2e;
+mod faults;
+mod guest;
+mod hostile;
+mod plugins;
+mod s3;
+mod sandbox;
+mod service;
+mod shadow;
+mod trash;
+mod trust;
