@@ -1,6 +1,7 @@
 //! The state database's tests, on real SQLite files in temp dirs.
 
 use super::*;
+use crate::segment::Action;
 
 fn report(dataset: &str) -> PassReport {
     PassReport::not_started(dataset, false, "2026-01-01T00:00:00Z", "dir".into(), "no plugin".into())
