@@ -89,7 +89,7 @@ impl Metrics {
         );
         registry.register(
             "plugin_loads",
-            "Plugin loads by plugin and outcome (loaded, rejected, removed, rolled-back)",
+            "Plugin loads by plugin and outcome (loaded, rejected, removed, rolled-back; optimized: a version that served on baseline code now runs Cranelift's)",
             m.plugin_loads.clone(),
         );
         registry.register(
@@ -228,6 +228,7 @@ mod tests {
             size_bytes: 1,
             compile_ms: 1.0,
             cached: false,
+            compiler: crate::plugin::Compiler::Cranelift,
             imports: vec![],
         };
         m.plugin_active("tiering", Some(&meta("0.1.0", "aaaa")));

@@ -84,8 +84,8 @@ time = "label:date"
     fn list(&self) -> Vec<Value> {
         let (code, stdout, stderr) = self.trash(&["list", "--dataset", "logs", "--json"]);
         assert_eq!(code, 0, "{stderr}");
-        serde_json::from_str::<Value>(&stdout)
-            .unwrap()
+        // The API's shape: `{"trash": [...]}`.
+        serde_json::from_str::<Value>(&stdout).unwrap()["trash"]
             .as_array()
             .unwrap()
             .clone()

@@ -5,6 +5,7 @@
 //! success, 1 a pass or check failed (the report or message says why), 2 bad usage or configuration.
 
 mod demo;
+mod new;
 mod plugin;
 mod run;
 mod serve;
@@ -105,9 +106,28 @@ pub enum PluginCommand {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+        /// The plugin's memory cap, as `runtime.memory_limit_mib` in a config.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        memory_limit_mib: u64,
     },
     /// Runs a plugin on segments described in JSON and prints each decision with its reason.
     Test(TestArgs),
+    /// Creates a plugin project that builds as it is: a small rule, its tests, a fixture, pinned toolchain.
+    New {
+        /// The plugin's name (lower-case letters, digits, dashes), e.g. `keep-audit-logs`.
+        name: String,
+        /// The language of the project.
+        #[arg(long, value_enum)]
+        lang: new::Lang,
+        /// Where to create it (must not exist, or be empty). Default: `./NAME`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Writes the WIT this host accepts (`retention.wit`) into a directory, or prints it with `-`.
+    Wit {
+        /// The directory [default: wit].
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +149,9 @@ pub struct TestArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The plugin's memory cap, as `runtime.memory_limit_mib` in a config.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub memory_limit_mib: u64,
 }
 
 #[derive(Debug, Args)]
@@ -151,13 +174,30 @@ pub(crate) fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
 pub async fn main(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => run::run(args).await,
-        Command::Plugin(PluginCommand::Check { file, json }) => plugin::check(&file, json),
-        Command::Plugin(PluginCommand::Test(args)) => plugin::test(args),
+        // A plugin's calls into WASI block (wasmtime-wasi's sync bindings), which must not happen on a thread of the
+        // async runtime: plugin commands run on a blocking thread, as passes and the service's loads do.
+        Command::Plugin(PluginCommand::Check {
+            file,
+            json,
+            memory_limit_mib,
+        }) => blocking(move || plugin::check(&file, json, memory_limit_mib)).await,
+        Command::Plugin(PluginCommand::Test(args)) => blocking(move || plugin::test(args)).await,
+        Command::Plugin(PluginCommand::New { name, lang, dir }) => {
+            new::new(&name, lang, dir.as_deref(), &mut std::io::stdout().lock())
+        }
+        Command::Plugin(PluginCommand::Wit { dir }) => new::wit(dir.as_deref(), &mut std::io::stdout().lock()),
         Command::Serve(args) => serve::serve(&args.config).await,
         Command::Status(args) => status(args).await,
         Command::Demo(args) => demo::run(&args.dir, &args.plugin_dir).await,
         Command::Trash(cmd) => trash::trash(cmd).await,
     }
+}
+
+/// Runs `f` on the runtime's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow::anyhow!("the command's worker thread failed: {e}"))?
 }
 
 async fn status(args: StatusArgs) -> anyhow::Result<i32> {

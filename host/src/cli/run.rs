@@ -78,11 +78,18 @@ pub async fn run_datasets(
     let mut reports = Vec::new();
     let mut failed = false;
     for (ds, store) in datasets.iter().zip(stores) {
-        let plugin = match runtime.load_file(&ds.plugin_path) {
+        // Loading calls the plugin's `info`, which may write to stdio: off the async runtime's threads.
+        let loaded = {
+            let (runtime, path) = (runtime.clone(), ds.plugin_path.clone());
+            tokio::task::spawn_blocking(move || runtime.load_file(&path))
+                .await
+                .map_err(|e| anyhow::anyhow!("the plugin loading thread failed: {e}"))?
+        };
+        let plugin = match loaded {
             Ok(plugin) => plugin,
             Err(e) => {
-                eprintln!("dataset {}: {e}", ds.name);
                 failed = true;
+                not_started(&mut reports, json, ds, dry_run, now, e.to_string());
                 continue;
             }
         };
@@ -110,8 +117,8 @@ pub async fn run_datasets(
                 ran.report
             }
             Err(e) => {
-                eprintln!("dataset {}: {e}", ds.name);
                 failed = true;
+                not_started(&mut reports, json, ds, dry_run, now, e.to_string());
                 continue;
             }
         };
@@ -134,6 +141,29 @@ pub async fn run_datasets(
         std::mem::forget(reports);
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// A pass that could not start: said on stderr, and with `--json` also a failed report in the output, so that the
+/// JSON always says what happened to every dataset asked for.
+fn not_started(
+    reports: &mut Vec<crate::pass::report::PassReport>,
+    json: bool,
+    ds: &crate::config::DatasetConfig,
+    dry_run: bool,
+    now: DateTime<Utc>,
+    error: String,
+) {
+    eprintln!("dataset {}: {error}", ds.name);
+    if json {
+        let now = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        reports.push(crate::pass::report::PassReport::not_started(
+            &ds.name,
+            dry_run,
+            &now,
+            ds.store.describe(),
+            error,
+        ));
+    }
 }
 
 /// A progress bar on a terminal, nothing otherwise.

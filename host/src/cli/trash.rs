@@ -71,7 +71,8 @@ pub(super) async fn trash(cmd: TrashCommand) -> anyhow::Result<i32> {
             };
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             if json {
-                serde_json::to_writer_pretty(&mut out, &entries)?;
+                // The API's shape (`GET /v1/datasets/{name}/trash`), so that one parser reads both.
+                serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "trash": entries }))?;
                 writeln!(out)?;
             } else if entries.is_empty() {
                 writeln!(out, "dataset {}: the trash is empty", ds.name)?;

@@ -1,7 +1,8 @@
 //! Host imports: the functions a plugin can call (`log`, `batch-names`) and the per-instance state behind them.
 //!
-//! The state also carries the sandbox: an empty WASI context (no preopened directories, environment, arguments,
-//! sockets or stdio) and the memory limiter that records when a plugin hits its cap, so that the error can say so.
+//! The state also carries the sandbox: an empty WASI context (no preopened directories, environment, arguments or
+//! sockets; stdout and stderr captured into the log, see `output.rs`) and the memory limiter that records when a
+//! plugin hits its cap, so that the error can say so.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::retention::policy as wit;
 use super::bindings::{LogLevel, SegmentNames};
+use super::output::{Captured, Stream};
 use crate::segment::Segment;
 
 /// Most log lines kept per pass; later lines are counted, not kept.
@@ -20,9 +22,10 @@ pub const MAX_LOG_BYTES: usize = 256 << 10;
 /// Longest log line kept; longer lines are truncated.
 pub const MAX_LOG_LINE_BYTES: usize = 2 << 10;
 
-/// One line a plugin logged.
+/// One line a plugin logged, or wrote to stdout or stderr.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LogLine {
+    /// `debug`, `info`, `warn` or `error` for `log`; `stdout` or `stderr` for what the plugin printed.
     pub level: &'static str,
     pub message: String,
 }
@@ -38,8 +41,30 @@ pub struct LogSink {
 }
 
 impl LogSink {
+    fn full(&self) -> bool {
+        self.lines.len() >= MAX_LOG_LINES || self.bytes >= MAX_LOG_BYTES
+    }
+
+    /// A line the plugin wrote to stdout or stderr (already cut to [`MAX_LOG_LINE_BYTES`]).
+    fn push_output(&mut self, stream: Stream, message: String) {
+        if self.full() {
+            self.dropped += 1;
+            return;
+        }
+        match stream {
+            // Quieter than `log`: printing is what every Python or JavaScript plugin does, not a statement of severity.
+            Stream::Stdout => tracing::debug!(target: "plugin", plugin = %self.tag, stream = "stdout", "{message}"),
+            Stream::Stderr => tracing::info!(target: "plugin", plugin = %self.tag, stream = "stderr", "{message}"),
+        }
+        self.bytes += message.len();
+        self.lines.push(LogLine {
+            level: stream.as_str(),
+            message,
+        });
+    }
+
     fn push(&mut self, level: LogLevel, mut message: String) {
-        if self.lines.len() >= MAX_LOG_LINES || self.bytes >= MAX_LOG_BYTES {
+        if self.full() {
             self.dropped += 1;
             return;
         }
@@ -118,12 +143,19 @@ pub struct HostState {
     pub limiter: MemoryLimiter,
     pub log: LogSink,
     pub batch: CurrentBatch,
+    pub stdout: Captured,
+    pub stderr: Captured,
 }
 
 impl HostState {
     pub fn new(cap_bytes: usize, tag: String) -> Self {
-        // The builder's defaults are the sandbox: no preopens, no env, no args, empty stdin, discarded output.
+        // The builder's defaults are the sandbox: no preopens, no env, no args, empty stdin. Output is captured
+        // (never the host's own stdio: a plugin must not be able to write into a report or a terminal).
+        let stdout = Captured::new(Stream::Stdout);
+        let stderr = Captured::new(Stream::Stderr);
         let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -140,6 +172,19 @@ impl HostState {
                 ..LogSink::default()
             },
             batch: CurrentBatch::default(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Moves what the plugin printed into its log; `end` also takes unfinished last lines (the call is over).
+    pub fn drain_output(&mut self, end: bool) {
+        for c in [self.stdout.clone(), self.stderr.clone()] {
+            let (lines, dropped) = c.drain(end);
+            self.log.dropped += dropped;
+            for line in lines {
+                self.log.push_output(c.stream(), line);
+            }
         }
     }
 }

@@ -9,6 +9,8 @@
 pub mod batch;
 pub mod bindings;
 mod host;
+mod inspect;
+mod output;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +18,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
@@ -29,6 +30,10 @@ use batch::{Batches, SymbolFeed};
 use bindings::{Plugin, PluginPre};
 use host::HostState;
 
+/// Components smaller than this always compile with Cranelift: it takes tens of milliseconds for them (a Rust plugin
+/// is ~0.1 MB), and the baseline compiler's time only pays off for interpreters compiled to WebAssembly (Python
+/// ~18 MB, StarlingMonkey ~12 MB, QuickJS ~1.7 MB).
+pub const QUICK_LOAD_ABOVE_BYTES: usize = 1 << 20;
 /// How often the engine's epoch advances; the granularity of call deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Longest reason text kept; longer ones are cut (the WIT documents this figure).
@@ -78,6 +83,19 @@ pub enum PluginError {
     Invalid { path: String, detail: String },
     #[error("{path} is a component of another world, not {world}: {detail}", world = WORLD)]
     WrongWorld { path: String, detail: String },
+    #[error("{path} imports {import}, which this host does not provide: {hint}")]
+    UnsupportedImport {
+        path: String,
+        /// The import, e.g. `wasi:http/types@0.2.3`.
+        import: String,
+        /// What to do about it.
+        hint: String,
+    },
+    #[error(
+        "{path} needs {needs_mib} MiB of memory to start, more than `runtime.memory_limit_mib = {cap_mib}`: raise \
+         the limit to at least {needs_mib} in the config (`--memory-limit-mib` for `retention plugin check|test`)"
+    )]
+    MemoryTooSmall { path: String, needs_mib: u64, cap_mib: u64 },
     #[error("plugin {plugin} failed in {call}: {kind}: {detail}", kind = kind.as_str())]
     Call {
         /// `name version (sha256 prefix)`, or the file path before `info` answered.
@@ -112,6 +130,8 @@ pub struct PluginMeta {
     pub compile_ms: f64,
     /// Whether the compiled code came from the on-disk cache.
     pub cached: bool,
+    /// Which compiler made the code (`cranelift`, or `winch` for a quick first load).
+    pub compiler: Compiler,
     /// The component's imports, e.g. `retention:policy/host@0.1.0`, `wasi:cli/environment@0.2.0`.
     pub imports: Vec<String>,
 }
@@ -142,14 +162,68 @@ impl From<&PluginMeta> for PluginVersion {
     }
 }
 
-/// The engine and the compiled plugins.
-pub struct Runtime {
+/// Which compiler made a loaded plugin's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compiler {
+    /// Cranelift, the optimising compiler: the code every pass should run; cached on disk.
+    Cranelift,
+    /// Winch, wasmtime's baseline compiler: about 5x faster to compile a large component, its code a little slower.
+    /// A new version serves on it at once while Cranelift compiles in the background.
+    Winch,
+}
+
+impl Compiler {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compiler::Cranelift => "cranelift",
+            Compiler::Winch => "winch",
+        }
+    }
+}
+
+/// One engine (one compiler) and the linker of our world for it.
+struct Tier {
     engine: Engine,
     linker: Linker<HostState>,
+}
+
+impl Tier {
+    fn new(limits: &RuntimeConfig, compiler: Compiler) -> anyhow::Result<Tier> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        if compiler == Compiler::Winch {
+            config.strategy(wasmtime::Strategy::Winch);
+        }
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(2_048)
+            .total_memories(256)
+            .total_tables(1_024)
+            .max_memories_per_component(8)
+            .max_memory_size(limits.memory_limit_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(wasm_err)?;
+        let mut linker = Linker::new(&engine);
+        // Plugins built with wasi-libc import WASI interfaces even when unused; linking them to an empty context
+        // lets such plugins load while giving them nothing.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_err)?;
+        Plugin::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(wasm_err)?;
+        Ok(Tier { engine, linker })
+    }
+}
+
+/// The engines and the compiled plugins.
+pub struct Runtime {
+    /// Cranelift: what passes run, and what the disk cache holds.
+    optimizing: Tier,
+    /// Winch, for a fast first load ([`Runtime::load_quick`]); `None` if it could not be set up.
+    baseline: Option<Tier>,
     limits: RuntimeConfig,
-    /// Loaded plugins by digest, while anyone still holds them: loading the same bytes again costs nothing, and a
-    /// version nobody uses any more is freed.
-    cache: Mutex<HashMap<String, Weak<LoadedPlugin>>>,
+    /// Loaded plugins by digest and compiler, while anyone still holds them: loading the same bytes again costs
+    /// nothing, and a version nobody uses any more is freed.
+    cache: Mutex<HashMap<(String, Compiler), Weak<LoadedPlugin>>>,
 }
 
 /// Where a load found the plugin's compiled code.
@@ -175,37 +249,29 @@ impl LoadSource {
 }
 
 impl Runtime {
-    /// Creates the engine and starts the epoch ticker that enforces call deadlines.
+    /// Creates the engines and starts the epoch ticker that enforces call deadlines.
     pub fn new(limits: RuntimeConfig) -> anyhow::Result<Arc<Runtime>> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(256)
-            .total_core_instances(2_048)
-            .total_memories(256)
-            .total_tables(1_024)
-            .max_memories_per_component(8)
-            .max_memory_size(limits.memory_limit_bytes);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(wasm_err)?;
-        let mut linker = Linker::new(&engine);
-        // Plugins built with wasi-libc import WASI interfaces even when unused; linking them to an empty context
-        // lets such plugins load while giving them nothing.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_err)?;
-        Plugin::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(wasm_err)?;
-
-        let weak = engine.weak();
+        let optimizing = Tier::new(&limits, Compiler::Cranelift)?;
+        let baseline = Tier::new(&limits, Compiler::Winch)
+            .inspect_err(|e| tracing::warn!("no baseline compiler, every load compiles with Cranelift: {e:#}"))
+            .ok();
+        let weak = [Some(&optimizing), baseline.as_ref()].map(|t| t.map(|t| t.engine.weak()));
         std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
+            loop {
+                let mut alive = false;
+                for engine in weak.iter().flatten().filter_map(|w| w.upgrade()) {
+                    engine.increment_epoch();
+                    alive = true;
+                }
+                if !alive {
+                    break;
+                }
                 std::thread::sleep(EPOCH_TICK);
             }
         })?;
         Ok(Arc::new(Runtime {
-            engine,
-            linker,
+            optimizing,
+            baseline,
             limits,
             cache: Mutex::new(HashMap::new()),
         }))
@@ -234,21 +300,96 @@ impl Runtime {
         shown: &str,
     ) -> Result<(Arc<LoadedPlugin>, LoadSource), PluginError> {
         let digest = hex::encode(Sha256::digest(bytes));
-        if let Some(p) = self
-            .cache
-            .lock()
-            .expect("cache lock")
-            .get(&digest)
-            .and_then(Weak::upgrade)
+        self.load_with(Compiler::Cranelift, bytes, &digest, shown)
+    }
+
+    /// Loads as fast as it can: code already loaded or in the disk cache, else compiled by the baseline compiler
+    /// (Winch) in a fraction of Cranelift's time. For answers that cannot wait (a new version in the service, `plugin
+    /// check`, `plugin test`); the service then swaps in Cranelift's code ([`Runtime::load_bytes_traced`]) when it is
+    /// ready. [`LoadedPlugin::compiler`] says which it got.
+    pub fn load_quick(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        shown: &str,
+    ) -> Result<(Arc<LoadedPlugin>, LoadSource), PluginError> {
+        let digest = hex::encode(Sha256::digest(bytes));
+        if self.baseline.is_none()
+            || bytes.len() < QUICK_LOAD_ABOVE_BYTES
+            || self.memory_cached(&digest, Compiler::Cranelift).is_some()
         {
+            return self.load_with(Compiler::Cranelift, bytes, &digest, shown);
+        }
+        if let Some(p) = self.memory_cached(&digest, Compiler::Winch) {
             return Ok((p, LoadSource::Memory));
         }
-        check_header(bytes, shown)?;
+        if self.disk_cache_path(&digest).is_some_and(|p| p.is_file()) {
+            return self.load_with(Compiler::Cranelift, bytes, &digest, shown);
+        }
+        match self.load_with(Compiler::Winch, bytes, &digest, shown) {
+            // Winch does not implement every WebAssembly proposal: what it refuses, Cranelift may compile.
+            Err(PluginError::Invalid { detail, .. }) => {
+                tracing::debug!(plugin = %shown, "the baseline compiler refused the plugin, compiling with Cranelift: {detail}");
+                self.load_with(Compiler::Cranelift, bytes, &digest, shown)
+            }
+            other => other,
+        }
+    }
+
+    fn memory_cached(&self, digest: &str, compiler: Compiler) -> Option<Arc<LoadedPlugin>> {
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .get(&(digest.to_string(), compiler))
+            .and_then(Weak::upgrade)
+    }
+
+    fn tier(&self, compiler: Compiler) -> &Tier {
+        match compiler {
+            Compiler::Winch => self.baseline.as_ref().unwrap_or(&self.optimizing),
+            Compiler::Cranelift => &self.optimizing,
+        }
+    }
+
+    fn load_with(
+        self: &Arc<Self>,
+        compiler: Compiler,
+        bytes: &[u8],
+        digest: &str,
+        shown: &str,
+    ) -> Result<(Arc<LoadedPlugin>, LoadSource), PluginError> {
+        if let Some(p) = self.memory_cached(digest, compiler) {
+            return Ok((p, LoadSource::Memory));
+        }
+        let digest = digest.to_string();
+        inspect::check_header(bytes, shown)?;
+        // Before compiling: a cap the plugin cannot start under is the config's problem, said as such, and must not
+        // cost a compile (or a cached compile) on every attempt.
+        let cap = self.limits.memory_limit_bytes as u64;
+        if let Some(needs) = inspect::initial_memory_bytes(bytes)
+            && needs > cap
+        {
+            return Err(PluginError::MemoryTooSmall {
+                path: shown.to_string(),
+                needs_mib: needs.div_ceil(1 << 20),
+                cap_mib: cap >> 20,
+            });
+        }
+        let tier = self.tier(compiler);
         let started = Instant::now();
-        let (component, cached) = self.compile(bytes, &digest, shown)?;
+        let (component, cached) = match compiler {
+            Compiler::Cranelift => self.compile(bytes, &digest, shown)?,
+            // Baseline code is not worth a cache entry: Cranelift's replaces it within seconds.
+            Compiler::Winch => (
+                Component::new(&tier.engine, bytes).map_err(|e| PluginError::Invalid {
+                    path: shown.to_string(),
+                    detail: format!("{e:#}"),
+                })?,
+                false,
+            ),
+        };
         let compile_ms = started.elapsed().as_secs_f64() * 1e3;
-        let imports = check_world(&self.engine, &component, shown)?;
-        let pre = self
+        let imports = inspect::check_world(&tier.engine, &component, shown)?;
+        let pre = tier
             .linker
             .instantiate_pre(&component)
             .map_err(|e| PluginError::WrongWorld {
@@ -268,11 +409,13 @@ impl Runtime {
             size_bytes: bytes.len() as u64,
             compile_ms,
             cached,
+            compiler,
             imports,
         };
         let mut plugin = LoadedPlugin {
             meta: meta.clone(),
             pre,
+            engine: tier.engine.clone(),
             runtime: self.clone(),
         };
         // Before `info` answers, errors name the file.
@@ -297,7 +440,7 @@ impl Runtime {
         let plugin = Arc::new(plugin);
         let mut cache = self.cache.lock().expect("cache lock");
         cache.retain(|_, p| p.strong_count() > 0);
-        cache.insert(digest, Arc::downgrade(&plugin));
+        cache.insert((digest, compiler), Arc::downgrade(&plugin));
         let source = if cached {
             LoadSource::DiskCache
         } else {
@@ -313,19 +456,15 @@ impl Runtime {
     /// holds only code this host compiled itself; precompiled bytes from anywhere else are never loaded. Cache
     /// trouble is logged and costs a compile, never a failure.
     fn compile(&self, bytes: &[u8], digest: &str, shown: &str) -> Result<(Component, bool), PluginError> {
-        let cached_path = self.limits.cache_dir.as_ref().map(|dir| {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            self.engine.precompile_compatibility_hash().hash(&mut h);
-            dir.join(format!("{digest}-{:016x}.cwasm", h.finish()))
-        });
+        let engine = &self.optimizing.engine;
+        let cached_path = self.disk_cache_path(digest);
         if let Some(path) = &cached_path
             && path.is_file()
         {
             // SAFETY: the file was written by `compile` below from `Engine::precompile_component` output of an engine
             // with the same compatibility hash, into a directory only this host writes; wasmtime re-checks the
             // header and engine settings on load.
-            match unsafe { Component::deserialize_file(&self.engine, path) } {
+            match unsafe { Component::deserialize_file(engine, path) } {
                 Ok(c) => return Ok((c, true)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), "discarding unusable compiled-plugin cache entry: {e:#}");
@@ -338,15 +477,25 @@ impl Runtime {
             detail: format!("{e:#}"),
         };
         let Some(path) = cached_path else {
-            return Ok((Component::new(&self.engine, bytes).map_err(invalid)?, false));
+            return Ok((Component::new(engine, bytes).map_err(invalid)?, false));
         };
-        let code = self.engine.precompile_component(bytes).map_err(invalid)?;
+        let code = engine.precompile_component(bytes).map_err(invalid)?;
         if let Err(e) = write_atomically(&path, &code) {
             tracing::warn!(path = %path.display(), "cannot cache compiled plugin: {e}");
         }
         // SAFETY: `code` is this engine's own output of a moment ago.
-        let component = unsafe { Component::deserialize(&self.engine, &code) }.map_err(invalid)?;
+        let component = unsafe { Component::deserialize(engine, &code) }.map_err(invalid)?;
         Ok((component, false))
+    }
+
+    /// Where Cranelift's code for the plugin `digest` is cached, if caching is on.
+    fn disk_cache_path(&self, digest: &str) -> Option<std::path::PathBuf> {
+        self.limits.cache_dir.as_ref().map(|dir| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.optimizing.engine.precompile_compatibility_hash().hash(&mut h);
+            dir.join(format!("{digest}-{:016x}.cwasm", h.finish()))
+        })
     }
 }
 
@@ -362,73 +511,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Tells garbage, core modules and components apart before compiling, so that each gets its own message.
-fn check_header(bytes: &[u8], shown: &str) -> Result<(), PluginError> {
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        let start: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        return Err(PluginError::NotWasm {
-            path: shown.to_string(),
-            start: if start.is_empty() {
-                "nothing (empty file)".into()
-            } else {
-                start.join(" ")
-            },
-        });
-    }
-    match bytes[4..8] {
-        [1, 0, 0, 0] => Err(PluginError::CoreModule {
-            path: shown.to_string(),
-        }),
-        [_, _, 1, 0] => Ok(()),
-        _ => Err(PluginError::Invalid {
-            path: shown.to_string(),
-            detail: format!("unknown WebAssembly version/layer {:02x?}", &bytes[4..8]),
-        }),
-    }
-}
-
-/// Checks that the component exports our policy interface (in our version) and imports nothing but our host
-/// interface and WASI. Returns the import names.
-fn check_world(engine: &Engine, component: &Component, shown: &str) -> Result<Vec<String>, PluginError> {
-    let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
-    let wrong = |detail: String| PluginError::WrongWorld {
-        path: shown.to_string(),
-        detail,
-    };
-    if !exports.iter().any(|e| e == POLICY_EXPORT) {
-        let ours = format!("{}/policy@", bindings::PACKAGE);
-        return Err(match exports.iter().find(|e| e.starts_with(&ours)) {
-            Some(other) => wrong(format!(
-                "it exports {other}, a version this host does not implement (it implements {POLICY_EXPORT})"
-            )),
-            None => wrong(format!(
-                "it does not export {POLICY_EXPORT}; its exports are [{}]",
-                exports.join(", ")
-            )),
-        });
-    }
-    for (name, item) in ty.imports(engine) {
-        let allowed = name == bindings::HOST_IMPORT || name == bindings::TYPES_IMPORT || name.starts_with("wasi:");
-        if !allowed {
-            return Err(wrong(format!(
-                "it imports {name}, which this host does not provide (only {}, {} and WASI)",
-                bindings::HOST_IMPORT,
-                bindings::TYPES_IMPORT
-            )));
-        }
-        if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
-            return Err(wrong(format!("its import {name} is not an interface")));
-        }
-    }
-    Ok(imports)
-}
-
 /// A compiled plugin that passed its checks. Cheap to share; instantiate once per pass.
 pub struct LoadedPlugin {
     pub meta: PluginMeta,
     pre: PluginPre<HostState>,
+    /// The engine that compiled `pre`: its stores must come from the same one.
+    engine: Engine,
     runtime: Arc<Runtime>,
 }
 
@@ -443,18 +531,20 @@ impl LoadedPlugin {
     pub fn instantiate(&self, tag: &str) -> Result<PluginRun, PluginError> {
         let limits = &self.runtime.limits;
         let mut store = Store::new(
-            &self.runtime.engine,
+            &self.engine,
             HostState::new(limits.memory_limit_bytes, format!("{} {tag}", self.meta.name)),
         );
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
         let instance = self.pre.instantiate(&mut store);
+        store.data_mut().drain_output(true);
         let mut run = PluginRun {
             store,
             instance: None,
             label: self.meta.label_or_name(),
             timeout: limits.call_timeout,
-            batch: 0,
+            observed: 0,
+            decided: 0,
         };
         match instance {
             Ok(i) => {
@@ -560,8 +650,9 @@ pub struct PluginRun {
     instance: Option<Plugin>,
     label: String,
     timeout: Duration,
-    /// Index of the current batch, for error messages.
-    batch: usize,
+    /// Batches observed and decided so far, to name a failing batch (each call counts its own batches from 0).
+    observed: usize,
+    decided: usize,
 }
 
 impl PluginRun {
@@ -573,13 +664,35 @@ impl PluginRun {
     ) -> Result<T, PluginError> {
         let instance = self.instance.as_ref().expect("instantiated");
         self.store.set_epoch_deadline(deadline_ticks(self.timeout));
-        match f(instance, &mut self.store) {
+        // The tail quoted in a failure's error is this call's own stderr.
+        self.store.data().stderr.clear_tail();
+        let r = f(instance, &mut self.store);
+        let r = match r {
             Ok(v) => Ok(v),
             Err(e) => Err(self.classify(call, e)),
-        }
+        };
+        self.store.data_mut().drain_output(true);
+        r
     }
 
     fn classify(&mut self, call: &str, e: wasmtime::Error) -> PluginError {
+        let mut error = self.classify_cause(call, e);
+        if let PluginError::Call { detail, .. } = &mut error {
+            // A Python traceback, a JavaScript exception, a Rust panic message: what the plugin printed last is
+            // usually the only account of why it trapped.
+            let tail = self.store.data().stderr.tail();
+            if !tail.is_empty() {
+                detail.push_str("\n  the plugin's stderr ended with:");
+                for line in tail {
+                    detail.push_str("\n    ");
+                    detail.push_str(&line);
+                }
+            }
+        }
+        error
+    }
+
+    fn classify_cause(&mut self, call: &str, e: wasmtime::Error) -> PluginError {
         let (kind, detail) = if let Some(asked) = self.store.data_mut().limiter.exceeded.take() {
             (
                 FailureKind::Memory,
@@ -654,8 +767,8 @@ impl PluginRun {
         segments: &Arc<Vec<Segment>>,
         range: std::ops::Range<usize>,
     ) -> Result<(), PluginError> {
-        let call = format!("observe (batch {})", self.batch);
-        self.batch += 1;
+        let call = format!("observe (batch {})", self.observed);
+        self.observed += 1;
         self.set_batch(segments, range);
         let r = self.call(&call, |p, s| p.retention_policy_policy().call_observe(s, batch));
         self.clear_batch();
@@ -671,8 +784,8 @@ impl PluginRun {
         out: &mut Vec<Decision>,
         reasons: &mut Reasons,
     ) -> Result<(), PluginError> {
-        let call = format!("decide (batch {})", self.batch);
-        self.batch += 1;
+        let call = format!("decide (batch {})", self.decided);
+        self.decided += 1;
         self.set_batch(segments, range.clone());
         let r = self.call(&call, |p, s| p.retention_policy_policy().call_decide(s, batch));
         self.clear_batch();

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::lock;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::plugin::{FailureKind, LoadSource, LoadedPlugin, PassInput, PluginError, Runtime};
+use crate::plugin::{Compiler, FailureKind, LoadSource, LoadedPlugin, PassInput, PluginError, Runtime};
 use crate::segment::{Segment, Symbols, Tier};
 use crate::state::{PluginEvent, StateDb};
 
@@ -85,6 +85,8 @@ pub struct VersionInfo {
     pub loaded_at: String,
     /// Where the compiled code came from: `compiled`, `disk-cache` or `memory`.
     pub source: LoadSource,
+    /// Which compiler's code serves: `winch` (baseline, a large plugin's first seconds) or `cranelift`.
+    pub compiler: Compiler,
     /// Time from reading the file to the swap (compile or cache load, checks, trial batch).
     pub load_ms: f64,
 }
@@ -100,6 +102,7 @@ impl Version {
             size_bytes: m.size_bytes,
             loaded_at: self.loaded_at.clone(),
             source: self.source,
+            compiler: m.compiler,
             load_ms: self.load_ms,
         }
     }
@@ -322,14 +325,25 @@ impl PluginDir {
         let users = lock(&self.users).get(name).cloned().unwrap_or_default();
         let runtime = self.runtime.clone();
         let shown = path.display().to_string();
-        let loaded = tokio::task::spawn_blocking(move || {
-            let (plugin, source) = runtime.load_bytes_traced(&bytes, &shown)?;
-            trial(&plugin, &users)?;
-            Ok::<_, PluginError>((plugin, source))
-        })
-        .await;
+        let bytes = Arc::new(bytes);
+        let loaded = {
+            let (bytes, users) = (bytes.clone(), users.clone());
+            tokio::task::spawn_blocking(move || {
+                // The baseline compiler's code for a large plugin: serving in a second or two, not ten.
+                let (plugin, source) = runtime.load_quick(&bytes, &shown)?;
+                trial(&plugin, &users)?;
+                Ok::<_, PluginError>((plugin, source))
+            })
+            .await
+        };
         match loaded {
-            Ok(Ok((plugin, source))) => self.swap_in(name, &slot, plugin, source, started),
+            Ok(Ok((plugin, source))) => {
+                let quick = plugin.meta.compiler == Compiler::Winch;
+                self.swap_in(name, &slot, plugin, source, started);
+                if quick {
+                    self.optimize(name, slot, bytes, users);
+                }
+            }
             Ok(Err(e)) => {
                 if let Some(kind) = e.kind() {
                     self.metrics.plugin_failed(name, kind);
@@ -383,6 +397,52 @@ impl PluginDir {
             load_ms: Some(version.load_ms),
             reason: None,
         });
+    }
+
+    /// Compiles a version that serves on baseline code with Cranelift, on a thread of its own (passes and later
+    /// loads go on meanwhile), and swaps the optimised code in if that version is still the current one. The same
+    /// bytes and the same trial: it is the same version, with faster code. A failure here leaves the baseline code
+    /// serving and is only logged.
+    fn optimize(&self, name: &str, slot: Arc<Slot>, bytes: Arc<Vec<u8>>, users: Vec<(String, Vec<(String, String)>)>) {
+        let runtime = self.runtime.clone();
+        let metrics = self.metrics.clone();
+        let changes = self.changes.clone();
+        let shown = self.path_of(name).display().to_string();
+        let thread_name = format!("optimize-{name}");
+        let name = name.to_string();
+        // A plain thread, not the runtime's blocking pool: a shutdown must not wait for a compile of seconds.
+        let spawned = std::thread::Builder::new().name(thread_name).spawn(move || {
+            let started = Instant::now();
+            let optimized = runtime.load_bytes_traced(&bytes, &shown).and_then(|(plugin, _)| {
+                trial(&plugin, &users)?;
+                Ok(plugin)
+            });
+            let plugin = match optimized {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(plugin = %name, "cannot optimise the plugin, its baseline code keeps serving: {e}");
+                    return;
+                }
+            };
+            let mut meta = lock(&slot.meta);
+            let Some(current) = meta.current.as_mut() else { return };
+            if current.plugin.meta.digest != plugin.meta.digest || current.plugin.meta.compiler != Compiler::Winch {
+                return; // A newer version (or a rollback) came first.
+            }
+            current.plugin = plugin.clone();
+            slot.active.store(Some(plugin));
+            drop(meta);
+            tracing::info!(
+                plugin = %name,
+                compile_ms = %format!("{:.1}", started.elapsed().as_secs_f64() * 1e3),
+                "plugin optimised: passes now run Cranelift's code"
+            );
+            metrics.plugin_event(&name, "optimized");
+            changes.send_modify(|n| *n += 1);
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start optimising the plugin, its baseline code keeps serving: {e}");
+        }
     }
 
     fn reject(&self, name: &str, digest: Option<String>, reason: String) {
