@@ -11,6 +11,7 @@ mod e2e;
 mod faults;
 mod guest;
 mod hostile;
+mod new;
 mod output;
 mod plugins;
 mod s3;

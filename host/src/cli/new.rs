@@ -44,6 +44,31 @@ const RUST_SDK: &[File] = files!("guest-plugins/sdk/src" => [
 ]);
 const RUST_SDK_MANIFEST: &str = include_str!("../../../guest-plugins/sdk/Cargo.toml");
 
+const PYTHON_TEMPLATE: &[File] = files!("guest-plugins/python/template" => [
+    "app.py", "tests/test_app.py", "fixture.json", "requirements.lock", "build.sh", "test.sh", "pytest.ini",
+    ".gitignore", "README.md",
+]);
+
+/// The Python SDK, vendored as `retention_sdk/` beside `app.py` (componentize-py bundles what the app imports).
+const PYTHON_SDK: &[File] = files!("guest-plugins/python/sdk/retention_sdk" => [
+    "__init__.py", "_bindings.py", "_log.py", "_native.py", "context.py", "decision.py", "errors.py", "params.py",
+    "plugin.py", "runtime.py", "segment.py", "testing.py", "types.py", "units.py",
+]);
+
+const TS_TEMPLATE: &[File] = files!("guest-plugins/ts/template" => [
+    "package.json", "package-lock.json", "tsconfig.json", "src/plugin.ts", "test/plugin.test.ts", "fixture.json",
+    ".gitignore", "README.md",
+]);
+
+/// The TypeScript SDK, vendored as `vendor/retention-sdk/` (a `file:` dependency of the project).
+const TS_SDK: &[File] = files!("guest-plugins/ts/sdk" => [
+    "package.json", "README.md", "src/context.ts", "src/decision.ts", "src/errors.ts", "src/host.ts", "src/index.ts",
+    "src/plugin.ts", "src/segment.ts", "src/testing-host.ts", "src/testing.ts", "src/time.ts", "src/types.ts",
+    "src/units.ts", "src/utf8.ts", "tools/cli.mjs", "tools/loader.mjs", "tools/register.mjs",
+    "types/plugin.d.ts", "types/interfaces/retention-policy-host.d.ts",
+    "types/interfaces/retention-policy-policy.d.ts", "types/interfaces/retention-policy-types.d.ts",
+]);
+
 /// Every file of a new project in `lang`, with the project's name filled in.
 fn project_files(lang: Lang, name: &str) -> Vec<(PathBuf, String)> {
     let snake = name.replace('-', "_");
@@ -63,7 +88,22 @@ fn project_files(lang: Lang, name: &str) -> Vec<(PathBuf, String)> {
                 standalone_manifest(RUST_SDK_MANIFEST),
             );
         }
-        Lang::Python | Lang::Ts => unreachable!("filled in below"),
+        Lang::Python => {
+            for (path, text) in PYTHON_TEMPLATE {
+                add(PathBuf::from(path), fill(text));
+            }
+            for (path, text) in PYTHON_SDK {
+                add(Path::new("retention_sdk").join(path), (*text).to_string());
+            }
+        }
+        Lang::Ts => {
+            for (path, text) in TS_TEMPLATE {
+                add(PathBuf::from(path), fill(text));
+            }
+            for (path, text) in TS_SDK {
+                add(Path::new("vendor/retention-sdk").join(path), (*text).to_string());
+            }
+        }
     }
     out.push((PathBuf::from("wit/retention.wit"), WIT.to_string()));
     out
@@ -171,7 +211,17 @@ fn next_steps(lang: Lang, name: &str) -> Vec<String> {
             "cargo build --release".into(),
             test(&format!("target/wasm32-wasip2/release/{snake}.wasm")),
         ],
-        Lang::Python | Lang::Ts => unreachable!("filled in below"),
+        Lang::Python => vec![
+            "./test.sh".into(),
+            "./build.sh".into(),
+            test(&format!("target/{name}.wasm")),
+        ],
+        Lang::Ts => vec![
+            "npm ci".into(),
+            "npm test".into(),
+            "npm run build".into(),
+            test(&format!("target/{name}.quickjs.wasm")),
+        ],
     }
 }
 
