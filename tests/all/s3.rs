@@ -621,7 +621,7 @@ fn a_dropped_s3_object_waits_in_the_archives_trash_is_restored_exactly_and_purge
     assert!(out.status.success(), "{stderr}");
     let listed: Value = serde_json::from_str(&stdout).unwrap();
     // (The first pass dropped a hot file into the dataset's own trash.)
-    let entry = listed
+    let entry = listed["trash"]
         .as_array()
         .unwrap()
         .iter()

@@ -12,15 +12,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::retention::policy as wit;
 use super::bindings::{LogLevel, SegmentNames};
+use super::limits::{MAX_LOG_BYTES, MAX_LOG_LINE_BYTES, MAX_LOG_LINES, truncate_utf8};
 use super::output::{Captured, Stream};
 use crate::segment::Segment;
-
-/// Most log lines kept per pass; later lines are counted, not kept.
-pub const MAX_LOG_LINES: usize = 1_000;
-/// Most bytes of log text kept per pass.
-pub const MAX_LOG_BYTES: usize = 256 << 10;
-/// Longest log line kept; longer lines are truncated.
-pub const MAX_LOG_LINE_BYTES: usize = 2 << 10;
 
 /// One line a plugin logged, or wrote to stdout or stderr.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -92,23 +86,14 @@ impl LogSink {
     }
 }
 
-/// Cuts `s` to at most `max` bytes on a character boundary.
-pub fn truncate_utf8(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-}
-
 /// Enforces the memory cap and remembers that it was hit (the trap alone does not say why).
 #[derive(Debug)]
 pub struct MemoryLimiter {
     pub cap_bytes: usize,
     /// The size a plugin asked for beyond the cap, if it did.
     pub exceeded: Option<usize>,
+    /// The largest memory the plugin has had (its initial memory counts): what a pass of this size needs.
+    pub peak_bytes: usize,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
@@ -120,6 +105,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
                 self.cap_bytes
             ));
         }
+        self.peak_bytes = self.peak_bytes.max(desired);
         Ok(true)
     }
 
@@ -166,6 +152,7 @@ impl HostState {
             limiter: MemoryLimiter {
                 cap_bytes,
                 exceeded: None,
+                peak_bytes: 0,
             },
             log: LogSink {
                 tag,

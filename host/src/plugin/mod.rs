@@ -8,8 +8,10 @@
 
 pub mod batch;
 pub mod bindings;
+mod engine;
 mod host;
 mod inspect;
+mod limits;
 mod output;
 
 use std::collections::HashMap;
@@ -18,16 +20,19 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store, Trap};
 
 pub use bindings::{POLICY_EXPORT, WORLD};
-pub use host::{LogLine, MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
+pub use engine::Compiler;
+pub use host::LogLine;
+pub use limits::{MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
 
 use crate::config::RuntimeConfig;
 use crate::segment::{Decision, Reasons, Segment, Symbols};
 use batch::{Batches, SymbolFeed};
 use bindings::{Plugin, PluginPre};
+use engine::Tier;
 use host::HostState;
 
 /// Components smaller than this always compile with Cranelift: it takes tens of milliseconds for them (a Rust plugin
@@ -159,58 +164,6 @@ impl From<&PluginMeta> for PluginVersion {
             version: m.version.clone(),
             digest: m.digest.clone(),
         }
-    }
-}
-
-/// Which compiler made a loaded plugin's code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Compiler {
-    /// Cranelift, the optimising compiler: the code every pass should run; cached on disk.
-    Cranelift,
-    /// Winch, wasmtime's baseline compiler: about 5x faster to compile a large component, its code a little slower.
-    /// A new version serves on it at once while Cranelift compiles in the background.
-    Winch,
-}
-
-impl Compiler {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compiler::Cranelift => "cranelift",
-            Compiler::Winch => "winch",
-        }
-    }
-}
-
-/// One engine (one compiler) and the linker of our world for it.
-struct Tier {
-    engine: Engine,
-    linker: Linker<HostState>,
-}
-
-impl Tier {
-    fn new(limits: &RuntimeConfig, compiler: Compiler) -> anyhow::Result<Tier> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        if compiler == Compiler::Winch {
-            config.strategy(wasmtime::Strategy::Winch);
-        }
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(256)
-            .total_core_instances(2_048)
-            .total_memories(256)
-            .total_tables(1_024)
-            .max_memories_per_component(8)
-            .max_memory_size(limits.memory_limit_bytes);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(wasm_err)?;
-        let mut linker = Linker::new(&engine);
-        // Plugins built with wasi-libc import WASI interfaces even when unused; linking them to an empty context
-        // lets such plugins load while giving them nothing.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_err)?;
-        Plugin::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(wasm_err)?;
-        Ok(Tier { engine, linker })
     }
 }
 
@@ -435,7 +388,7 @@ impl Runtime {
                 });
             }
         }
-        host::truncate_utf8(&mut meta.description, 1024);
+        limits::truncate_utf8(&mut meta.description, 1024);
         plugin.meta = meta;
         let plugin = Arc::new(plugin);
         let mut cache = self.cache.lock().expect("cache lock");
@@ -600,6 +553,7 @@ impl LoadedPlugin {
             reasons,
             log: std::mem::take(&mut state.log.lines),
             log_dropped: state.log.dropped,
+            peak_memory_bytes: state.limiter.peak_bytes,
         })
     }
 }
@@ -633,10 +587,12 @@ pub struct PlanOutput {
     pub reasons: Reasons,
     pub log: Vec<LogLine>,
     pub log_dropped: u64,
+    /// The largest linear memory the instance had during the pass, in bytes.
+    pub peak_memory_bytes: usize,
 }
 
 /// wasmtime has its own error type (not anyhow's) since v42.
-fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
+pub(crate) fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:#}")
 }
 
@@ -807,6 +763,6 @@ impl PluginRun {
 
 /// A plugin's own error message, bounded so that a hostile plugin cannot fill reports.
 fn bounded(mut msg: String) -> String {
-    host::truncate_utf8(&mut msg, MAX_LOG_LINE_BYTES);
+    limits::truncate_utf8(&mut msg, MAX_LOG_LINE_BYTES);
     msg
 }

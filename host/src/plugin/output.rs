@@ -16,7 +16,7 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use super::host::{MAX_LOG_BYTES, MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
+use super::limits::{MAX_LOG_BYTES, MAX_LOG_LINE_BYTES, MAX_LOG_LINES, truncate_utf8};
 
 /// Lines of stderr kept for a failing call's error.
 pub const TAIL_LINES: usize = 20;
@@ -91,7 +91,7 @@ impl Buffer {
         }
         if self.keep_tail {
             let mut t = line.clone();
-            super::host::truncate_utf8(&mut t, TAIL_LINE_BYTES);
+            truncate_utf8(&mut t, TAIL_LINE_BYTES);
             if self.tail.len() == TAIL_LINES {
                 self.tail.pop_front();
             }
@@ -150,7 +150,7 @@ impl Captured {
         let mut lines: Vec<String> = b.tail.iter().cloned().collect();
         if !b.partial.is_empty() {
             let mut t = String::from_utf8_lossy(&b.partial).into_owned();
-            super::host::truncate_utf8(&mut t, TAIL_LINE_BYTES);
+            truncate_utf8(&mut t, TAIL_LINE_BYTES);
             lines.push(t);
             if lines.len() > TAIL_LINES {
                 lines.remove(0);
@@ -261,8 +261,8 @@ mod tests {
         assert_eq!(tail.len(), TAIL_LINES);
         assert_eq!(tail.last().unwrap(), "ValueError: bad");
         assert_eq!(tail[0], format!("line {}", MAX_LOG_LINES + 50 - TAIL_LINES + 1));
-        c.clear_tail();
         c.drain(true);
+        c.clear_tail();
         assert!(c.tail().is_empty());
     }
 
