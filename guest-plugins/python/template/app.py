@@ -4,7 +4,7 @@ except segments labelled `kind=audit`, which are only compressed.
 Parameters: `drop_after_days` (required, whole days), `compress_after_days` (optional, default 1).
 
 Import everything at the top of this file: componentize-py imports it when it builds the component, and the
-component has no files to import from later. Never print (there is no stdout): use `retention_sdk.log.info(...)`.
+component has no files to import from later. Log with `retention_sdk.log.info(...)` (`print` lands in the log too, as `stdout`).
 """
 
 import retention_sdk

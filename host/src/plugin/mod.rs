@@ -653,7 +653,8 @@ impl PluginRun {
             (
                 FailureKind::Memory,
                 format!(
-                    "memory limit of {} MiB exceeded (the plugin asked for {} MiB)",
+                    "memory limit of {} MiB exceeded (the plugin asked for {} MiB): if a pass this large needs it, \
+                     raise `runtime.memory_limit_mib` (`--memory-limit-mib` for `retention plugin check|test`)",
                     self.store.data().limiter.cap_bytes >> 20,
                     asked.div_ceil(1 << 20)
                 ),

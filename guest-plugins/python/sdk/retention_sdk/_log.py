@@ -7,7 +7,7 @@ from .types import LogLevel
 
 class Log:
     """`log.info("kept %d of %d", a, b)`: `%`-style arguments are formatted only when given. Levels `debug`, `info`,
-    `warn`, `error`; `log(level, message)` takes a `LogLevel`. Never print: a component has no stdout."""
+    `warn`, `error`; `log(level, message)` takes a `LogLevel`. `print` works too (the host captures it into the same log, as `stdout`), without a level."""
 
     __slots__ = ()
 
