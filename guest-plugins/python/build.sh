@@ -5,7 +5,7 @@
 #   ./build.sh age-tiering  only these
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$here/_venv.sh"
+source "$here/template/_venv.sh"
 wit="$(cd "$here/../../wit" && pwd)"
 mkdir -p "$here/target"
 if [[ $# -gt 0 ]]; then names=("$@"); else names=(); for d in "$here"/examples/*/; do names+=("$(basename "$d")"); done; fi

@@ -3,7 +3,7 @@
 # Extra arguments go to every pytest run (e.g. ./test.sh -q -k tier).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$here/_venv.sh"
+source "$here/template/_venv.sh"
 # The template's lock file is a copy of this one (a new project is standalone): they must not drift.
 cmp -s "$here/requirements.lock" "$here/template/requirements.lock" ||
     { echo "template/requirements.lock differs from requirements.lock: copy it" >&2; exit 1; }

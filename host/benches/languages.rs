@@ -21,6 +21,9 @@ use retention::plugin::{Compiler, LoadedPlugin, PassInput, Runtime};
 use retention::segment::{Segment, Symbols, Tier};
 use retention::service::Service;
 use retention::service::scheduler::SystemClock;
+use support::{nonce, variant};
+
+mod support;
 
 const DAY_MS: i64 = 86_400_000;
 const NOW_MS: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z
@@ -71,42 +74,6 @@ fn cases() -> Vec<Case> {
             params: GFS,
         },
     ]
-}
-
-/// The component with a custom section appended: same code, another digest (a "new version").
-fn variant(base: &[u8], tag: &str) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
-    let name = b"retention-bench";
-    let mut payload = Vec::new();
-    leb(name.len(), &mut payload);
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = base.to_vec();
-    out.push(0);
-    leb(payload.len(), &mut out);
-    out.extend_from_slice(&payload);
-    out
-}
-
-fn nonce() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }
 
 fn runtime(cache: Option<&Path>) -> anyhow::Result<Arc<Runtime>> {

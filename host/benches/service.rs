@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 use retention::config::Config;
 use retention::service::Service;
 use retention::service::scheduler::SystemClock;
+use support::{nonce, variant};
+
+mod support;
 
 fn plugins_built() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-plugins/target/wasm32-wasip2/release")
@@ -34,31 +37,6 @@ fn example(stem: &str) -> anyhow::Result<Vec<u8>> {
     })
 }
 
-/// The component with a custom section `retention-bench` holding `tag` appended: same code, another digest.
-fn variant(base: &[u8], tag: &str) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
-    let name = b"retention-bench";
-    let mut payload = Vec::new();
-    leb(name.len(), &mut payload);
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = base.to_vec();
-    out.push(0); // custom section id
-    leb(payload.len(), &mut out);
-    out.extend_from_slice(&payload);
-    out
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
@@ -67,16 +45,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     (percentile(&v, 0.5), percentile(&v, 0.99), v[v.len() - 1])
-}
-
-fn nonce() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }
 
 fn write_tree(dir: &Path, files: usize) {

@@ -3,14 +3,7 @@
 # componentize-py (pinned in requirements.lock, installed into .venv) with retention_sdk/ beside app.py.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$here/.venv"
-stamp="$venv/.requirements.lock.sha256"
-[[ -x "$venv/bin/python" ]] || "${PYTHON:-python3}" -m venv "$venv"
-want="$("$venv/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$here/requirements.lock")"
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$here/requirements.lock"
-    echo "$want" >"$stamp"
-fi
+source "$here/_venv.sh"
 mkdir -p "$here/target"
 # VIRTUAL_ENV unset: an activated venv would add its site-packages to the path componentize-py searches.
 (cd "$here" && env -u VIRTUAL_ENV "$venv/bin/componentize-py" -q -d "$here/wit" -w plugin componentize app \

@@ -45,7 +45,7 @@ const RUST_SDK: &[File] = files!("guest-plugins/sdk/src" => [
 const RUST_SDK_MANIFEST: &str = include_str!("../../../guest-plugins/sdk/Cargo.toml");
 
 const PYTHON_TEMPLATE: &[File] = files!("guest-plugins/python/template" => [
-    "app.py", "tests/test_app.py", "fixture.json", "requirements.lock", "build.sh", "test.sh", "pytest.ini",
+    "app.py", "tests/test_app.py", "fixture.json", "requirements.lock", "build.sh", "test.sh", "_venv.sh", "pytest.ini",
     ".gitignore", "README.md",
 ]);
 

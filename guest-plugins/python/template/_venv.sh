@@ -1,5 +1,6 @@
-# Sourced by build.sh and test.sh: makes sure $venv (guest-plugins/python/.venv) exists and holds exactly what
-# requirements.lock pins (re-installed when the lock file changes). Uses $PYTHON, default python3 (3.11 or newer).
+# Sourced by build.sh and test.sh (here and in every project `retention plugin new --lang python` makes): makes sure
+# $venv ($here/.venv) exists and holds exactly what $here/requirements.lock pins (re-installed when the lock file
+# changes). Uses $PYTHON, default python3 (3.11 or newer).
 venv="$here/.venv"
 lock="$here/requirements.lock"
 stamp="$venv/.requirements.lock.sha256"
