@@ -6,7 +6,7 @@
 
 import type * as PolicyExports from "retention:policy/policy@0.1.0";
 import { Context, type Param } from "./context.ts";
-import { Decision } from "./decision.ts";
+import { codeOf, Decision } from "./decision.ts";
 import { errorText, PluginError } from "./errors.ts";
 import { Batch, type RawBatch, Segment, SymbolTable } from "./segment.ts";
 import { Action, DatasetTotals, Tier, type TierTotals } from "./types.ts";
@@ -103,6 +103,9 @@ export interface RawPolicy {
   decide(batch: RawBatch): RawVerdicts;
 }
 
+/** A value no plugin returns: what the last decision is before the first. */
+const NOT_YET: unknown = Object.freeze({});
+
 /** Bit `tier * 4 + action` is set when the contract allows that action from that tier. */
 const ALLOWED: number = (() => {
   let bits = 0;
@@ -115,8 +118,6 @@ const ALLOWED: number = (() => {
   }
   return bits;
 })();
-
-const ACTION_CODE: Record<string, number> = { keep: 0, compress: 1, archive: 2, drop: 3 };
 
 interface PassState<S> {
   state: S;
@@ -211,8 +212,14 @@ export function makePolicy<S>(plugin: Plugin<S>): RawPolicy {
         const b = open(batch, "observe", p);
         const observe = plugin.observe!;
         const state = p.state;
-        for (let i = 0; i < b.length; i++) {
-          observe(new Segment(b, i), state);
+        // One segment per batch, moved from segment to segment (the batch does not refer to it: no cycle for QuickJS's
+        // reference counting to leave to its cycle collector).
+        const seg = new Segment(b, 0);
+        const first = b.firstIndex;
+        for (let i = 0, n = b.length; i < n; i++) {
+          seg._i = i;
+          (seg as { index: number }).index = first + i;
+          observe(seg, state);
         }
       } catch (e) {
         throw errorText(e);
@@ -238,28 +245,45 @@ export function makePolicy<S>(plugin: Plugin<S>): RawPolicy {
         const ids = new Map<string, number>();
         const decide = plugin.decide;
         const state = p.state;
+        const tiers = b.raw.tiers;
+        const seg = new Segment(b, 0);
         let anyReason = false;
+        // The last decision seen, its code and its reason's id: plugins return the same decision many times in a row.
+        let last: unknown = NOT_YET;
+        let lastCode = 0;
+        let lastId = 0;
+        const first = b.firstIndex;
         for (let i = 0; i < n; i++) {
-          const seg = new Segment(b, i);
+          seg._i = i;
+          (seg as { index: number }).index = first + i;
           const d = decide(seg, state);
-          const code = d instanceof Decision ? ACTION_CODE[d.action] : undefined;
-          if (code === undefined) {
-            throw new PluginError(notADecision(d, seg, b));
+          if (d !== last) {
+            const code = d instanceof Decision ? codeOf(d.action) : -1;
+            if (code < 0) {
+              throw new PluginError(notADecision(d, seg, b));
+            }
+            let id = 0;
+            const r = d.reason;
+            if (r !== undefined && r !== "") {
+              const known = ids.get(r);
+              if (known === undefined) {
+                reasonTexts.push(String(r));
+                id = reasonTexts.length;
+                ids.set(r, id);
+              } else {
+                id = known;
+              }
+            }
+            last = d;
+            lastCode = code;
+            lastId = id;
           }
-          const tier = seg.tierCode;
-          if (((ALLOWED >> (tier * 4 + code)) & 1) === 0) {
+          if (((ALLOWED >> (tiers[i]! * 4 + lastCode)) & 1) === 0) {
             throw new PluginError(forbidden(d, seg, b));
           }
-          actions[i] = code;
-          const r = d.reason;
-          if (r !== undefined && r !== "") {
-            let id = ids.get(r);
-            if (id === undefined) {
-              reasonTexts.push(String(r));
-              id = reasonTexts.length;
-              ids.set(r, id);
-            }
-            reasons[i] = id;
+          actions[i] = lastCode;
+          if (lastId !== 0) {
+            reasons[i] = lastId;
             anyReason = true;
           }
         }

@@ -115,3 +115,73 @@ test("UTF-8 offsets split names on character boundaries, and texts are cut on th
   assert.equal(truncateUtf8("a😀b", 5), "a😀");
   assert.equal(truncateUtf8("€".repeat(1000), 2048), "€".repeat(682));
 });
+
+test("a decision object returned for many segments is checked and counted like fresh ones", () => {
+  const drop = Decision.drop("old");
+  const mixed = definePlugin({
+    info: { name: "mixed", version: "1", description: "" },
+    begin: () => null,
+    // The same objects again and again, interleaved, a keep with a reason made afresh, then something else.
+    decide: (seg) =>
+      seg.index === 5 ? (undefined as unknown as Decision) : seg.index % 3 === 2 ? Decision.keep(`k${seg.index % 2}`) : drop,
+  });
+  const p = makePolicy(mixed);
+  p.begin(context(6));
+  const v = p.decide(batch(0, 5));
+  assert.deepEqual([...v.actions], [3, 3, 0, 3, 3]);
+  assert.deepEqual([...v.reasons], [1, 1, 2, 1, 1]);
+  assert.deepEqual(v.reasonTexts, ["old", "k0"]);
+  assert.match(thrown(() => p.decide(batch(5, 1))), /^decide returned undefined for segment 5/);
+  // The factories may return the same object for the same action and reason; it never changes.
+  assert.equal(Decision.drop("old").reason, "old");
+  assert.ok(Object.isFrozen(Decision.drop("x")));
+  // A plugin whose very first answer is not a decision fails too (nothing is taken for the "last" decision).
+  const none = definePlugin({ info: { name: "none", version: "1", description: "" }, begin: () => null, decide: () => undefined as unknown as Decision });
+  assert.match(thrown(() => makeBegun(none).decide(batch(0, 1))), /^decide returned undefined for segment 0/);
+});
+
+test("64-bit columns read the same from BigInt typed arrays and from arrays of numbers", () => {
+  const seen: number[][] = [];
+  const echo = definePlugin({
+    info: { name: "cols", version: "1", description: "" },
+    begin: () => null,
+    decide(seg) {
+      seen.push([seg.index, seg.startMs, seg.endMs, seg.ageMs, seg.bytes, seg.rows ?? -1]);
+      return Decision.keep();
+    },
+  });
+  const values = [-(2 ** 53) + 1, -1, 0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
+  const big = {
+    ...batch(0, values.length),
+    startMs: BigInt64Array.from(values, BigInt),
+    endMs: BigInt64Array.from(values, BigInt),
+    rows: BigInt64Array.from(values, BigInt),
+    bytes: BigUint64Array.from(values, (v) => BigInt(Math.abs(v))),
+  };
+  const plain = { ...big, firstIndex: 0, startMs: values, endMs: values, rows: values, bytes: values.map(Math.abs) };
+  const p1 = makePolicy(echo);
+  p1.begin(context(values.length));
+  p1.decide(big);
+  const fromBig = seen.splice(0);
+  const p2 = makePolicy(echo);
+  p2.begin(context(values.length));
+  p2.decide(plain);
+  assert.deepEqual(seen, fromBig);
+  assert.deepEqual(fromBig.map((r) => r[2]), values);
+  assert.deepEqual(fromBig.map((r) => r[4]), values.map(Math.abs));
+});
+
+test("labelSymbol checks the ids it returns, and a label key is looked up again after another", () => {
+  const grouped = definePlugin({
+    info: { name: "grouped", version: "1", description: "" },
+    begin: () => null,
+    decide: (seg) => Decision.keep(`${seg.labelSymbol("level")} ${seg.labelSymbol("zone")} ${seg.label("level")} ${seg.labelIs("level", "debug")}`),
+  });
+  const b = { ...batch(0, 2), symbols: ["level", "debug", "info"], labels: [{ key: 1, values: Uint32Array.of(2, 3) }] };
+  assert.deepEqual(makeBegun(grouped).decide(b).reasonTexts, ["2 0 debug true", "3 0 info false"]);
+  const bad = { ...batch(0, 2), symbols: ["level"], labels: [{ key: 1, values: Uint32Array.of(0, 99) }] };
+  assert.equal(
+    thrown(() => makeBegun(grouped).decide(bad)),
+    "malformed batch at index 0: a label refers to symbol 99, not in the symbol table (1 symbols)",
+  );
+});

@@ -21,7 +21,7 @@
  * exactly those segments.
  */
 
-import { Decision, definePlugin, exportPlugin, fail, type Segment, UtcDate } from "retention-sdk";
+import { DAY_MS, Decision, definePlugin, exportPlugin, fail, type Segment, UtcDate } from "retention-sdk";
 
 interface Period {
   /** The parameter that sets the rule. */
@@ -66,10 +66,6 @@ class Bounded<T> {
     return this.items.length - this.head;
   }
 
-  last(): T | undefined {
-    return this.length > 0 ? this.items[this.items.length - 1] : undefined;
-  }
-
   push(item: T): void {
     this.items.push(item);
     if (this.length > this.limit) {
@@ -91,6 +87,9 @@ class Bounded<T> {
 /** The newest `limit` periods of one rule seen so far, each with the index of its newest segment. */
 class Window {
   readonly periods: Bounded<[period: number, newest: number]>;
+  /** The newest period seen, and its entry in `periods`. */
+  private lastPeriod = NaN;
+  private lastEntry: [period: number, newest: number] | undefined;
 
   constructor(
     readonly rule: Period,
@@ -99,13 +98,28 @@ class Window {
     this.periods = new Bounded(limit);
   }
 
-  /** Records a segment; segments come oldest first, so its period is the newest seen or a newer one. */
-  push(period: number, index: number): void {
-    const last = this.periods.last();
-    if (last !== undefined && last[0] === period) {
-      last[1] = index;
+  /**
+   * Records a segment; segments come oldest first, so its period is the newest seen or a newer one. The newest
+   * period's entry is the group's newest segment until a newer period begins: `newest` sets it before that.
+   */
+  push(period: number, index: number, newest: number): void {
+    if (period === this.lastPeriod) {
+      this.lastEntry![1] = index;
     } else {
-      this.periods.push([period, index]);
+      if (this.lastEntry !== undefined) {
+        this.lastEntry[1] = newest;
+      }
+      const entry: [number, number] = [period, index];
+      this.periods.push(entry);
+      this.lastPeriod = period;
+      this.lastEntry = entry;
+    }
+  }
+
+  /** Sets the newest period's entry to the group's newest segment (after the last segment of the pass). */
+  finish(newest: number): void {
+    if (this.lastEntry !== undefined) {
+      this.lastEntry[1] = newest;
     }
   }
 }
@@ -120,16 +134,29 @@ interface Kept {
 interface Group {
   last: Bounded<number>;
   windows: Window[];
+  /**
+   * The day of the group's newest segment so far, and its index. While segments of the same day follow, only
+   * `newest` moves: every rule's newest period is that day's period, and its newest segment is this one.
+   */
+  day: number;
+  newest: number;
 }
 
 /** The state of one pass. */
 class Gfs {
   /** Per group (the `group_by` label's symbol id, 0 without the label), the windows filled during observe. */
-  private groups = new Map<number, Group>();
+  groups: (Group | undefined)[] = [];
+  /** The day (since the epoch) of the last segment observed, and each rule's period of that day. */
+  day = NaN;
+  readonly keys: number[];
   /** After observe: the segments to keep, ascending by index. */
   private kept: Kept | undefined;
   /** Position in `kept` of the next segment to keep. */
   private cursor = 0;
+  /** The index of the next segment to keep (`Infinity` when none is left; -1 before the first decide). */
+  nextKept = -1;
+  /** The decision for every segment not kept. */
+  readonly dropped: Decision;
 
   constructor(
     readonly keepLast: number,
@@ -138,36 +165,53 @@ class Gfs {
     readonly groupBy: string | undefined,
     /** The reason for every drop: the same text for the whole pass. */
     readonly dropReason: string,
-  ) {}
-
-  observe(seg: Segment): void {
-    const groupId = this.groupBy === undefined ? 0 : seg.labelSymbol(this.groupBy);
-    let group = this.groups.get(groupId);
-    if (group === undefined) {
-      group = { last: new Bounded(this.keepLast), windows: this.rules.map(([p, n]) => new Window(p, n)) };
-      this.groups.set(groupId, group);
-    }
-    const index = seg.index;
-    if (this.keepLast > 0) {
-      group.last.push(index);
-    }
-    const date = UtcDate.fromUnixMs(seg.endMs);
-    for (const w of group.windows) {
-      w.push(w.rule.key(date), index);
-    }
+  ) {
+    this.keys = rules.map(() => 0);
+    this.dropped = Decision.drop(dropReason);
   }
 
-  decide(seg: Segment): Decision {
+  /** The group of a symbol id, made on first use. */
+  group(id: number): Group {
+    const windows = this.rules.map(([p, n]) => new Window(p, n));
+    const group: Group = { last: new Bounded(this.keepLast), windows, day: NaN, newest: -1 };
+    this.groups[id] = group;
+    return group;
+  }
+
+  /** The first segment of a day in its group: records it in every window (the periods are worked out once a day). */
+  newDay(group: Group, day: number, index: number): void {
+    const keys = this.keys;
+    if (day !== this.day) {
+      this.day = day;
+      const date = UtcDate.fromDays(day);
+      for (let r = 0; r < keys.length; r++) {
+        keys[r] = this.rules[r]![0].key(date);
+      }
+    }
+    const windows = group.windows;
+    for (let r = 0; r < windows.length; r++) {
+      windows[r]!.push(keys[r]!, index, group.newest);
+    }
+    group.day = day;
+  }
+
+  /** Decides a segment at or after `nextKept`: the kept one, or a dropped one after the last kept. */
+  decideAt(seg: Segment): Decision {
     // The first decide: observe has seen every segment.
     const kept = (this.kept ??= this.collectKept());
     const index = seg.index;
-    while (this.cursor < kept.index.length && kept.index[this.cursor]! < index) {
-      this.cursor++;
+    const at = kept.index;
+    let cursor = this.cursor;
+    while (cursor < at.length && at[cursor]! < index) {
+      cursor++;
     }
-    if (kept.index[this.cursor] !== index) {
-      return Decision.drop(this.dropReason);
+    this.cursor = cursor;
+    if (at[cursor] !== index) {
+      this.nextKept = at[cursor] ?? Infinity;
+      return this.dropped;
     }
-    const bits = kept.bits[this.cursor]!;
+    this.nextKept = at[cursor + 1] ?? Infinity;
+    const bits = kept.bits[cursor]!;
     const date = UtcDate.fromUnixMs(seg.endMs);
     const why: string[] = [];
     if (bits & LAST_BIT) {
@@ -189,17 +233,21 @@ class Gfs {
    */
   private collectKept(): Kept {
     const all: number[] = [];
-    for (const g of this.groups.values()) {
+    for (const g of this.groups) {
+      if (g === undefined) {
+        continue;
+      }
       for (const i of g.last) {
         all.push(i * 32 + LAST_BIT);
       }
       for (const w of g.windows) {
+        w.finish(g.newest);
         for (const [, i] of w.periods) {
           all.push(i * 32 + w.rule.bit);
         }
       }
     }
-    this.groups.clear();
+    this.groups = [];
     const sorted = Float64Array.from(all).sort();
     const index: number[] = [];
     const bits: number[] = [];
@@ -249,8 +297,22 @@ const gfs = definePlugin({
     return new Gfs(keepLast, rules, groupBy, dropReason);
   },
 
-  observe: (seg, state) => state.observe(seg),
-  decide: (seg, state) => state.decide(seg),
+  // The per-segment work is kept to a few steps (JavaScript engines in components interpret): most segments are
+  // in the same day as the previous one of their group, and most are dropped.
+  observe(seg, state) {
+    const groupId = state.groupBy === undefined ? 0 : seg.labelSymbol(state.groupBy);
+    const group = state.groups[groupId] ?? state.group(groupId);
+    const index = seg.index;
+    if (state.keepLast > 0) {
+      group.last.push(index);
+    }
+    const day = Math.floor(seg.endMs / DAY_MS);
+    if (day !== group.day) {
+      state.newDay(group, day, index);
+    }
+    group.newest = index;
+  },
+  decide: (seg, state) => (seg.index < state.nextKept ? state.dropped : state.decideAt(seg)),
 });
 
 export default gfs;

@@ -2,7 +2,7 @@
 // from the Rust example's tests, with the same expectations.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { HOUR_MS } from "retention-sdk";
+import { HOUR_MS, UtcDate } from "retention-sdk";
 import { type Outcome, Pass, seg, type TestSegment } from "retention-sdk/testing";
 import gfs from "../src/plugin.ts";
 
@@ -149,4 +149,64 @@ test("decisions do not depend on the batch size or the engine", () => {
     assert.deepEqual(pass.clone().batchSize(size).run(gfs).decisions(), whole.decisions(), `batch size ${size}`);
   }
   assert.deepEqual(pass.clone().engine("quickjs").batchSize(8).run(gfs).decisions(), whole.decisions(), "quickjs values");
+});
+
+test("decisions match a brute-force model on irregular data (gaps, bursts, groups, unlabelled segments)", () => {
+  // A small deterministic generator: days with no segment, days with many, segments out of group order.
+  let x = 12345;
+  const rand = (n: number) => {
+    x = (x * 48271) % 2147483647;
+    return x % n;
+  };
+  const start = Date.UTC(2023, 11, 20);
+  const segs: { name: string; endMs: number; service: string | undefined }[] = [];
+  for (let day = 0; day < 500; day++) {
+    const count = rand(4) === 0 ? 0 : rand(6);
+    for (let k = 0; k < count; k++) {
+      const service = [undefined, "api", "db", "web"][rand(4)];
+      segs.push({ name: `s${segs.length}`, endMs: start + day * 86_400_000 + rand(86_400) * 1000, service });
+    }
+  }
+  const params = { keep_last: 5, keep_daily: 9, keep_weekly: 6, keep_monthly: 4, keep_yearly: 2 };
+  const pass = new Pass("2026-01-01T00:00:00Z").param("group_by", "service");
+  for (const [k, v] of Object.entries(params)) {
+    pass.param(k, v);
+  }
+  pass.segments(segs.map((s) => (s.service === undefined ? seg(s.name).endMs(s.endMs) : seg(s.name).endMs(s.endMs).label("service", s.service))));
+  const out = pass.batchSize(7).run(gfs);
+
+  // The model: per group, the pass order (end time, then name), then per rule the newest segment of each of the
+  // newest N periods.
+  const ordered = [...segs].sort((a, b) => a.endMs - b.endMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const date = (ms: number) => UtcDate.fromUnixMs(ms);
+  const rules: [string, number, (ms: number) => string][] = [
+    ["keep_daily", params.keep_daily, (ms) => date(ms).toString()],
+    ["keep_weekly", params.keep_weekly, (ms) => date(ms).isoWeek().toString()],
+    ["keep_monthly", params.keep_monthly, (ms) => date(ms).toString().slice(0, 7)],
+    ["keep_yearly", params.keep_yearly, (ms) => date(ms).toString().slice(0, 4)],
+  ];
+  const why = new Map<string, string[]>();
+  const add = (name: string, text: string) => why.set(name, [...(why.get(name) ?? []), text]);
+  for (const service of [undefined, "api", "db", "web"]) {
+    const group = ordered.filter((s) => s.service === service);
+    for (const s of group.slice(-params.keep_last)) {
+      add(s.name, `keep_last ${params.keep_last}`);
+    }
+    for (const [param, n, label] of rules) {
+      const newest = new Map<string, string>(); // period -> newest segment's name (labels sort like periods)
+      for (const s of group) {
+        newest.set(label(s.endMs), s.name);
+      }
+      const periods = [...newest.keys()].sort().slice(-n);
+      for (const p of periods) {
+        add(newest.get(p)!, `${param} ${p}`);
+      }
+    }
+  }
+  const drop = "not kept by keep_last 5, keep_daily 9, keep_weekly 6, keep_monthly 4, keep_yearly 2 (per service)";
+  for (const d of out.decisions()) {
+    const reasons = why.get(d.name);
+    assert.deepEqual([d.action, d.reason], reasons === undefined ? ["drop", drop] : ["keep", reasons.join(", ")], d.name);
+  }
+  assert.ok(why.size > 40, `${why.size} kept`);
 });
