@@ -215,3 +215,30 @@ fn the_typescript_gfs_decides_exactly_as_the_rust_one_on_both_engines() {
         );
     }
 }
+
+#[test]
+fn a_javascript_plugin_built_with_the_toolchains_defaults_is_refused_with_the_flags_that_fix_it() {
+    // componentize-js's defaults add wasi:http (the fetch event); the host names it and says how to build without.
+    let guest = other_languages_built();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gfs-default.wasm");
+    let script = format!(
+        "import {{ componentize }} from '@bytecodealliance/componentize-js';\n\
+         import {{ writeFile }} from 'node:fs/promises';\n\
+         const {{ component }} = await componentize({{ sourcePath: 'target/gfs.js', witPath: '../../wit', \
+         worldName: 'plugin' }});\n\
+         await writeFile({:?}, component);",
+        out.display().to_string()
+    );
+    let built = Command::new("node")
+        .current_dir(guest.join("ts"))
+        .args(["--input-type=module", "-e", &script])
+        .output()
+        .expect("run node");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let (res, _, stderr) = common::run(common::retention().args(["plugin", "check"]).arg(&out));
+    assert_eq!(res.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("imports wasi:http/"), "{stderr}");
+    assert!(stderr.contains("which this host does not provide"), "{stderr}");
+    assert!(stderr.contains("jco componentize --disable all"), "{stderr}");
+}

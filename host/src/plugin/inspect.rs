@@ -139,3 +139,45 @@ pub(super) fn check_world(engine: &Engine, component: &Component, shown: &str) -
     }
     Ok(imports)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_wasi_0_2_of_the_linked_packages_counts_as_provided() {
+        for ok in [
+            "wasi:cli/stdout@0.2.6",
+            "wasi:io/streams@0.2.0",
+            "wasi:sockets/tcp@0.2.9",
+        ] {
+            assert!(provided_wasi(ok), "{ok}");
+        }
+        for no in [
+            "wasi:http/types@0.2.3",
+            "wasi:cli/stdout@0.3.0",
+            "wasi:keyvalue/store@0.2.0-draft",
+            "wasi:cli",
+        ] {
+            assert!(!provided_wasi(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn each_unprovided_import_gets_the_fix_for_the_toolchain_that_adds_it() {
+        assert!(import_hint("wasi:http/outgoing-handler@0.2.3").contains("jco componentize --disable all"));
+        assert!(import_hint("wasi:http/types@0.2.0").contains("disableFeatures: ['http', 'fetch-event']"));
+        assert!(import_hint("wasi:cli/stdout@0.3.0-rc-2025-09-16").contains("componentize-qjs: add `--sync`"));
+        assert!(import_hint("wasi:keyvalue/store@0.2.0-draft").contains("remove the use of wasi:keyvalue"));
+        assert!(import_hint("acme:telemetry/emit@1.0.0").contains("retention plugin wit"));
+    }
+
+    #[test]
+    fn the_start_size_is_the_largest_initial_memory_of_any_module() {
+        // A core module with one memory of 3 pages (192 KiB), wrapped as nothing else: parse_all reads it directly.
+        let module: &[u8] = &[0, b'a', b's', b'm', 1, 0, 0, 0, 5, 3, 1, 0, 3];
+        assert_eq!(initial_memory_bytes(module), Some(3 << 16));
+        assert_eq!(initial_memory_bytes(b"\0asm\x01\0\0\0"), Some(0));
+        assert_eq!(initial_memory_bytes(b"garbage"), None);
+    }
+}
