@@ -18,7 +18,8 @@
 //       Writes the world's guest TypeScript declarations, as `jco guest-types` would.
 //
 // The tools (esbuild, componentize-js, componentize-qjs, jco) come from the project's own node_modules, pinned by
-// its package-lock.json. Nothing here writes to a plugin's stdout: components must not.
+// its package-lock.json. Nothing here writes to a plugin's stdout: components must not (the SDK routes a
+// component's `console.log/info/debug/warn/error` to the host's log).
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
@@ -106,9 +107,6 @@ async function build(argv) {
   const js = await readFile(bundle, "utf8");
   if (!/export\s*\{[^}]*\bpolicy\b[^}]*\}/.test(js)) {
     throw new Error(`${entry} does not export \`policy\`: add \`export const policy = exportPlugin(plugin);\``);
-  }
-  if (/\bconsole\s*\.\s*\w+\s*\(/.test(js)) {
-    process.stderr.write(`warning: ${entry} uses console: plugins have no stdout or stderr; use log.info(...) from retention-sdk\n`);
   }
   process.stderr.write(`bundle        ${relative(process.cwd(), bundle)} (${(js.length / 1024).toFixed(1)} KiB, ${ms(t0)})\n`);
 
