@@ -111,17 +111,7 @@ fn run_json(config: &Path, extra: &[&str]) -> (i32, Value, String) {
 }
 
 fn decisions(report: &Value) -> BTreeMap<String, String> {
-    report[0]["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["action"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    common::segment_actions(&report[0]).into_iter().collect()
 }
 
 #[test]

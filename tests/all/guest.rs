@@ -152,17 +152,7 @@ fn real_pass(wasm: &std::path::Path, params: &str) -> Vec<(String, String)> {
     assert!(out.status.success(), "{}: {stderr}\n{stdout}", wasm.display());
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v[0]["status"], "ok", "{v}");
-    v[0]["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["action"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    common::segment_actions(&v[0])
 }
 
 #[test]

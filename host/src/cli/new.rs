@@ -236,7 +236,9 @@ pub(super) fn wit(dir: Option<&Path>, out: &mut impl Write) -> anyhow::Result<i3
     let path = dir.join("retention.wit");
     let same = std::fs::read_to_string(&path).is_ok_and(|t| t == WIT);
     if !same {
-        std::fs::write(&path, WIT).with_context(|| format!("cannot write {}", path.display()))?;
+        // Replaces an older WIT whole or not at all: a build never reads half of one.
+        crate::plugin::write_atomically(&path, WIT.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let world = crate::plugin::WORLD;
     let how = if same { "is up to date" } else { "written" };

@@ -16,7 +16,7 @@ mod output;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -171,8 +171,11 @@ impl From<&PluginMeta> for PluginVersion {
 pub struct Runtime {
     /// Cranelift: what passes run, and what the disk cache holds.
     optimizing: Tier,
-    /// Winch, for a fast first load ([`Runtime::load_quick`]); `None` if it could not be set up.
-    baseline: Option<Tier>,
+    /// Winch, for a fast first load ([`Runtime::load_quick`]): set up on the first load that wants it (most commands
+    /// never do: `retention run` and small plugins use Cranelift); `None` inside if it could not be.
+    baseline: OnceLock<Option<Tier>>,
+    /// Where the epoch ticker finds the baseline engine once there is one.
+    baseline_ticks: Arc<OnceLock<wasmtime::EngineWeak>>,
     limits: RuntimeConfig,
     /// Loaded plugins by digest and compiler, while anyone still holds them: loading the same bytes again costs
     /// nothing, and a version nobody uses any more is freed.
@@ -205,26 +208,23 @@ impl Runtime {
     /// Creates the engines and starts the epoch ticker that enforces call deadlines.
     pub fn new(limits: RuntimeConfig) -> anyhow::Result<Arc<Runtime>> {
         let optimizing = Tier::new(&limits, Compiler::Cranelift)?;
-        let baseline = Tier::new(&limits, Compiler::Winch)
-            .inspect_err(|e| tracing::warn!("no baseline compiler, every load compiles with Cranelift: {e:#}"))
-            .ok();
-        let weak = [Some(&optimizing), baseline.as_ref()].map(|t| t.map(|t| t.engine.weak()));
+        let baseline_ticks: Arc<OnceLock<wasmtime::EngineWeak>> = Arc::new(OnceLock::new());
+        let (weak, baseline_weak) = (optimizing.engine.weak(), baseline_ticks.clone());
         std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
-            loop {
-                let mut alive = false;
-                for engine in weak.iter().flatten().filter_map(|w| w.upgrade()) {
-                    engine.increment_epoch();
-                    alive = true;
-                }
-                if !alive {
-                    break;
+            // Ends with the runtime: the optimising engine lives exactly as long as it.
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                if let Some(b) = baseline_weak.get().and_then(wasmtime::EngineWeak::upgrade) {
+                    b.increment_epoch();
                 }
                 std::thread::sleep(EPOCH_TICK);
             }
         })?;
         Ok(Arc::new(Runtime {
             optimizing,
-            baseline,
+            baseline: OnceLock::new(),
+            baseline_ticks,
             limits,
             cache: Mutex::new(HashMap::new()),
         }))
@@ -233,12 +233,14 @@ impl Runtime {
     /// Loads the plugin at `path`: read, identify by digest, compile (or reuse the cached compile), check the world,
     /// and ask for its info on a throw-away instance.
     pub fn load_file(self: &Arc<Self>, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let (bytes, shown) = read(path)?;
         self.load_bytes(&bytes, &shown)
+    }
+
+    /// Like [`Runtime::load_file`], as fast as it can ([`Runtime::load_quick`]).
+    pub fn load_file_quick(self: &Arc<Self>, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let (bytes, shown) = read(path)?;
+        self.load_quick(&bytes, &shown).map(|(p, _)| p)
     }
 
     /// Like [`Runtime::load_file`], from bytes; `shown` names the plugin in errors.
@@ -266,8 +268,8 @@ impl Runtime {
         shown: &str,
     ) -> Result<(Arc<LoadedPlugin>, LoadSource), PluginError> {
         let digest = hex::encode(Sha256::digest(bytes));
-        if self.baseline.is_none()
-            || bytes.len() < QUICK_LOAD_ABOVE_BYTES
+        if bytes.len() < QUICK_LOAD_ABOVE_BYTES
+            || self.baseline().is_none()
             || self.memory_cached(&digest, Compiler::Cranelift).is_some()
         {
             return self.load_with(Compiler::Cranelift, bytes, &digest, shown);
@@ -296,9 +298,22 @@ impl Runtime {
             .and_then(Weak::upgrade)
     }
 
+    /// The baseline engine, set up on first use.
+    fn baseline(&self) -> Option<&Tier> {
+        self.baseline
+            .get_or_init(|| {
+                let tier = Tier::new(&self.limits, Compiler::Winch)
+                    .inspect_err(|e| tracing::warn!("no baseline compiler, every load compiles with Cranelift: {e:#}"))
+                    .ok()?;
+                let _ = self.baseline_ticks.set(tier.engine.weak());
+                Some(tier)
+            })
+            .as_ref()
+    }
+
     fn tier(&self, compiler: Compiler) -> &Tier {
         match compiler {
-            Compiler::Winch => self.baseline.as_ref().unwrap_or(&self.optimizing),
+            Compiler::Winch => self.baseline().unwrap_or(&self.optimizing),
             Compiler::Cranelift => &self.optimizing,
         }
     }
@@ -452,8 +467,17 @@ impl Runtime {
     }
 }
 
+/// A plugin file's bytes, and its path as errors show it.
+fn read(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
+    let shown = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => Ok((bytes, shown)),
+        Err(source) => Err(PluginError::Read { path: shown, source }),
+    }
+}
+
 /// Writes a file under a temporary name and renames it into place, so a reader never sees half of it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;

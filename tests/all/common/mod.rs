@@ -95,3 +95,16 @@ pub fn is_engine_file(rel: &str) -> bool {
     };
     !after.contains('/')
 }
+
+/// A pass report's segments as (name, action), in the report's order (oldest first).
+pub fn segment_actions(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["segments"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no segments in {report:#}"))
+        .iter()
+        .map(|s| {
+            let field = |k: &str| s[k].as_str().unwrap_or_else(|| panic!("no {k} in {s}")).to_string();
+            (field("name"), field("action"))
+        })
+        .collect()
+}

@@ -237,16 +237,8 @@ class Segment:
 
     def label_is(self, key, value):
         """Whether label `key` has the value `value` (compares symbol ids, not text)."""
-        b = self._b
-        col = b.columns.get(key)
-        if col is None:
-            return False
-        sid = col[self._i]
-        if sid == 0:
-            return False
-        if sid >= len(b.symbols):
-            b.unknown_symbol(sid)
-        return sid == b.table.id_of(value)
+        sid = self.label_symbol(key)
+        return sid is not None and sid == self._b.table.id_of(value)
 
     def label_symbol(self, key):
         """The value of label `key` as a pass-wide symbol id (an `int`, equal for equal values throughout the pass,
