@@ -14,6 +14,7 @@ mod hostile;
 mod new;
 mod output;
 mod plugins;
+mod postgres;
 mod s3;
 mod sandbox;
 mod service;

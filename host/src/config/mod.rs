@@ -142,6 +142,8 @@ pub struct RawDataset {
     pub params: BTreeMap<String, toml::Value>,
     /// The dataset is a directory of files.
     pub directory: Option<RawDirectory>,
+    /// The dataset is a table of a PostgreSQL database.
+    pub postgres: Option<crate::store::postgres::RawPostgres>,
     /// Limits that a plan must respect to be applied.
     #[serde(default)]
     pub guard: RawGuard,
@@ -335,7 +337,9 @@ impl Config {
         })?;
         // The config file itself is the engine's: never a segment, even in a root that holds it.
         for ds in &mut config.datasets {
-            let StoreConfig::Directory(d) = &mut ds.store;
+            let StoreConfig::Directory(d) = &mut ds.store else {
+                continue;
+            };
             d.excluded.push(Excluded {
                 path: path.to_path_buf(),
                 what: "the config file".to_string(),
@@ -396,9 +400,9 @@ impl Config {
         let mut dirs: Vec<(usize, String, &mut DirectoryConfig)> = datasets
             .iter_mut()
             .enumerate()
-            .map(|(i, d)| {
-                let StoreConfig::Directory(dir) = &mut d.store;
-                (i, d.name.clone(), dir)
+            .filter_map(|(i, d)| match &mut d.store {
+                StoreConfig::Directory(dir) => Some((i, d.name.clone(), dir)),
+                StoreConfig::Postgres(_) => None,
             })
             .collect();
         crate::store::dir::config::bound(&mut dirs, engine)?;
@@ -543,13 +547,25 @@ impl DatasetConfig {
         let mut params = Vec::with_capacity(raw.params.len());
         flatten_params(&raw.params, "", &at("params"), &mut params)?;
         params.sort();
-        let store = match raw.directory {
-            Some(d) => StoreConfig::Directory(DirectoryConfig::from_raw(d, &at("directory"), base)?),
-            None => {
+        let store = match (raw.directory, raw.postgres) {
+            (Some(d), None) => StoreConfig::Directory(DirectoryConfig::from_raw(d, &at("directory"), base)?),
+            (None, Some(p)) => StoreConfig::Postgres(crate::store::postgres::PostgresConfig::from_raw(
+                p,
+                &at("postgres"),
+                base,
+            )?),
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    at("postgres"),
+                    "(and [dataset.directory])",
+                    "a dataset has exactly one store: [dataset.directory] or [dataset.postgres]",
+                ));
+            }
+            (None, None) => {
                 return Err(invalid(
                     at("directory"),
                     "missing",
-                    "a dataset needs a store: [dataset.directory]",
+                    "a dataset needs a store: [dataset.directory] or [dataset.postgres]",
                 ));
             }
         };

@@ -27,7 +27,9 @@ fn a_minimal_config_gets_protective_defaults() {
     assert_eq!(c.runtime.memory_limit_bytes, 64 << 20);
     assert_eq!(c.runtime.call_timeout, Duration::from_secs(2));
     assert_eq!(c.datasets[0].guard.max_drop_bytes_fraction, 0.5);
-    let StoreConfig::Directory(dir) = &c.datasets[0].store;
+    let StoreConfig::Directory(dir) = &c.datasets[0].store else {
+        panic!("a directory store")
+    };
     assert_eq!(dir.time, TimeSource::Mtime);
     assert!(dir.include.is_match("a/b.log"));
 }
@@ -100,6 +102,7 @@ fn the_trash_grace_defaults_to_a_day_and_is_bounded_to_ten_years() {
     let d = setup();
     let dir_of = |c: &Config| match &c.datasets[0].store {
         StoreConfig::Directory(dir) => dir.trash_grace,
+        StoreConfig::Postgres(_) => panic!("a directory store"),
     };
     assert_eq!(dir_of(&parse(d.path(), "", "").unwrap()), Duration::from_secs(86_400));
     assert_eq!(
@@ -197,7 +200,9 @@ fn a_config_shadow_names_another_plugin_and_a_bounded_number_of_passes() {
 }
 
 fn dir_of(c: &Config, i: usize) -> &DirectoryConfig {
-    let StoreConfig::Directory(d) = &c.datasets[i].store;
+    let StoreConfig::Directory(d) = &c.datasets[i].store else {
+        panic!("a directory store")
+    };
     d
 }
 

@@ -21,6 +21,7 @@ pub mod conformance;
 pub mod dir;
 pub mod durable;
 pub mod object;
+pub mod postgres;
 pub mod writers;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub const TRASH_DIR: &str = ".retention-trash";
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
     Directory(dir::DirectoryConfig),
+    Postgres(postgres::PostgresConfig),
 }
 
 impl StoreConfig {
@@ -46,6 +48,7 @@ impl StoreConfig {
     pub fn describe(&self) -> String {
         match self {
             StoreConfig::Directory(d) => format!("directory {}", d.root.display()),
+            StoreConfig::Postgres(p) => format!("postgres {} table {}.{}", p.url, p.schema, p.table),
         }
     }
 
@@ -53,6 +56,7 @@ impl StoreConfig {
     pub fn label_keys(&self) -> Vec<String> {
         match self {
             StoreConfig::Directory(d) => d.label_keys(),
+            StoreConfig::Postgres(p) => p.label_keys(),
         }
     }
 }
@@ -394,5 +398,6 @@ pub trait Trash: Send + Sync {
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     match config {
         StoreConfig::Directory(cfg) => Ok(Arc::new(dir::DirectoryStore::open(cfg.clone()).await?)),
+        StoreConfig::Postgres(cfg) => Ok(Arc::new(postgres::PostgresStore::open(cfg.clone()).await?)),
     }
 }

@@ -1,0 +1,169 @@
+//! `[dataset.postgres]`: a table of a PostgreSQL database as a dataset. Validated once, here, into
+//! [`PostgresConfig`]; the password never lives in the config file (an environment variable or a file names it).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::store::FieldError;
+
+fn invalid(field: impl Into<String>, value: impl ToString, problem: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        value: value.to_string(),
+        problem: problem.into(),
+    }
+}
+
+fn default_lock_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_statement_timeout_ms() -> u64 {
+    60_000
+}
+
+/// The section as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// Connection URL without the password, e.g. `postgres://retention@db.internal:5432/events?sslmode=require`.
+    pub url: String,
+    /// Name of an environment variable holding the password.
+    pub password_env: Option<String>,
+    /// A file holding the password (its first line); relative to the config file.
+    pub password_file: Option<PathBuf>,
+    /// The table: `schema.table`, or `table` in `public`.
+    pub table: String,
+    /// How the table's segments are found: `partitioned` (each leaf partition of a declarative RANGE partitioning on a
+    /// time column is a segment). Detected when absent.
+    pub layout: Option<String>,
+    /// Regex over the partition's name; its named captures become labels (besides `schema` and `table`).
+    pub labels: Option<String>,
+    /// `lock_timeout` of every statement the store runs, in milliseconds.
+    #[serde(default = "default_lock_timeout_ms")]
+    pub lock_timeout_ms: u64,
+    /// `statement_timeout` of every statement the store runs, in milliseconds.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+}
+
+/// Where the password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Password {
+    None,
+    Env(String),
+    File(PathBuf),
+}
+
+/// The layout of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Declarative RANGE partitioning on a time column: a segment per leaf partition.
+    Partitioned,
+}
+
+/// The section, validated.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    pub url: String,
+    pub password: Password,
+    pub schema: String,
+    pub table: String,
+    /// `None`: detect.
+    pub layout: Option<Layout>,
+    pub labels: Option<Regex>,
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl PostgresConfig {
+    /// Validates the section as written; `at` is its field path (`dataset[3].postgres`), a relative password file is
+    /// resolved against `base`.
+    pub fn from_raw(raw: RawPostgres, at: &str, base: &Path) -> Result<PostgresConfig, FieldError> {
+        let url: tokio_postgres::Config = raw.url.parse().map_err(|e| {
+            invalid(
+                format!("{at}.url"),
+                format!("{:?}", raw.url),
+                format!("not a PostgreSQL connection URL ({e}); e.g. postgres://user@host:5432/db"),
+            )
+        })?;
+        if url.get_password().is_some() {
+            return Err(invalid(
+                format!("{at}.url"),
+                "(a URL with a password)",
+                "holds a password: never put it in the config file; use password_env or password_file",
+            ));
+        }
+        let password = match (raw.password_env, raw.password_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    format!("{at}.password_env"),
+                    "(both set)",
+                    "set password_env or password_file, not both",
+                ));
+            }
+            (Some(var), None) => Password::Env(var),
+            (None, Some(file)) => Password::File(base.join(file)),
+            (None, None) => Password::None,
+        };
+        let (schema, table) = match raw.table.split_once('.') {
+            Some((s, t)) => (s.to_string(), t.to_string()),
+            None => ("public".to_string(), raw.table.clone()),
+        };
+        if schema.is_empty() || table.is_empty() || table.contains('.') {
+            return Err(invalid(
+                format!("{at}.table"),
+                format!("{:?}", raw.table),
+                "must be `schema.table` or `table`",
+            ));
+        }
+        let layout = match raw.layout.as_deref() {
+            None => None,
+            Some("partitioned") => Some(Layout::Partitioned),
+            Some(other) => {
+                return Err(invalid(
+                    format!("{at}.layout"),
+                    format!("{other:?}"),
+                    "must be \"partitioned\" (hypertables and time buckets of plain tables are not supported yet)",
+                ));
+            }
+        };
+        let labels = match &raw.labels {
+            None => None,
+            Some(re) => Some(
+                Regex::new(re)
+                    .map_err(|e| invalid(format!("{at}.labels"), format!("{re:?}"), format!("invalid regex: {e}")))?,
+            ),
+        };
+        for (field, ms) in [
+            ("lock_timeout_ms", raw.lock_timeout_ms),
+            ("statement_timeout_ms", raw.statement_timeout_ms),
+        ] {
+            if ms == 0 || ms > 3_600_000 {
+                return Err(invalid(format!("{at}.{field}"), ms, "must be 1 to 3600000 ms"));
+            }
+        }
+        Ok(PostgresConfig {
+            url: raw.url,
+            password,
+            schema,
+            table,
+            layout,
+            labels,
+            lock_timeout: Duration::from_millis(raw.lock_timeout_ms),
+            statement_timeout: Duration::from_millis(raw.statement_timeout_ms),
+        })
+    }
+
+    /// The names of the labels its segments can have: `schema`, `table` and the named captures of `labels`.
+    pub fn label_keys(&self) -> Vec<String> {
+        let mut keys = vec!["schema".to_string(), "table".to_string()];
+        if let Some(re) = &self.labels {
+            keys.extend(re.capture_names().flatten().map(str::to_string));
+        }
+        keys
+    }
+}

@@ -1,0 +1,155 @@
+//! Listing a partitioned table's leaf partitions as segments.
+
+use crate::segment::{ChangeToken, Labels, Segment, Symbols, Tier};
+use crate::store::{Scan, Skipped, StoreError};
+
+use super::PostgresConfig;
+use super::backend;
+
+/// `schema.table`, quoted for SQL.
+fn qualified(c: &PostgresConfig) -> String {
+    format!(
+        "\"{}\".\"{}\"",
+        c.schema.replace('"', "\"\""),
+        c.table.replace('"', "\"\"")
+    )
+}
+
+/// Checks that the table exists and is RANGE-partitioned on a time column (the only layout so far).
+pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresConfig) -> Result<(), StoreError> {
+    let name = qualified(c);
+    let row = client
+        .query_opt(
+            "SELECT p.partstrat::text, format_type(a.atttypid, a.atttypmod), a.attname::text, p.partnatts::int \
+             FROM pg_partitioned_table p \
+             LEFT JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0] \
+             WHERE p.partrelid = to_regclass($1)",
+            &[&name],
+        )
+        .await
+        .map_err(|e| backend(format!("cannot read the partitioning of {name}"), e))?;
+    let exists = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .await
+        .map_err(|e| backend(format!("cannot look up {name}"), e))?
+        .get::<_, bool>(0);
+    if !exists {
+        return Err(StoreError::Refused(format!(
+            "no table {name} in {}: check `table` (schema.table)",
+            c.url
+        )));
+    }
+    let Some(row) = row else {
+        return Err(StoreError::Refused(format!(
+            "table {name} is not partitioned: only declaratively RANGE-partitioned tables are supported yet \
+             (hypertables and time buckets of plain tables are still to come)"
+        )));
+    };
+    let (strategy, ty, column, keys): (String, Option<String>, Option<String>, i32) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let time_typed = ty.as_deref().is_some_and(|t| {
+        ["timestamp with time zone", "timestamp without time zone", "date"].contains(&t) || t.starts_with("timestamp(")
+    });
+    if strategy != "r" || keys != 1 || !time_typed {
+        return Err(StoreError::Refused(format!(
+            "table {name} is partitioned by {} on {} ({}): only RANGE partitioning on one timestamp or date column is \
+             supported",
+            match strategy.as_str() {
+                "r" => "RANGE",
+                "l" => "LIST",
+                "h" => "HASH",
+                _ => "?",
+            },
+            column.as_deref().unwrap_or("an expression"),
+            ty.as_deref().unwrap_or("?")
+        )));
+    }
+    Ok(())
+}
+
+/// Every leaf partition of the table: a segment, oldest first; the DEFAULT partition and unbounded ones are skipped.
+pub(super) async fn partitions(
+    client: &tokio_postgres::Client,
+    c: &PostgresConfig,
+    symbols: &mut Symbols,
+) -> Result<Scan, StoreError> {
+    check_table(client, c).await?;
+    let name = qualified(c);
+    // The server parses the bounds (whatever the column's type), in the session's UTC.
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, k.relname::text, k.oid::bigint, k.relfilenode::bigint, \
+                    pg_total_relation_size(k.oid)::bigint, k.reltuples::float8, \
+                    b.bound = 'DEFAULT', \
+                    (extract(epoch FROM (m[1])::timestamptz) * 1000)::bigint, \
+                    (extract(epoch FROM (m[2])::timestamptz) * 1000)::bigint \
+             FROM pg_partition_tree(to_regclass($1)) t \
+             JOIN pg_class k ON k.oid = t.relid \
+             JOIN pg_namespace n ON n.oid = k.relnamespace \
+             CROSS JOIN LATERAL (SELECT pg_get_expr(k.relpartbound, k.oid) AS bound) b \
+             LEFT JOIN LATERAL (SELECT regexp_match(b.bound, 'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS m) r \
+               ON true \
+             WHERE t.isleaf AND t.relid <> to_regclass($1)",
+            &[&name],
+        )
+        .await
+        .map_err(|e| backend(format!("cannot list the partitions of {name}"), e))?;
+    let schema_key = symbols.intern("schema");
+    let table_key = symbols.intern("table");
+    let table_value = symbols.intern(&c.table);
+    let mut segments = Vec::with_capacity(rows.len());
+    let mut skipped = Vec::new();
+    for row in rows {
+        let (schema, part): (String, String) = (row.get(0), row.get(1));
+        let shown = if schema == c.schema {
+            part.clone()
+        } else {
+            format!("{schema}.{part}")
+        };
+        if row.get::<_, bool>(6) {
+            skipped.push(Skipped {
+                name: shown,
+                reason: "the DEFAULT partition is never a segment".into(),
+            });
+            continue;
+        }
+        let (Some(start_ms), Some(end_ms)) = (row.get::<_, Option<i64>>(7), row.get::<_, Option<i64>>(8)) else {
+            skipped.push(Skipped {
+                name: shown,
+                reason: "its bounds are not a time range (MINVALUE or MAXVALUE)".into(),
+            });
+            continue;
+        };
+        let mut labels: Labels = Labels::new();
+        labels.push((schema_key, symbols.intern(&schema)));
+        labels.push((table_key, table_value));
+        if let Some(re) = &c.labels
+            && let Some(caps) = re.captures(&part)
+        {
+            for key in re.capture_names().flatten() {
+                if let Some(m) = caps.name(key) {
+                    let k = symbols.intern(key);
+                    if !labels.iter().any(|(have, _)| *have == k) {
+                        labels.push((k, symbols.intern(m.as_str())));
+                    }
+                }
+            }
+        }
+        labels.sort_unstable();
+        let estimate: f64 = row.get(5);
+        segments.push(Segment {
+            locator: format!("\"{}\".\"{}\"", schema.replace('"', "\"\""), part.replace('"', "\"\"")),
+            name: shown,
+            tier: Tier::Hot,
+            start_ms,
+            end_ms,
+            // reltuples is -1 before the first ANALYZE: then unknown.
+            rows: (estimate >= 0.0).then_some(estimate as u64),
+            bytes: row.get::<_, i64>(4).max(0) as u64,
+            labels,
+            token: ChangeToken([row.get::<_, i64>(2) as u64, row.get::<_, i64>(3) as u64]),
+        });
+    }
+    segments.sort_by(|a, b| a.end_ms.cmp(&b.end_ms).then_with(|| a.name.cmp(&b.name)));
+    Ok(Scan { segments, skipped })
+}

@@ -1,0 +1,173 @@
+//! The PostgreSQL store against a real server (issue 12, first part): a RANGE-partitioned table is a dataset whose
+//! segments are its leaf partitions; a plugin plans over them; the store acts on nothing yet, so a plan that asks
+//! for an action is refused whole and every row stays where it was.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+
+use common::postgres;
+use common::{plugin_dir, retention, run};
+use serde_json::Value;
+
+const NOW: &str = "2026-01-12T00:00:00Z";
+
+/// A database with `events`, partitioned by day over 2026-01-01..2026-01-11 with 100 rows each, plus a DEFAULT
+/// partition holding 7 rows.
+fn events(rt: &tokio::runtime::Runtime) -> String {
+    let url = postgres::database(rt);
+    rt.block_on(async {
+        let c = postgres::connect(&url).await;
+        let mut sql = String::from(
+            "CREATE TABLE events (ts timestamptz NOT NULL, tenant text NOT NULL, payload text) PARTITION BY RANGE (ts);\n\
+             CREATE TABLE events_default PARTITION OF events DEFAULT;\n",
+        );
+        for day in 1..=10 {
+            sql.push_str(&format!(
+                "CREATE TABLE events_p202601{day:02} PARTITION OF events FOR VALUES FROM ('2026-01-{day:02}') TO \
+                 ('2026-01-{:02}');\n\
+                 INSERT INTO events SELECT '2026-01-{day:02}'::timestamptz + i * interval '1 minute', \
+                 'tenant-' || (i % 3), repeat('x', 200) FROM generate_series(0, 99) i;\n",
+                day + 1
+            ));
+        }
+        sql.push_str("INSERT INTO events SELECT '2027-06-01'::timestamptz, 'later', 'x' FROM generate_series(1, 7);\nANALYZE events;");
+        c.batch_execute(&sql).await.unwrap();
+    });
+    url
+}
+
+fn config(dir: &Path, url: &str, params: &str) -> PathBuf {
+    let p = dir.join("retention.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "plugin_dir = \"{}\"\n[[dataset]]\nname = \"events\"\nplugin = \"age_tiering\"\nparams = {{ {params} }}\n\
+             [dataset.postgres]\nurl = \"{url}\"\ntable = \"public.events\"\nlabels = '^events_p(?P<day>\\d{{8}})$'\n",
+            plugin_dir().display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn pass(config: &Path, dry_run: bool) -> (i32, Value, String) {
+    let mut cmd = retention();
+    cmd.args(["run", "--json", "--now", NOW, "--config"]).arg(config);
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    let (out, stdout, stderr) = run(&mut cmd);
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}"));
+    (out.status.code().unwrap_or(-1), v[0].clone(), stderr)
+}
+
+fn row_counts(rt: &tokio::runtime::Runtime, url: &str) -> Vec<(String, i64)> {
+    rt.block_on(async {
+        let c = postgres::connect(url).await;
+        c.query(
+            "SELECT tableoid::regclass::text, count(*) FROM events GROUP BY 1 ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    })
+}
+
+#[test]
+fn a_partitioned_table_is_planned_partition_by_partition_with_times_from_the_bounds() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = events(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    // A plan of keeps only: the pass runs through.
+    let (code, report, stderr) = pass(&config(dir.path(), &url, ""), true);
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    assert_eq!(report["status"], "ok", "{report:#}");
+    let segs = report["segments"].as_array().unwrap();
+    let names: Vec<&str> = segs.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let want: Vec<String> = (1..=10).map(|d| format!("events_p202601{d:02}")).collect();
+    assert_eq!(names, want, "oldest first, the DEFAULT partition left out");
+    assert!(segs.iter().all(|s| s["bytes"].as_u64().unwrap() > 0), "{report:#}");
+    assert!(
+        report["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "events_default"),
+        "{report:#}"
+    );
+    // With drops planned, the dry run shows them (day d ends at d+1 00:00: on 2026-01-12 days 1 to 6 are 5 days
+    // old or more) and says that the store would refuse them.
+    let (code, report, _) = pass(&config(dir.path(), &url, "drop_after_days = 5"), true);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["status"], "failed", "{report:#}");
+    let segs = report["segments"].as_array().unwrap();
+    let dropped: Vec<&str> = segs
+        .iter()
+        .filter(|s| s["action"] == "drop")
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        dropped,
+        want[..6].iter().map(String::as_str).collect::<Vec<_>>(),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_plan_that_asks_for_an_action_is_refused_whole_and_every_row_stays() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = events(&rt);
+    let before = row_counts(&rt, &url);
+    assert_eq!(before.len(), 11);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &url, "drop_after_days = 5");
+    let (code, report, _) = pass(&cfg, false);
+    assert_eq!(code, 1, "{report:#}");
+    assert_ne!(report["status"], "ok", "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("plans but does not act yet"), "{error}");
+    assert_eq!(row_counts(&rt, &url), before);
+}
+
+#[test]
+fn bad_postgres_configs_are_refused_naming_the_field() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = events(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: String, want: &str| {
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, text).unwrap();
+        let (out, stdout, stderr) = run(retention().args(["run", "--dry-run", "--config"]).arg(&p));
+        assert_ne!(out.status.code(), Some(0), "{stdout}");
+        assert!(stderr.contains(want), "want {want:?} in: {stderr}");
+    };
+    let ds = |section: &str| {
+        format!(
+            "plugin_dir = \"{}\"\n[[dataset]]\nname = \"events\"\nplugin = \"age_tiering\"\n[dataset.postgres]\n{section}\n",
+            plugin_dir().display()
+        )
+    };
+    let with_password = url.replacen("postgres@", "postgres:secret@", 1);
+    check(
+        ds(&format!("url = \"{with_password}\"\ntable = \"events\"")),
+        "never put it in the config file",
+    );
+    check(
+        ds(&format!("url = \"{url}\"\ntable = \"events\"\nlayout = \"hash\"")),
+        "dataset[0].postgres.layout",
+    );
+    check(
+        ds(&format!("url = \"{url}\"\ntable = \"nope\"")),
+        "no table \"public\".\"nope\"",
+    );
+    check(
+        ds(&format!(
+            "url = \"{url}\"\ntable = \"events\"\npassword_env = \"RETENTION_TEST_NO_SUCH_VAR\""
+        )),
+        "RETENTION_TEST_NO_SUCH_VAR, which is not set",
+    );
+}
