@@ -171,3 +171,33 @@ fn bad_postgres_configs_are_refused_naming_the_field() {
         "RETENTION_TEST_NO_SUCH_VAR, which is not set",
     );
 }
+
+#[test]
+fn a_table_belongs_to_the_state_database_that_first_acted_on_it() {
+    use retention::store::{Store, StoreError, postgres::PostgresConfig};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = events(&rt);
+    let raw: retention::store::postgres::RawPostgres =
+        toml::from_str(&format!("url = \"{url}\"\ntable = \"events\"")).unwrap();
+    let config = PostgresConfig::from_raw(raw, "dataset[0].postgres", Path::new(".")).unwrap();
+    rt.block_on(async {
+        let store = retention::store::postgres::PostgresStore::open(config).await.unwrap();
+        // Nothing recorded: any state database may look; the first to act records itself.
+        store.bind_state("events", "db-1", false).await.unwrap();
+        store.bind_state("events", "db-2", false).await.unwrap();
+        store.bind_state("events", "db-1", true).await.unwrap();
+        store.bind_state("events", "db-1", true).await.unwrap();
+        store.bind_state("events", "db-1", false).await.unwrap();
+        // A lost database re-created empty (without the holds) is refused, saying where the record is.
+        let e = store.bind_state("events", "db-2", true).await.unwrap_err();
+        assert!(matches!(e, StoreError::OtherState { .. }), "{e}");
+        assert!(e.to_string().contains("_retention.state_binding"), "{e}");
+        // Another dataset on the same table is a binding of its own.
+        store.bind_state("events-copy", "db-2", true).await.unwrap();
+    });
+    // The engine's schema is never a dataset.
+    let raw: retention::store::postgres::RawPostgres =
+        toml::from_str(&format!("url = \"{url}\"\ntable = \"_retention.state_binding\"")).unwrap();
+    let e = PostgresConfig::from_raw(raw, "dataset[0].postgres", Path::new(".")).unwrap_err();
+    assert!(e.problem.contains("the engine's own"), "{}", e.problem);
+}

@@ -120,6 +120,16 @@ impl PostgresConfig {
                 "must be `schema.table` or `table`",
             ));
         }
+        if schema == super::state::ENGINE_SCHEMA {
+            return Err(invalid(
+                format!("{at}.table"),
+                format!("{:?}", raw.table),
+                format!(
+                    "the schema {} is the engine's own (state binding, trash): never a dataset",
+                    super::state::ENGINE_SCHEMA
+                ),
+            ));
+        }
         let layout = match raw.layout.as_deref() {
             None => None,
             Some("partitioned") => Some(Layout::Partitioned),

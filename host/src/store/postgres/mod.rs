@@ -9,6 +9,7 @@
 
 pub mod config;
 mod scan;
+pub mod state;
 
 use async_trait::async_trait;
 
@@ -105,6 +106,11 @@ impl Store for PostgresStore {
             }
         }
         caps
+    }
+
+    async fn bind_state(&self, dataset: &str, state_id: &str, write: bool) -> Result<(), StoreError> {
+        let client = self.connect().await?;
+        state::bind(&client, &self.config, dataset, state_id, write).await
     }
 
     async fn scan(&self, _repair: bool, symbols: &mut Symbols) -> Result<(Recovery, Scan), StoreError> {
