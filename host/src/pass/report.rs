@@ -325,6 +325,9 @@ impl PassReport {
                 e(name)
             )?;
         }
+        for s in &self.recovery.settled {
+            writeln!(out, "  recovery: {}: {}", e(&s.name), e(&s.reason))?;
+        }
         for c in &self.recovery.conflicts {
             writeln!(out, "  conflict: {}: {} (left alone)", e(&c.name), e(&c.reason))?;
         }

@@ -260,6 +260,10 @@ pub struct Recovery {
     /// Segments found both in place and, with equal content, in the trash (an interrupted move into or out of a trash
     /// that is not one rename, e.g. an archive's): the trash's copy removed, the segment kept where it was.
     pub trash_copies_removed: Vec<String>,
+    /// Interrupted actions the store finished or undid from what they recorded (a table store's detached partition
+    /// moved into the trash), each with what was done.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub settled: Vec<Skipped>,
 }
 
 impl Recovery {
@@ -269,6 +273,7 @@ impl Recovery {
             && self.conflicts.is_empty()
             && self.left_alone.is_empty()
             && self.trash_copies_removed.is_empty()
+            && self.settled.is_empty()
     }
 }
 

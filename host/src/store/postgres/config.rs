@@ -35,8 +35,11 @@ pub struct RawPostgres {
     pub password_env: Option<String>,
     /// A file holding the password (its first line); relative to the config file.
     pub password_file: Option<PathBuf>,
-    /// The table: `schema.table`, or `table` in `public`.
+    /// The table: `schema.table`, or `table` in `public`; with `schema` set, the table's bare name (which may then
+    /// hold dots).
     pub table: String,
+    /// The table's schema, for names that hold a dot; `table` is then the bare name.
+    pub schema: Option<String>,
     /// How the table's segments are found: `partitioned` (each leaf partition of a declarative RANGE partitioning on a
     /// time column is a segment). Detected when absent.
     pub layout: Option<String>,
@@ -48,6 +51,15 @@ pub struct RawPostgres {
     /// `statement_timeout` of every statement the store runs, in milliseconds.
     #[serde(default = "default_statement_timeout_ms")]
     pub statement_timeout_ms: u64,
+    /// Grace period of a dropped partition, in seconds: a drop detaches it and moves it into a trash schema of the
+    /// same database (`_retention_trash_<trashed_at_ms>_<expires_at_ms>`), where `retention trash restore` can attach
+    /// it back until a pass purges it after the grace period. 0 drops at once. Default 86400 (a day); at most 10 years.
+    #[serde(default = "default_trash_grace_secs")]
+    pub trash_grace_secs: u64,
+}
+
+fn default_trash_grace_secs() -> u64 {
+    86_400
 }
 
 /// Where the password comes from.
@@ -77,6 +89,8 @@ pub struct PostgresConfig {
     pub labels: Option<Regex>,
     pub lock_timeout: Duration,
     pub statement_timeout: Duration,
+    /// Zero: a drop deletes at once.
+    pub trash_grace: Duration,
 }
 
 impl PostgresConfig {
@@ -109,23 +123,24 @@ impl PostgresConfig {
             (None, Some(file)) => Password::File(base.join(file)),
             (None, None) => Password::None,
         };
-        let (schema, table) = match raw.table.split_once('.') {
-            Some((s, t)) => (s.to_string(), t.to_string()),
-            None => ("public".to_string(), raw.table.clone()),
+        let (schema, table) = match (&raw.schema, raw.table.split_once('.')) {
+            (Some(s), _) => (s.clone(), raw.table.clone()),
+            (None, Some((s, t))) => (s.to_string(), t.to_string()),
+            (None, None) => ("public".to_string(), raw.table.clone()),
         };
-        if schema.is_empty() || table.is_empty() || table.contains('.') {
+        if schema.is_empty() || table.is_empty() || (raw.schema.is_none() && table.contains('.')) {
             return Err(invalid(
                 format!("{at}.table"),
                 format!("{:?}", raw.table),
-                "must be `schema.table` or `table`",
+                "must be `schema.table` or `table` (for a name holding a dot, set `schema` and the bare `table`)",
             ));
         }
-        if schema == super::state::ENGINE_SCHEMA {
+        if schema.starts_with(super::state::ENGINE_SCHEMA) {
             return Err(invalid(
                 format!("{at}.table"),
                 format!("{:?}", raw.table),
                 format!(
-                    "the schema {} is the engine's own (state binding, trash): never a dataset",
+                    "schemas named {}* are the engine's own (state binding, trash): never a dataset",
                     super::state::ENGINE_SCHEMA
                 ),
             ));
@@ -156,7 +171,18 @@ impl PostgresConfig {
                 return Err(invalid(format!("{at}.{field}"), ms, "must be 1 to 3600000 ms"));
             }
         }
+        if raw.trash_grace_secs > crate::store::dir::config::MAX_TRASH_GRACE_SECS {
+            return Err(invalid(
+                format!("{at}.trash_grace_secs"),
+                raw.trash_grace_secs,
+                format!(
+                    "must be at most {} (10 years); 0 drops at once",
+                    crate::store::dir::config::MAX_TRASH_GRACE_SECS
+                ),
+            ));
+        }
         Ok(PostgresConfig {
+            trash_grace: Duration::from_secs(raw.trash_grace_secs),
             url: raw.url,
             password,
             schema,

@@ -1,36 +1,88 @@
-//! The PostgreSQL store (issue 12, first part): a table as a dataset. What exists so far: the config section, the
-//! connection (the password from an environment variable or a file, `lock_timeout` and `statement_timeout` on every
-//! session, UTC), and the scan of a declaratively RANGE-partitioned table, a segment per leaf partition (time range
-//! from its bounds, parsed by the server; bytes from `pg_total_relation_size`; rows from the planner's estimate;
-//! labels `schema`, `table` and the named captures of `labels` over the partition's name; the DEFAULT partition never
-//! a segment). The store carries out no action yet: its capabilities say so, and a plan that asks for one is refused
-//! whole before anything is applied (its report still lists every segment with the plugin's decision), so nothing is
-//! ever touched.
+//! The PostgreSQL store (issue 12, in progress): a table as a dataset. The config section, the connection (the
+//! password from an environment variable or a file, `lock_timeout` and `statement_timeout` on every session, UTC), and
+//! the scan of a declaratively RANGE-partitioned table, a segment per leaf partition (time range from its bounds,
+//! parsed by the server; bytes from `pg_total_relation_size`; rows from the planner's estimate; labels `schema`,
+//! `table` and the named captures of `labels` over the partition's name; the DEFAULT partition never a segment).
+//!
+//! Actions: **drop**, crash-safely, into a trash schema with a grace period or for good (`drop.rs`, `recover.rs`,
+//! `trash.rs`). **compress** is refused: vanilla PostgreSQL has no table compression (TimescaleDB's chunk compression
+//! is to come). **archive** (to Parquet) is to come; until then it is refused. A plan that asks for a refused action
+//! is refused whole before anything is applied.
+//!
+//! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `intent.rs` (what a dropped table records on
+//! itself), `drop.rs`, `recover.rs`, `trash.rs`, `state.rs` (the state binding).
 
 pub mod config;
+mod drop;
+mod intent;
+mod recover;
 mod scan;
+mod sql;
 pub mod state;
+mod trash;
+
+pub use drop::CRASH_POINTS;
 
 use async_trait::async_trait;
 
 pub use config::{PostgresConfig, RawPostgres};
 
 use crate::segment::{Action, Symbols, Tier};
-use crate::store::{Applied, ApplyOptions, BoxError, Capabilities, Recovery, Scan, Store, StoreError, Work};
+use crate::store::{
+    Applied, ApplyOptions, BoxError, Capabilities, Recovery, Scan, Store, StoreError, Trash, TrashEntry, Work,
+};
 
-/// Why every action is refused for now.
-const NO_ACTIONS: &str = "the PostgreSQL store plans but does not act yet (archive to Parquet, drop into a trash \
-                          schema and TimescaleDB compression are still to come): the report lists what the plugin \
-                          would do; only a plan of keeps runs through";
+/// Why compress is refused.
+const NO_COMPRESS: &str = "PostgreSQL has no compression of a table's partitions (TimescaleDB's chunk compression is \
+                           for hypertables): plan keep, archive or drop for this dataset instead";
+
+/// Why archive is refused, for now.
+const NO_ARCHIVE: &str = "the PostgreSQL store cannot archive yet (Parquet archives are still to come): plan keep or \
+                          drop for this dataset instead";
 
 pub struct PostgresStore {
     config: PostgresConfig,
 }
 
 fn backend(what: impl Into<String>, e: impl Into<BoxError>) -> StoreError {
+    let source: BoxError = e.into();
+    let source = match source.downcast::<tokio_postgres::Error>() {
+        Ok(pg) => Box::new(ServerError(*pg)) as BoxError,
+        Err(other) => other,
+    };
     StoreError::Backend {
         what: what.into(),
-        source: e.into(),
+        source,
+    }
+}
+
+/// A client error shown with what the server said (tokio-postgres's own `Display` of a server error is only "db
+/// error"): its message, SQLSTATE, detail and hint.
+#[derive(Debug)]
+pub struct ServerError(pub tokio_postgres::Error);
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(db) = self.0.as_db_error() else {
+            return match std::error::Error::source(&self.0) {
+                Some(cause) => write!(f, "{}: {cause}", self.0),
+                None => write!(f, "{}", self.0),
+            };
+        };
+        write!(f, "{} (SQLSTATE {})", db.message(), db.code().code())?;
+        if let Some(d) = db.detail() {
+            write!(f, ": {d}")?;
+        }
+        if let Some(h) = db.hint() {
+            write!(f, "; hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 
@@ -79,7 +131,8 @@ impl PostgresStore {
         });
         client
             .batch_execute(&format!(
-                "SET lock_timeout = {}; SET statement_timeout = {}; SET TimeZone = 'UTC'",
+                "SET lock_timeout = {}; SET statement_timeout = {}; SET TimeZone = 'UTC'; \
+                 SET standard_conforming_strings = on",
                 c.lock_timeout.as_millis(),
                 c.statement_timeout.as_millis()
             ))
@@ -101,9 +154,9 @@ impl Store for PostgresStore {
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::all();
         for tier in [Tier::Hot, Tier::Compressed, Tier::Archived] {
-            for action in [Action::Compress, Action::Archive, Action::Drop] {
-                caps = caps.without(tier, action, NO_ACTIONS);
-            }
+            caps = caps
+                .without(tier, Action::Compress, NO_COMPRESS)
+                .without(tier, Action::Archive, NO_ARCHIVE);
         }
         caps
     }
@@ -113,23 +166,68 @@ impl Store for PostgresStore {
         state::bind(&client, &self.config, dataset, state_id, write).await
     }
 
-    async fn scan(&self, _repair: bool, symbols: &mut Symbols) -> Result<(Recovery, Scan), StoreError> {
-        let client = self.connect().await?;
+    async fn scan(&self, repair: bool, symbols: &mut Symbols) -> Result<(Recovery, Scan), StoreError> {
+        let mut client = self.connect().await?;
+        scan::check_table(&client, &self.config).await?;
+        let recovery = recover::recover(&mut client, &self.config, repair).await?;
         let scan = scan::partitions(&client, &self.config, symbols).await?;
-        Ok((Recovery::default(), scan))
+        Ok((recovery, scan))
     }
 
-    async fn apply(&self, work: &[Work<'_>], _opts: &ApplyOptions<'_>) -> Vec<Option<Result<Applied, StoreError>>> {
-        // The pass checks the plan against the capabilities first; this only runs if that check is bypassed.
-        work.iter()
-            .map(|w| {
-                Some(Err(StoreError::Unsupported {
+    async fn apply(&self, work: &[Work<'_>], opts: &ApplyOptions<'_>) -> Vec<Option<Result<Applied, StoreError>>> {
+        let mut client = match self.connect().await {
+            Ok(c) => c,
+            Err(e) => return work.iter().map(|_| Some(Err(e.again()))).collect(),
+        };
+        let mut out = Vec::with_capacity(work.len());
+        // One action at a time: each is a few catalog statements, and the parent's locks are better taken in turn.
+        for w in work {
+            if opts.cancel.is_some_and(|c| c.is_cancelled()) {
+                out.push(None);
+                continue;
+            }
+            let result = match w.action {
+                Action::Drop => drop::drop_partition(&mut client, &self.config, w.segment, opts.now_ms).await,
+                action => Err(StoreError::Unsupported {
                     segment: w.segment.name.clone(),
-                    action: w.action,
+                    action,
                     tier: w.segment.tier,
-                    why: NO_ACTIONS.to_string(),
-                }))
-            })
-            .collect()
+                    why: match action {
+                        Action::Compress => NO_COMPRESS,
+                        _ => NO_ARCHIVE,
+                    }
+                    .to_string(),
+                }),
+            };
+            (opts.progress)(1);
+            out.push(Some(result));
+        }
+        out
+    }
+
+    fn trash(&self) -> Option<&dyn Trash> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Trash for PostgresStore {
+    async fn list(&self) -> Result<Vec<TrashEntry>, StoreError> {
+        let client = self.connect().await?;
+        Ok(trash::list(&client, &self.config)
+            .await?
+            .into_iter()
+            .map(|t| t.entry)
+            .collect())
+    }
+
+    async fn purge(&self, entries: &[TrashEntry]) -> Result<Vec<TrashEntry>, StoreError> {
+        let client = self.connect().await?;
+        trash::purge(&client, &self.config, entries).await
+    }
+
+    async fn restore(&self, name: &str) -> Result<TrashEntry, StoreError> {
+        let mut client = self.connect().await?;
+        trash::restore(&mut client, &self.config, name).await
     }
 }

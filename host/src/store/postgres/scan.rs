@@ -8,11 +8,7 @@ use super::backend;
 
 /// `schema.table`, quoted for SQL.
 fn qualified(c: &PostgresConfig) -> String {
-    format!(
-        "\"{}\".\"{}\"",
-        c.schema.replace('"', "\"\""),
-        c.table.replace('"', "\"\"")
-    )
+    super::sql::qualified(&c.schema, &c.table)
 }
 
 /// Checks that the table exists and is RANGE-partitioned on a time column (the only layout so far).
@@ -73,7 +69,6 @@ pub(super) async fn partitions(
     c: &PostgresConfig,
     symbols: &mut Symbols,
 ) -> Result<Scan, StoreError> {
-    check_table(client, c).await?;
     let name = qualified(c);
     // The server parses the bounds (whatever the column's type), in the session's UTC.
     let rows = client
@@ -82,7 +77,8 @@ pub(super) async fn partitions(
                     pg_total_relation_size(k.oid)::bigint, k.reltuples::float8, \
                     b.bound = 'DEFAULT', \
                     (extract(epoch FROM (m[1])::timestamptz) * 1000)::bigint, \
-                    (extract(epoch FROM (m[2])::timestamptz) * 1000)::bigint \
+                    (extract(epoch FROM (m[2])::timestamptz) * 1000)::bigint, \
+                    coalesce((SELECT i.inhdetachpending FROM pg_inherits i WHERE i.inhrelid = k.oid), false) \
              FROM pg_partition_tree(to_regclass($1)) t \
              JOIN pg_class k ON k.oid = t.relid \
              JOIN pg_namespace n ON n.oid = k.relnamespace \
@@ -94,18 +90,19 @@ pub(super) async fn partitions(
         )
         .await
         .map_err(|e| backend(format!("cannot list the partitions of {name}"), e))?;
-    let schema_key = symbols.intern("schema");
-    let table_key = symbols.intern("table");
-    let table_value = symbols.intern(&c.table);
     let mut segments = Vec::with_capacity(rows.len());
     let mut skipped = Vec::new();
     for row in rows {
         let (schema, part): (String, String) = (row.get(0), row.get(1));
-        let shown = if schema == c.schema {
-            part.clone()
-        } else {
-            format!("{schema}.{part}")
-        };
+        let shown = super::drop::shown_of(c, &schema, &part);
+        if row.get::<_, bool>(9) {
+            skipped.push(Skipped {
+                name: shown,
+                reason: "it is being detached (DETACH PARTITION ... CONCURRENTLY of another session, or interrupted)"
+                    .into(),
+            });
+            continue;
+        }
         if row.get::<_, bool>(6) {
             skipped.push(Skipped {
                 name: shown,
@@ -120,25 +117,14 @@ pub(super) async fn partitions(
             });
             continue;
         };
-        let mut labels: Labels = Labels::new();
-        labels.push((schema_key, symbols.intern(&schema)));
-        labels.push((table_key, table_value));
-        if let Some(re) = &c.labels
-            && let Some(caps) = re.captures(&part)
-        {
-            for key in re.capture_names().flatten() {
-                if let Some(m) = caps.name(key) {
-                    let k = symbols.intern(key);
-                    if !labels.iter().any(|(have, _)| *have == k) {
-                        labels.push((k, symbols.intern(m.as_str())));
-                    }
-                }
-            }
-        }
+        let mut labels: Labels = super::drop::labels_of(c, &schema, &part)
+            .iter()
+            .map(|(k, v)| (symbols.intern(k), symbols.intern(v)))
+            .collect();
         labels.sort_unstable();
         let estimate: f64 = row.get(5);
         segments.push(Segment {
-            locator: format!("\"{}\".\"{}\"", schema.replace('"', "\"\""), part.replace('"', "\"\"")),
+            locator: super::sql::qualified(&schema, &part),
             name: shown,
             tier: Tier::Hot,
             start_ms,

@@ -1,0 +1,315 @@
+//! Dropping partitions of a table dataset, through the real binary against a real server: into a trash schema and
+//! back with identical rows, purged after the grace period, for good with no grace period, beside a DEFAULT partition
+//! (pg_partman's layout: a plain DETACH in one transaction) or not (`DETACH ... CONCURRENTLY`); a lock held by another
+//! session fails the action cleanly and the next pass finishes it; names that need quoting work; and at every crash
+//! point of the drop (the process aborted there, as suddenly as `kill -9`) every row stays in exactly one place,
+//! which the next pass settles.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+
+use common::postgres::{DAYS, Db};
+use common::{retention, run};
+use serde_json::Value;
+
+const NOW: &str = "2026-01-12T00:00:00Z";
+
+/// Two days after [`NOW`]: past the default day of grace of what a pass at `NOW` dropped.
+const LATER: &str = "2026-01-14T00:00:00Z";
+
+/// The plan of every test: days 1 to [`DROPPED`] are 7 days old or more on [`NOW`] and dropped (40% of the bytes, under
+/// the default guard's half), the later ones kept.
+const DROP: &str = "drop_after_days = 7";
+const DROPPED: u32 = 4;
+
+/// Runs a pass; returns the exit status, the report (`Null` when the process died before printing one) and stderr.
+fn pass(config: &Path, now: &str, args: &[&str], crash_at: Option<&str>) -> (std::process::ExitStatus, Value, String) {
+    let mut cmd = retention();
+    cmd.args(["run", "--json", "--now", now])
+        .args(args)
+        .arg("--config")
+        .arg(config);
+    if let Some(p) = crash_at {
+        cmd.env("RETENTION_CRASH_AT", p);
+    }
+    let (out, stdout, stderr) = run(&mut cmd);
+    let v: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (out.status, v[0].clone(), stderr)
+}
+
+fn ok_pass(config: &Path, now: &str, args: &[&str]) -> Value {
+    let (status, report, stderr) = pass(config, now, args, None);
+    assert_eq!(status.code(), Some(0), "{report:#}\n{stderr}");
+    assert_eq!(report["status"], "ok", "{report:#}");
+    report
+}
+
+fn trash(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let (out, stdout, stderr) = run(retention().arg("trash").args(args).arg("--config").arg(config));
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+fn trash_names(config: &Path) -> Vec<String> {
+    let (code, stdout, stderr) = trash(config, &["list", "--dataset", "events", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    v["trash"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn day(prefix: &str, d: u32) -> String {
+    format!("{prefix}202601{d:02}")
+}
+
+/// Every row is in exactly one place; returns the places (schema-less for the table's own) by row.
+fn one_place_each(db: &Db, rows: usize) -> BTreeMap<String, String> {
+    let census = db.census();
+    assert_eq!(census.len(), rows, "every row still exists");
+    census
+        .into_iter()
+        .map(|(row, places)| {
+            assert_eq!(places.len(), 1, "{row} is in {places:?}");
+            (row, places.into_iter().next().unwrap())
+        })
+        .collect()
+}
+
+fn rows(default: bool) -> usize {
+    DAYS as usize * 100 + if default { 7 } else { 0 }
+}
+
+/// What the table holds after the planned drops: days 7 to 10, and the DEFAULT partition.
+fn kept_partitions(db: &Db, prefix: &str, default: bool) -> Vec<String> {
+    let mut want: Vec<String> = (DROPPED + 1..=DAYS).map(|d| day(prefix, d)).collect();
+    if default {
+        want.push(format!("{prefix}default"));
+    }
+    want.sort();
+    let mut have: Vec<String> = db
+        .partitions()
+        .into_iter()
+        .map(|(p, _)| {
+            p.rsplit_once('.')
+                .map_or(p.clone(), |(_, n)| n.to_string())
+                .trim_matches('"')
+                .replace("\"\"", "\"")
+        })
+        .collect();
+    have.sort();
+    assert_eq!(have, want);
+    have
+}
+
+#[test]
+fn a_pass_drops_old_partitions_into_the_trash_a_restore_attaches_them_back_and_a_later_pass_purges_them() {
+    for default in [false, true] {
+        let db = Db::events(default);
+        let cfg = db.config(DROP, "");
+        let original = db.checksum();
+        let census = db.census();
+        let report = ok_pass(&cfg, NOW, &[]);
+        assert_eq!(report["stats"]["dropped"]["segments"], DROPPED, "{report:#}");
+        kept_partitions(&db, "events_p", default);
+        let places = one_place_each(&db, rows(default));
+        let trash_schema = "_retention_trash_1768176000000_1768262400000";
+        for (row, place) in &places {
+            let d: u32 = row[8..10].parse().unwrap();
+            if row.starts_with("2026-01") && d <= DROPPED {
+                assert_eq!(place, &format!("{trash_schema}.{}", day("events_p", d)), "{row}");
+            } else {
+                assert!(place.starts_with("public."), "{row}: {place}");
+            }
+        }
+        let names = trash_names(&cfg);
+        assert_eq!(names, (1..=DROPPED).map(|d| day("events_p", d)).collect::<Vec<_>>());
+
+        // Restore every one: the table is exactly as it was (rows, partitions, bounds, comments).
+        for n in &names {
+            let (code, stdout, stderr) = trash(&cfg, &["restore", "--dataset", "events", n]);
+            assert_eq!(code, 0, "{stdout}{stderr}");
+        }
+        assert_eq!(db.checksum(), original, "default {default}");
+        assert_eq!(db.census(), census);
+        assert!(trash_names(&cfg).is_empty());
+        // A second restore of one: nothing in the trash; a restore over a partition that is back: refused.
+        let (code, _, stderr) = trash(&cfg, &["restore", "--dataset", "events", "events_p20260101"]);
+        assert_ne!(code, 0);
+        assert!(
+            stderr.contains("no segment \"events_p20260101\" in the trash"),
+            "{stderr}"
+        );
+
+        // Dropped again, then a pass after the grace period purges them, and the trash schema goes with them.
+        ok_pass(&cfg, NOW, &[]);
+        assert_eq!(trash_names(&cfg).len(), DROPPED as usize);
+        let report = ok_pass(&db.config("", ""), LATER, &["--purge-by-now"]);
+        assert_eq!(
+            report["purged"].as_array().map(Vec::len),
+            Some(DROPPED as usize),
+            "{report:#}"
+        );
+        assert!(trash_names(&cfg).is_empty());
+        kept_partitions(&db, "events_p", default);
+        assert_eq!(db.census().len(), rows(default) - DROPPED as usize * 100);
+        let schemas: i64 = db.sql(async |c| {
+            c.query_one(
+                "SELECT count(*) FROM pg_namespace WHERE starts_with(nspname, '_retention_trash_')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+        });
+        assert_eq!(schemas, 0, "the emptied trash schema is dropped");
+    }
+}
+
+#[test]
+fn with_no_grace_period_a_drop_deletes_the_partition_at_once() {
+    for default in [false, true] {
+        let db = Db::events(default);
+        let cfg = db.config(DROP, "trash_grace_secs = 0");
+        let report = ok_pass(&cfg, NOW, &[]);
+        assert_eq!(report["stats"]["dropped"]["segments"], DROPPED, "{report:#}");
+        kept_partitions(&db, "events_p", default);
+        let places = one_place_each(&db, rows(default) - DROPPED as usize * 100);
+        assert!(places.values().all(|p| p.starts_with("public.")), "{places:?}");
+        assert!(trash_names(&cfg).is_empty());
+        assert!(db.unsettled().is_empty());
+    }
+}
+
+#[test]
+fn a_plan_that_compresses_is_refused_whole_before_anything_is_applied() {
+    let db = Db::events(true);
+    let before = db.checksum();
+    let (status, report, stderr) = pass(
+        &db.config("compress_after_days = 1, drop_after_days = 5", ""),
+        NOW,
+        &[],
+        None,
+    );
+    assert_eq!(status.code(), Some(1), "{report:#}\n{stderr}");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(error.contains("PostgreSQL has no compression"), "{report:#}");
+    assert_eq!(db.checksum(), before, "nothing applied, not even the drops");
+}
+
+#[test]
+fn a_lock_held_by_another_session_fails_the_drop_cleanly_and_the_next_pass_finishes_it() {
+    for default in [false, true] {
+        let db = Db::events(default);
+        let cfg = db.config(DROP, "lock_timeout_ms = 300");
+        let census = db.census();
+        // A long report query: its transaction has read the table and holds its snapshot and locks.
+        let reader = db.rt.block_on(async {
+            let c = common::postgres::connect(&db.url).await;
+            c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM events")
+                .await
+                .unwrap();
+            c
+        });
+        let (status, report, stderr) = pass(&cfg, NOW, &[], None);
+        assert_eq!(status.code(), Some(1), "{report:#}\n{stderr}");
+        let failed: Vec<&Value> = report["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["error"].is_string())
+            .collect();
+        assert_eq!(failed.len(), DROPPED as usize, "{report:#}");
+        let error = |i: usize| failed[i]["error"].as_str().unwrap();
+        assert!(error(0).contains("lock timeout"), "{report:#}");
+        for i in 1..failed.len() {
+            // CONCURRENTLY: the first one's detach is left pending, and a table has at most one pending detach.
+            let want = if default {
+                "lock timeout"
+            } else {
+                "already pending detach"
+            };
+            assert!(error(i).contains(want), "{report:#}");
+        }
+        // Every row is where it was (the reader's snapshot still sees every one of them), once.
+        assert_eq!(db.census(), census);
+        let seen: i64 = db.rt.block_on(async {
+            reader
+                .query_one("SELECT count(*) FROM events", &[])
+                .await
+                .unwrap()
+                .get(0)
+        });
+        assert_eq!(seen as usize, rows(default));
+        // The plain DETACH waited for the reader and was rolled back; so were the refused ones: their intents are
+        // cleared at once. The first CONCURRENTLY one is pending: it keeps its intent.
+        let want: Vec<String> = if default { vec![] } else { vec![day("events_p", 1)] };
+        assert_eq!(db.unsettled(), want);
+        db.rt.block_on(async { reader.batch_execute("COMMIT").await.unwrap() });
+        // The next pass settles what the first left (CONCURRENTLY: detach-pending partitions) and drops the rest.
+        let report = ok_pass(&cfg, NOW, &[]);
+        if !default {
+            let settled = &report["recovery"]["settled"];
+            assert_eq!(settled.as_array().map(Vec::len), Some(1), "{report:#}");
+            assert_eq!(settled[0]["name"], day("events_p", 1), "{report:#}");
+        }
+        kept_partitions(&db, "events_p", default);
+        assert_eq!(trash_names(&cfg).len(), DROPPED as usize);
+        assert!(db.unsettled().is_empty());
+        one_place_each(&db, rows(default));
+    }
+}
+
+#[test]
+fn names_with_quotes_spaces_dots_and_capitals_are_always_quoted() {
+    let prefix = "Part 'y'\"; DROP TABLE z; --";
+    let db = Db::new("My \"Odd\" Schema", "Ev.ents x", prefix, true);
+    let cfg = db.config(DROP, "");
+    let original = db.checksum();
+    let report = ok_pass(&cfg, NOW, &["--dry-run"]);
+    let dropped = report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "drop")
+        .count();
+    assert_eq!(dropped, DROPPED as usize, "{report:#}");
+    ok_pass(&cfg, NOW, &[]);
+    kept_partitions(&db, prefix, true);
+    one_place_each(&db, rows(true));
+    let names = trash_names(&cfg);
+    assert_eq!(names, (1..=DROPPED).map(|d| day(prefix, d)).collect::<Vec<_>>());
+    for n in &names {
+        let (code, stdout, stderr) = trash(&cfg, &["restore", "--dataset", "events", n]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+    }
+    assert_eq!(db.checksum(), original);
+}
+
+#[test]
+fn at_every_crash_point_of_a_drop_every_row_stays_in_exactly_one_place_and_the_next_pass_settles_it() {
+    for default in [false, true] {
+        for point in retention::store::postgres::CRASH_POINTS {
+            let db = Db::events(default);
+            let cfg = db.config(DROP, "");
+            let (status, report, stderr) = pass(&cfg, NOW, &[], Some(point));
+            assert_eq!(status.signal(), Some(libc::SIGABRT), "{point}: {report:#}\n{stderr}");
+            assert!(stderr.contains(&format!("crash point {point} reached")), "{stderr}");
+            one_place_each(&db, rows(default));
+            let report = ok_pass(&cfg, NOW, &[]);
+            kept_partitions(&db, "events_p", default);
+            assert_eq!(
+                trash_names(&cfg),
+                (1..=DROPPED).map(|d| day("events_p", d)).collect::<Vec<_>>(),
+                "{point}, default {default}: {report:#}"
+            );
+            assert!(db.unsettled().is_empty(), "{point}: {:?}", db.unsettled());
+            one_place_each(&db, rows(default));
+        }
+    }
+}
