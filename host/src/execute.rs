@@ -125,3 +125,28 @@ pub async fn restore(
     };
     Ok((entry, unrecorded))
 }
+
+/// Restores the archived segment `name` of `dataset` into the dataset and records it in the audit trail (`by`: `admin
+/// API`, `command line`). The restore stands even when it cannot be recorded: the second value is then why.
+pub async fn unarchive(
+    state: Option<&StateDb>,
+    dataset: &str,
+    store: &dyn Store,
+    name: &str,
+    by: &str,
+) -> Result<(crate::store::Restored, Option<String>), StoreError> {
+    let Some(u) = store.unarchive() else {
+        return Err(StoreError::Refused(format!(
+            "cannot restore {name:?} from the archive: {} cannot restore archived segments (only a table dataset \
+             with an archive_url can)",
+            store.describe()
+        )));
+    };
+    let r = u.restore(name).await?;
+    let unrecorded = match state.map(|db| db.record_unarchive(dataset, &r, by)) {
+        Some(Ok(())) => None,
+        Some(Err(e)) => Some(e.to_string()),
+        None => Some("the state database could not be opened".to_string()),
+    };
+    Ok((r, unrecorded))
+}

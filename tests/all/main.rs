@@ -15,6 +15,7 @@ mod new;
 mod output;
 mod plugins;
 mod postgres;
+mod postgres_archive;
 mod postgres_drop;
 mod s3;
 mod sandbox;

@@ -4,6 +4,7 @@
 //! Parsing is clap's; each command is a small function over the library, one file per command. Exit codes: 0
 //! success, 1 a pass or check failed (the report or message says why), 2 bad usage or configuration.
 
+mod archive;
 mod demo;
 mod new;
 mod plugin;
@@ -18,6 +19,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, parse_param};
+pub use archive::ArchiveCommand;
 pub use run::{RunHow, run_datasets};
 pub use trash::{TrashCommand, TrashDataset};
 
@@ -48,6 +50,9 @@ pub enum Command {
     /// Lists or restores dropped segments kept in a dataset's trash.
     #[command(subcommand)]
     Trash(TrashCommand),
+    /// Restores archived segments into their dataset (a table dataset's archived partitions).
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +195,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::Status(args) => status(args).await,
         Command::Demo(args) => demo::run(&args.dir, &args.plugin_dir).await,
         Command::Trash(cmd) => trash::trash(cmd).await,
+        Command::Archive(cmd) => archive::archive(cmd).await,
     }
 }
 

@@ -338,6 +338,30 @@ impl StateDb {
         Ok(())
     }
 
+    /// Records a restore from the archive (`retention archive restore`).
+    pub fn record_unarchive(&self, dataset: &str, r: &crate::store::Restored, by: &str) -> Result<(), StateError> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let detail = match r.rows {
+            Some(n) => format!("restored from the archive through the {by}: {n} rows"),
+            None => format!("restored from the archive through the {by}"),
+        };
+        let rec = NewAudit {
+            pass_id: "",
+            dataset,
+            segment: &r.name,
+            tier_before: "archived",
+            tier_after: Some("hot"),
+            action: "restore",
+            outcome: "done",
+            reason: None,
+            detail: Some(&detail),
+            plugin: None,
+            bytes: r.bytes,
+        };
+        insert_audit(&self.conn(), &at, &rec).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// The audit trail, newest first, after the filters; `before` is the `seq` cursor of the previous page.
     pub fn audit(&self, f: &AuditFilter, before: Option<i64>, limit: u32) -> Result<Vec<AuditRecord>, StateError> {
         self.audit_query(f, "seq < ?6 ORDER BY seq DESC", before.unwrap_or(i64::MAX), limit)

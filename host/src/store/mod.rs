@@ -379,6 +379,32 @@ pub trait Store: Send + Sync {
     fn trash(&self) -> Option<&dyn Trash> {
         None
     }
+
+    /// Restoring archived segments into the dataset, if the store can (a table store puts an archived partition
+    /// back into its table).
+    fn unarchive(&self) -> Option<&dyn Unarchive> {
+        None
+    }
+}
+
+/// The optional capability of a store that can put an archived segment back where it came from, as it was.
+#[async_trait]
+pub trait Unarchive: Send + Sync {
+    /// Restores the archived segment `name` (as scans show it) into the dataset, and deletes its archive objects
+    /// once it is back. Refuses ([`StoreError::Taken`]) when the segment exists in the dataset now.
+    async fn restore(&self, name: &str) -> Result<Restored, StoreError>;
+}
+
+/// What a restore from the archive put back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub name: String,
+    /// Rows put back, for a table store.
+    pub rows: Option<u64>,
+    /// The archive object's size.
+    pub bytes: u64,
+    /// When it had been archived (ms since the epoch).
+    pub archived_at_ms: i64,
 }
 
 /// The optional capability of a store that keeps dropped segments for a grace period: a trashed segment counts as

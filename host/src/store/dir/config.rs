@@ -235,7 +235,7 @@ fn check_time_format(format: &str, field: &str) -> Result<(), FieldError> {
 }
 
 /// Accepts `file:///abs`, `file://relative` is refused; `s3://bucket[/prefix]`. A `file://` URL's directory must exist.
-fn parse_archive_url(u: &str, base: &Path) -> Result<Url, String> {
+pub(crate) fn parse_archive_url(u: &str, base: &Path) -> Result<Url, String> {
     let url = Url::parse(u).map_err(|e| format!("invalid URL: {e}"))?;
     match url.scheme() {
         "file" => {

@@ -530,6 +530,33 @@ impl Archive {
         }
     }
 
+    /// The whole content of a small object (a manifest), `None` when there is none at `location`.
+    pub async fn get_small(&self, location: &ObjectPath) -> Result<Option<Bytes>, StoreError> {
+        match self.store.get(location).await {
+            Ok(got) => Ok(Some(got.bytes().await.map_err(|e| self.error(e))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Creates the small object `location` holding `bytes` (a manifest), refusing ([`StoreError::Taken`]) when
+    /// there is one already.
+    pub async fn put_new(&self, location: &ObjectPath, bytes: Bytes) -> Result<(), StoreError> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self.store.put_opts(location, PutPayload::from(bytes), opts).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => Err(StoreError::Taken {
+                doing: "write",
+                name: self.display(location),
+                place: self.display(location),
+            }),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
     /// Deletes the object at `location`.
     pub async fn delete(&self, location: &ObjectPath) -> Result<(), StoreError> {
         self.store.delete(location).await.map_err(|e| self.error(e))

@@ -56,6 +56,10 @@ pub struct RawPostgres {
     /// it back until a pass purges it after the grace period. 0 drops at once. Default 86400 (a day); at most 10 years.
     #[serde(default = "default_trash_grace_secs")]
     pub trash_grace_secs: u64,
+    /// Archive destination: `file:///path` or `s3://bucket/prefix` (credentials from the usual AWS environment). An
+    /// archived partition is a Parquet object `<schema>/<table>/<partition>.parquet` there, beside its manifest.
+    /// Without it, a plan that archives is refused.
+    pub archive_url: Option<String>,
 }
 
 fn default_trash_grace_secs() -> u64 {
@@ -91,6 +95,7 @@ pub struct PostgresConfig {
     pub statement_timeout: Duration,
     /// Zero: a drop deletes at once.
     pub trash_grace: Duration,
+    pub archive_url: Option<url::Url>,
 }
 
 impl PostgresConfig {
@@ -181,7 +186,15 @@ impl PostgresConfig {
                 ),
             ));
         }
+        let archive_url = match &raw.archive_url {
+            None => None,
+            Some(u) => Some(
+                crate::store::dir::config::parse_archive_url(u, base)
+                    .map_err(|p| invalid(format!("{at}.archive_url"), u, p))?,
+            ),
+        };
         Ok(PostgresConfig {
+            archive_url,
             trash_grace: Duration::from_secs(raw.trash_grace_secs),
             url: raw.url,
             password,

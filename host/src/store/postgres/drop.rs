@@ -20,7 +20,7 @@ use crate::crashpoint;
 use crate::segment::Segment;
 use crate::store::{Applied, StoreError};
 
-use super::intent::{Intent, shown};
+use super::intent::{Intent, Kind, shown};
 use super::sql::{exec, ident, literal, qualified};
 use super::{PostgresConfig, backend};
 
@@ -131,6 +131,8 @@ pub(super) async fn drop_partition(
     }
     let grace_ms = c.trash_grace.as_millis() as i64;
     let intent = Intent {
+        kind: Kind::Drop,
+        key: None,
         table: (c.schema.clone(), c.table.clone()),
         origin: (p.schema.clone(), p.name.clone()),
         parent: p.parent.clone(),

@@ -3,7 +3,7 @@
 //! drop is interrupted at, the table says what it is, where it came from and how to finish or undo the drop. Nothing
 //! about an interrupted drop lives in the state database, so a pass with any state database settles it.
 //!
-//! The comment is `retention:drop:v1 {json}` (see [`Intent`]). A trash schema's name tells the batch's times,
+//! The comment is `retention:v1 {json}` (see [`Intent`]). A trash schema's name tells the batch's times,
 //! `_retention_trash_<trashed_at_ms>_<expires_at_ms>`, as the directory trash's batch directories do.
 
 use serde::{Deserialize, Serialize};
@@ -12,11 +12,29 @@ use super::PostgresConfig;
 use super::state::ENGINE_SCHEMA;
 
 /// What a comment of the engine's starts with.
-pub const PREFIX: &str = "retention:drop:v1 ";
+pub const PREFIX: &str = "retention:v1 ";
 
-/// What a dropped partition's comment records.
+/// What an intent is for.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A drop, into the trash or (`trash` false) for good.
+    #[default]
+    Drop,
+    /// An archive to the Parquet object `key`: the table is dropped once the object is verified.
+    Archive,
+    /// A restore from the Parquet object `key`: the objects are deleted once the partition is attached.
+    Restore,
+}
+
+/// What a partition's comment records while an action on it is under way, and in the trash.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Intent {
+    #[serde(default)]
+    pub kind: Kind,
+    /// The archive object's key relative to the archive's prefix (archive and restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// The dataset's table (schema, name): whose trash the partition is in.
     pub table: (String, String),
     /// Where the partition was (schema, name), and so where a restore puts it back.
@@ -93,6 +111,8 @@ mod tests {
     #[test]
     fn an_intent_round_trips_through_its_comment_and_a_trash_schema_tells_its_times() {
         let i = Intent {
+            kind: Kind::Drop,
+            key: None,
             table: ("public".into(), "events".into()),
             origin: ("public".into(), "it's \"odd\"".into()),
             parent: ("public".into(), "events".into()),
@@ -105,7 +125,7 @@ mod tests {
         };
         assert_eq!(Intent::parse(&i.to_comment()), Some(i.clone()));
         assert_eq!(Intent::parse("a comment of a user's"), None);
-        assert_eq!(Intent::parse("retention:drop:v1 {not json"), None);
+        assert_eq!(Intent::parse("retention:v1 {not json"), None);
         let s = i.trash_schema();
         assert_eq!(s, "_retention_trash_1767225600000_1767312000000");
         assert!(s.len() <= 63, "an identifier");

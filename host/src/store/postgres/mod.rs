@@ -12,6 +12,8 @@
 //! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `intent.rs` (what a dropped table records on
 //! itself), `drop.rs`, `recover.rs`, `trash.rs`, `state.rs` (the state binding).
 
+mod archive;
+mod columnar;
 pub mod config;
 mod drop;
 mod intent;
@@ -21,6 +23,7 @@ mod sql;
 pub mod state;
 mod trash;
 
+pub use archive::{CRASH_POINTS as ARCHIVE_CRASH_POINTS, RESTORE_POINTS};
 pub use drop::CRASH_POINTS;
 
 use async_trait::async_trait;
@@ -28,20 +31,27 @@ use async_trait::async_trait;
 pub use config::{PostgresConfig, RawPostgres};
 
 use crate::segment::{Action, Symbols, Tier};
+use crate::store::object;
 use crate::store::{
-    Applied, ApplyOptions, BoxError, Capabilities, Recovery, Scan, Store, StoreError, Trash, TrashEntry, Work,
+    Applied, ApplyOptions, BoxError, Capabilities, Recovery, Scan, Store, StoreError, Trash, TrashEntry, Unarchive,
+    Work,
 };
 
 /// Why compress is refused.
 const NO_COMPRESS: &str = "PostgreSQL has no compression of a table's partitions (TimescaleDB's chunk compression is \
                            for hypertables): plan keep, archive or drop for this dataset instead";
 
-/// Why archive is refused, for now.
-const NO_ARCHIVE: &str = "the PostgreSQL store cannot archive yet (Parquet archives are still to come): plan keep or \
-                          drop for this dataset instead";
+/// Why archive is refused without an archive destination.
+const NO_ARCHIVE: &str = "the dataset has no archive destination: set archive_url in [dataset.postgres] (file:// or \
+                          s3://), or plan keep or drop instead";
+
+/// Why dropping an archived partition is refused with a grace period.
+const NO_ARCHIVED_TRASH: &str = "dropping an archived partition into a trash is not supported yet: with \
+                                 trash_grace_secs = 0 its objects are deleted at once; or keep it";
 
 pub struct PostgresStore {
     config: PostgresConfig,
+    archive: Option<object::Archive>,
 }
 
 fn backend(what: impl Into<String>, e: impl Into<BoxError>) -> StoreError {
@@ -89,7 +99,11 @@ impl std::error::Error for ServerError {
 impl PostgresStore {
     /// Opens the store, checking that the server answers and the table exists.
     pub async fn open(config: PostgresConfig) -> Result<PostgresStore, StoreError> {
-        let store = PostgresStore { config };
+        let archive = match &config.archive_url {
+            Some(u) => Some(object::Archive::open(u).await?),
+            None => None,
+        };
+        let store = PostgresStore { config, archive };
         let client = store.connect().await?;
         scan::check_table(&client, &store.config).await?;
         Ok(store)
@@ -154,9 +168,13 @@ impl Store for PostgresStore {
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::all();
         for tier in [Tier::Hot, Tier::Compressed, Tier::Archived] {
-            caps = caps
-                .without(tier, Action::Compress, NO_COMPRESS)
-                .without(tier, Action::Archive, NO_ARCHIVE);
+            caps = caps.without(tier, Action::Compress, NO_COMPRESS);
+            if self.archive.is_none() {
+                caps = caps.without(tier, Action::Archive, NO_ARCHIVE);
+            }
+        }
+        if !self.config.trash_grace.is_zero() {
+            caps = caps.without(Tier::Archived, Action::Drop, NO_ARCHIVED_TRASH);
         }
         caps
     }
@@ -169,8 +187,13 @@ impl Store for PostgresStore {
     async fn scan(&self, repair: bool, symbols: &mut Symbols) -> Result<(Recovery, Scan), StoreError> {
         let mut client = self.connect().await?;
         scan::check_table(&client, &self.config).await?;
-        let recovery = recover::recover(&mut client, &self.config, repair).await?;
-        let scan = scan::partitions(&client, &self.config, symbols).await?;
+        let recovery = recover::recover(&mut client, &self.config, self.archive.as_ref(), repair).await?;
+        let mut scan = scan::partitions(&client, &self.config, symbols).await?;
+        if let Some(a) = &self.archive {
+            let (archived, skipped) = archive::scan(a, &self.config, symbols).await?;
+            scan.segments.extend(archived);
+            scan.skipped.extend(skipped);
+        }
         Ok((recovery, scan))
     }
 
@@ -186,9 +209,13 @@ impl Store for PostgresStore {
                 out.push(None);
                 continue;
             }
-            let result = match w.action {
-                Action::Drop => drop::drop_partition(&mut client, &self.config, w.segment, opts.now_ms).await,
-                action => Err(StoreError::Unsupported {
+            let result = match (w.action, w.segment.tier, &self.archive) {
+                (Action::Drop, Tier::Archived, Some(a)) => archive::drop_archived(a, w.segment).await,
+                (Action::Drop, _, _) => drop::drop_partition(&mut client, &self.config, w.segment, opts.now_ms).await,
+                (Action::Archive, Tier::Hot, Some(a)) => {
+                    archive::archive_partition(&mut client, a, &self.config, w.segment, opts.now_ms).await
+                }
+                (action, _, _) => Err(StoreError::Unsupported {
                     segment: w.segment.name.clone(),
                     action,
                     tier: w.segment.tier,
@@ -207,6 +234,25 @@ impl Store for PostgresStore {
 
     fn trash(&self) -> Option<&dyn Trash> {
         Some(self)
+    }
+
+    fn unarchive(&self) -> Option<&dyn Unarchive> {
+        self.archive.is_some().then_some(self as &dyn Unarchive)
+    }
+}
+
+#[async_trait]
+impl Unarchive for PostgresStore {
+    async fn restore(&self, name: &str) -> Result<crate::store::Restored, StoreError> {
+        let a = self.archive.as_ref().expect("unarchive() is None without an archive");
+        let mut client = self.connect().await?;
+        let u = archive::unarchive(&mut client, a, &self.config, name).await?;
+        Ok(crate::store::Restored {
+            name: u.name,
+            rows: Some(u.rows),
+            bytes: u.bytes,
+            archived_at_ms: u.archived_at_ms,
+        })
     }
 }
 

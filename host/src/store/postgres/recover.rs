@@ -1,5 +1,6 @@
-//! Settling what an interrupted drop left, from the intents tables carry (see [`super::intent`]), before a scan: a
-//! table of the dataset carrying an intent outside the trash is
+//! Settling what an interrupted action left, from the intents tables carry (see [`super::intent`]), before a scan.
+//! An archive or a restore is settled as `archive.rs` says, and staged uploads are removed. A table of the dataset
+//! carrying a drop's intent outside the trash is
 //! - still attached: the drop never detached it; the intent is cleared and it stays a segment;
 //! - detach-pending (`DETACH ... CONCURRENTLY` interrupted between its two transactions): the detach is finalised
 //!   (`DETACH PARTITION ... FINALIZE`), then it is moved into the trash (or dropped, with no grace period);
@@ -10,14 +11,18 @@
 
 use crate::store::{Recovery, Skipped, StoreError};
 
+use crate::store::object::Archive;
+
+use super::archive::{remove_staged, settle_archive, settle_restore};
 use super::drop::{clear_intent, finish};
-use super::intent::{Intent, PREFIX, trash_prefix};
+use super::intent::{Intent, Kind, PREFIX, trash_prefix};
 use super::sql::{exec, qualified};
 use super::{PostgresConfig, backend};
 
 pub(super) async fn recover(
     client: &mut tokio_postgres::Client,
     c: &PostgresConfig,
+    archive: Option<&Archive>,
     repair: bool,
 ) -> Result<Recovery, StoreError> {
     let rows = client
@@ -47,6 +52,40 @@ pub(super) async fn recover(
         let (attached, pending): (bool, bool) = (row.get(3), row.get(4));
         let here = qualified(&schema, &name);
         let shown = intent.shown();
+        if intent.kind != Kind::Drop {
+            let Some(archive) = archive else {
+                rec.conflicts.push(Skipped {
+                    name: shown,
+                    reason: format!(
+                        "an interrupted {} of {here} cannot be settled without the dataset's archive_url",
+                        if intent.kind == Kind::Archive {
+                            "archive"
+                        } else {
+                            "restore"
+                        }
+                    ),
+                });
+                continue;
+            };
+            if !repair {
+                rec.settled.push(Skipped {
+                    name: shown,
+                    reason: "an interrupted archive or restore: settled by the next real pass".into(),
+                });
+            } else if intent.kind == Kind::Restore {
+                settle_restore(client, archive, &schema, &name, &intent, &mut rec).await;
+            } else if attached && !pending {
+                clear_intent(client, &here, &intent).await;
+                rec.settled.push(Skipped {
+                    name: shown,
+                    reason: "an interrupted archive had not detached it: its intent cleared, it stays in the table"
+                        .into(),
+                });
+            } else {
+                settle_archive(client, archive, &schema, &name, &intent, pending, &mut rec).await;
+            }
+            continue;
+        }
         let what = if attached && !pending {
             "an interrupted drop had not detached it: its intent cleared, it stays in the table"
         } else if intent.trash {
@@ -88,6 +127,9 @@ pub(super) async fn recover(
                 reason: format!("an interrupted drop could not be finished ({e}); its rows stay in {here}; the next pass tries again"),
             }),
         }
+    }
+    if let Some(archive) = archive {
+        remove_staged(archive, repair, &mut rec).await?;
     }
     Ok(rec)
 }

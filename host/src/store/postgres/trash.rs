@@ -38,7 +38,7 @@ pub(super) async fn list(client: &tokio_postgres::Client, c: &PostgresConfig) ->
         else {
             continue;
         };
-        if !intent.of(c) {
+        if !intent.of(c) || intent.kind != super::intent::Kind::Drop {
             continue;
         }
         out.push(Trashed {

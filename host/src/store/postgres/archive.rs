@@ -1,0 +1,777 @@
+//! Archiving a partition as Parquet to the dataset's archive destination, crash-safely; archived partitions in
+//! scans (tier archived); dropping one; restoring one into the table.
+//!
+//! Archive, per partition:
+//! 1. Check the partition is what the scan saw, and that every column's type can be held (nothing is written
+//!    otherwise), and that its keys are free.
+//! 2. Record the intent on the table ([`Intent`] with `kind` archive and the object's key).
+//! 3. Detach it as a drop does (`CONCURRENTLY`, or a plain DETACH in a short transaction beside a DEFAULT
+//!    partition): the parent's writers no longer reach it.
+//! 4. In one transaction holding a SHARE lock on the detached table (so that nothing writes to it between the copy
+//!    and the drop: late rows can never be deleted unarchived): read every row by binary COPY into a local Parquet
+//!    file (zstd, bounded row groups), upload it under a staging key (`.retention-tmp/<uuid>.parquet`), read it back
+//!    and compare size and SHA-256, copy it to its key `<schema>/<table>/<partition>.parquet` (never replacing one),
+//!    write the manifest beside it (`.manifest.json`: table, columns and types, rows, time range, the Parquet's
+//!    size and SHA-256, the rows' digest), then `DROP TABLE` and commit.
+//!
+//! Recovery of a table still carrying an archive intent: attached, the copy never began: the intent is cleared;
+//! detach-pending: finalised, then as detached; detached: if the manifest is there, its Parquet reads back equal
+//! to it and the table's rows digest to the manifest's, the rows are in a verified archive and the table is
+//! dropped; otherwise the objects are deleted and the partition attached again (a later pass archives it anew).
+//! So every row is always in the table (attached or detached with its intent) or in a verified archive object.
+//!
+//! Restore (`retention archive restore`): the Parquet is read back and checked against the manifest, and in one
+//! transaction a table like the parent is created, filled by `COPY ... FROM STDIN` (each value in its type's text
+//! form), attached with the recorded bound and marked with a restore intent; then the manifest and the Parquet are
+//! deleted and the intent cleared. Recovery of a table carrying a restore intent deletes what is left of its
+//! objects.
+
+use std::io::Write as _;
+
+use parquet::arrow::ArrowWriter;
+use serde::{Deserialize, Serialize};
+
+use crate::crashpoint;
+use crate::segment::{ChangeToken, Labels, Segment, Symbols, Tier};
+use crate::store::object::{Archive, Content, STAGING_DIR};
+use crate::store::{Applied, Recovery, Skipped, StoreError};
+
+use super::columnar::{self, Column};
+use super::drop::{clear_intent, labels_of, lookup};
+use super::intent::{Intent, Kind, shown};
+use super::sql::{exec, ident, literal, qualified};
+use super::{PostgresConfig, backend};
+
+/// The failure points of the archive, in protocol order (names for [`crate::crashpoint`]).
+pub const CRASH_POINTS: &[&str] = &[
+    "pg-archive:intent-recorded",
+    "pg-archive:detached",
+    "pg-archive:copied",
+    "pg-archive:staged",
+    "pg-archive:final",
+    "pg-archive:manifest",
+    "pg-archive:dropped",
+];
+
+/// The failure points of a restore from the archive, in protocol order.
+pub const RESTORE_POINTS: &[&str] = &["pg-unarchive:attached", "pg-unarchive:manifest-deleted"];
+
+fn hit(point: &str) -> Result<(), StoreError> {
+    crashpoint::hit(point).map_err(|e| StoreError::io("crash point", point, e))
+}
+
+/// What the manifest beside an archived partition's Parquet says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// `retention-postgres-archive/1`.
+    pub format: String,
+    /// The dataset's table, the partition and its direct parent (schema, name).
+    pub table: (String, String),
+    pub partition: (String, String),
+    pub parent: (String, String),
+    /// Its bound as the server printed it, which a restore attaches it with.
+    pub bound: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub columns: Vec<Column>,
+    pub rows: u64,
+    /// The order-independent digest of the rows ([`columnar::Read`]), hex.
+    pub rows_digest: String,
+    pub parquet_bytes: u64,
+    pub parquet_sha256: String,
+    pub archived_at_ms: i64,
+    pub labels: Vec<(String, String)>,
+    /// The table's comment before, put back by a restore.
+    pub comment: Option<String>,
+}
+
+const FORMAT: &str = "retention-postgres-archive/1";
+
+/// A name as one key part: `%` and `/` escaped (the archive percent-encodes the rest).
+fn part(name: &str) -> String {
+    name.replace('%', "%25").replace('/', "%2F")
+}
+
+/// The key of partition `schema.name` of `c`'s table, relative to the archive's prefix.
+pub fn rel(c: &PostgresConfig, schema: &str, name: &str) -> String {
+    let base = format!("{}/{}/", part(&c.schema), part(&c.table));
+    if schema == c.schema {
+        format!("{base}{}.parquet", part(name))
+    } else {
+        format!("{base}{}.{}.parquet", part(schema), part(name))
+    }
+}
+
+fn manifest_rel(rel: &str) -> String {
+    format!("{}.manifest.json", rel.strip_suffix(".parquet").unwrap_or(rel))
+}
+
+fn sha_hex(c: &Content) -> String {
+    hex::encode(c.sha256)
+}
+
+/// Archives the partition of `segment`.
+pub(super) async fn archive_partition(
+    client: &mut tokio_postgres::Client,
+    archive: &Archive,
+    c: &PostgresConfig,
+    segment: &Segment,
+    now_ms: i64,
+) -> Result<Applied, StoreError> {
+    let changed = |detail: String| StoreError::Changed {
+        what: format!("partition {}", segment.name),
+        detail,
+    };
+    let Some(p) = lookup(client, c, &segment.locator).await? else {
+        return Err(changed("it is no longer a partition of the table".into()));
+    };
+    if [p.oid as u64, p.relfilenode as u64] != segment.token.0 {
+        return Err(changed(format!(
+            "it is another table now (oid {}, relfilenode {})",
+            p.oid, p.relfilenode
+        )));
+    }
+    if p.detach_pending {
+        return Err(changed("another session is detaching it".into()));
+    }
+    let here = qualified(&p.schema, &p.name);
+    let cols = columnar::columns(client, p.oid, &here).await?;
+    let rel = rel(c, &p.schema, &p.name);
+    for key in [rel.clone(), manifest_rel(&rel)] {
+        let key = archive.key(&key);
+        if archive.head(&key).await?.is_some() {
+            return Err(StoreError::Taken {
+                doing: "archive",
+                name: segment.name.clone(),
+                place: archive.display(&key),
+            });
+        }
+    }
+    let intent = Intent {
+        kind: Kind::Archive,
+        key: Some(rel.clone()),
+        table: (c.schema.clone(), c.table.clone()),
+        origin: (p.schema.clone(), p.name.clone()),
+        parent: p.parent.clone(),
+        bound: p.bound.clone(),
+        trash: false,
+        trashed_at_ms: now_ms,
+        expires_at_ms: now_ms,
+        labels: labels_of(c, &p.schema, &p.name),
+        comment: p.comment.clone(),
+    };
+    let parent = qualified(&p.parent.0, &p.parent.1);
+    exec(
+        client,
+        || format!("cannot record the intent to archive {here}"),
+        &format!("COMMENT ON TABLE {here} IS {}", literal(&intent.to_comment())),
+    )
+    .await?;
+    hit("pg-archive:intent-recorded")?;
+    let concurrently = if p.parent_has_default { "" } else { " CONCURRENTLY" };
+    if let Err(e) = exec(
+        client,
+        || format!("cannot detach {here} from {parent}"),
+        &format!("ALTER TABLE {parent} DETACH PARTITION {here}{concurrently}"),
+    )
+    .await
+    {
+        if lookup(client, c, &segment.locator)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|now| !now.detach_pending)
+        {
+            clear_intent(client, &here, &intent).await;
+        }
+        return Err(e);
+    }
+    hit("pg-archive:detached")?;
+    let (start_ms, end_ms) = (segment.start_ms, segment.end_ms);
+    match copy_out(
+        client,
+        archive,
+        &p.schema,
+        &p.name,
+        &intent,
+        &cols,
+        (start_ms, end_ms),
+        now_ms,
+    )
+    .await
+    {
+        Ok(()) => Ok(Applied {
+            bytes_before: segment.bytes,
+            bytes_after: 0,
+            trashed: false,
+        }),
+        Err(e) => {
+            // The table is detached, still holding every row: settle it now rather than leave it out of the table
+            // until the next pass (forward if the archive is verified, else back into the table).
+            let mut rec = Recovery::default();
+            settle_archive(client, archive, &p.schema, &p.name, &intent, false, &mut rec).await;
+            Err(e)
+        }
+    }
+}
+
+/// Step 4: the copy, the verified upload, the manifest, the drop, in one transaction holding the table's SHARE lock.
+#[allow(clippy::too_many_arguments)]
+async fn copy_out(
+    client: &mut tokio_postgres::Client,
+    archive: &Archive,
+    schema: &str,
+    name: &str,
+    intent: &Intent,
+    cols: &[Column],
+    (start_ms, end_ms): (i64, i64),
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let here = qualified(schema, name);
+    let rel = intent.key.clone().expect("an archive intent has a key");
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .map_err(|e| backend("cannot begin a transaction", e))?;
+    tx.batch_execute(&format!("LOCK TABLE {here} IN SHARE MODE"))
+        .await
+        .map_err(|e| backend(format!("cannot lock {here}"), e))?;
+    let local = tempfile::Builder::new()
+        .prefix("retention-archive-")
+        .suffix(".parquet")
+        .tempfile()
+        .map_err(|e| StoreError::io("cannot create a temporary file", std::env::temp_dir().display(), e))?;
+    let io = |e: std::io::Error| StoreError::io("cannot write", local.path().display(), e);
+    let file = local.reopen().map_err(io)?;
+    let mut writer = ArrowWriter::try_new(file, columnar::schema(cols), Some(columnar::properties())).map_err(|e| {
+        StoreError::Backend {
+            what: "cannot start a Parquet file".into(),
+            source: Box::new(e),
+        }
+    })?;
+    let read = columnar::read(&tx, cols, &here, Some(&mut writer)).await?;
+    let meta = writer.close().map_err(|e| StoreError::Backend {
+        what: format!("cannot finish the Parquet of {here}"),
+        source: Box::new(e),
+    })?;
+    if meta.num_rows as u64 != read.rows {
+        return Err(StoreError::Refused(format!(
+            "the Parquet of {here} holds {} rows, {} were read",
+            meta.num_rows, read.rows
+        )));
+    }
+    hit("pg-archive:copied")?;
+    let staged = archive.key(&format!("{STAGING_DIR}/{}.parquet", uuid::Uuid::new_v4()));
+    let file = std::fs::File::open(local.path()).map_err(io)?;
+    let content = archive.upload(file, local.path(), &staged).await?;
+    archive.verify(&staged, &content).await?;
+    hit("pg-archive:staged")?;
+    let key = archive.key(&rel);
+    archive.copy_new(&staged, &key).await?;
+    archive.delete(&staged).await?;
+    hit("pg-archive:final")?;
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        table: intent.table.clone(),
+        partition: intent.origin.clone(),
+        parent: intent.parent.clone(),
+        bound: intent.bound.clone(),
+        start_ms,
+        end_ms,
+        columns: cols.to_vec(),
+        rows: read.rows,
+        rows_digest: read.digest_hex(),
+        parquet_bytes: content.size,
+        parquet_sha256: sha_hex(&content),
+        archived_at_ms: now_ms,
+        labels: intent.labels.clone(),
+        comment: intent.comment.clone(),
+    };
+    let mut json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
+    json.push(b'\n');
+    archive.put_new(&archive.key(&manifest_rel(&rel)), json.into()).await?;
+    archive.sync().await?;
+    hit("pg-archive:manifest")?;
+    tx.batch_execute(&format!("DROP TABLE {here}"))
+        .await
+        .map_err(|e| backend(format!("cannot drop {here} after archiving it"), e))?;
+    tx.commit()
+        .await
+        .map_err(|e| backend(format!("cannot commit the archive of {here}"), e))?;
+    hit("pg-archive:dropped")?;
+    Ok(())
+}
+
+/// The manifest at `rel`'s manifest key, if there is one that parses.
+async fn manifest(archive: &Archive, rel: &str) -> Result<Option<Manifest>, StoreError> {
+    let Some(bytes) = archive.get_small(&archive.key(&manifest_rel(rel))).await? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice(&bytes)
+        .ok()
+        .filter(|m: &Manifest| m.format == FORMAT))
+}
+
+/// Whether the Parquet at `rel` reads back as `m` says (size and SHA-256).
+async fn verified(archive: &Archive, rel: &str, m: &Manifest) -> bool {
+    let Ok(sha) = hex::decode(&m.parquet_sha256) else {
+        return false;
+    };
+    let Ok(sha256) = <[u8; 32]>::try_from(sha) else {
+        return false;
+    };
+    let expected = Content {
+        size: m.parquet_bytes,
+        sha256,
+    };
+    archive.verify(&archive.key(rel), &expected).await.is_ok()
+}
+
+async fn delete_objects(archive: &Archive, rel: &str) -> Result<(), StoreError> {
+    for key in [manifest_rel(rel), rel.to_string()] {
+        let key = archive.key(&key);
+        match archive.delete(&key).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    archive.sync().await
+}
+
+/// Settles a detached table carrying an archive intent (see the module's doc): forward when a verified object holds
+/// exactly its rows, else back into the table. Records what it did in `rec`.
+pub(super) async fn settle_archive(
+    client: &mut tokio_postgres::Client,
+    archive: &Archive,
+    schema: &str,
+    name: &str,
+    intent: &Intent,
+    pending: bool,
+    rec: &mut Recovery,
+) {
+    let here = qualified(schema, name);
+    let shown = intent.shown();
+    let result: Result<&str, StoreError> = async {
+        let parent = qualified(&intent.parent.0, &intent.parent.1);
+        if pending {
+            exec(
+                client,
+                || format!("cannot finish detaching {here} from {parent}"),
+                &format!("ALTER TABLE {parent} DETACH PARTITION {here} FINALIZE"),
+            )
+            .await?;
+        }
+        let rel = intent.key.clone().unwrap_or_default();
+        if let Some(m) = manifest(archive, &rel).await?
+            && verified(archive, &rel, &m).await
+        {
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .start()
+                .await
+                .map_err(|e| backend("cannot begin a transaction", e))?;
+            tx.batch_execute(&format!("LOCK TABLE {here} IN SHARE MODE"))
+                .await
+                .map_err(|e| backend(format!("cannot lock {here}"), e))?;
+            let read = columnar::read(&tx, &m.columns, &here, None::<&mut ArrowWriter<std::fs::File>>).await?;
+            if read.rows == m.rows && read.digest_hex() == m.rows_digest {
+                tx.batch_execute(&format!("DROP TABLE {here}"))
+                    .await
+                    .map_err(|e| backend(format!("cannot drop {here}"), e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| backend(format!("cannot commit the drop of {here}"), e))?;
+                return Ok(
+                    "an interrupted archive had verified its object, which holds exactly the table's rows: the \
+                           table dropped",
+                );
+            }
+        }
+        delete_objects(archive, &rel).await?;
+        let old = intent.comment.as_deref().map_or("NULL".to_string(), literal);
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| backend("cannot begin a transaction", e))?;
+        tx.batch_execute(&format!(
+            "ALTER TABLE {parent} ATTACH PARTITION {here} {}; COMMENT ON TABLE {here} IS {old}",
+            checked_bound(&intent.bound)?
+        ))
+        .await
+        .map_err(|e| backend(format!("cannot attach {here} to {parent} again"), e))?;
+        tx.commit()
+            .await
+            .map_err(|e| backend(format!("cannot commit the attach of {here}"), e))?;
+        Ok("an interrupted archive had no verified object: what it wrote deleted, the partition attached again")
+    }
+    .await;
+    match result {
+        Ok(what) => rec.settled.push(Skipped {
+            name: shown,
+            reason: what.to_string(),
+        }),
+        Err(e) => rec.conflicts.push(Skipped {
+            name: shown,
+            reason: format!(
+                "an interrupted archive could not be settled ({e}); its rows stay in {here}; the next pass tries again"
+            ),
+        }),
+    }
+}
+
+/// The bound a comment or manifest records, if it has the shape the server prints for a time range (it goes into a
+/// statement as text, and a comment is the table owner's to change).
+pub(super) fn checked_bound(bound: &str) -> Result<&str, StoreError> {
+    let shape = regex::Regex::new(r"^FOR VALUES FROM \('[^'\\]*'\) TO \('[^'\\]*'\)$").expect("a valid regex");
+    if shape.is_match(bound) {
+        Ok(bound)
+    } else {
+        Err(StoreError::Refused(format!(
+            "the recorded bound {bound:?} is not a time range's"
+        )))
+    }
+}
+
+/// Settles a table carrying a restore intent: the restore committed, so what is left of its objects is deleted.
+pub(super) async fn settle_restore(
+    client: &tokio_postgres::Client,
+    archive: &Archive,
+    schema: &str,
+    name: &str,
+    intent: &Intent,
+    rec: &mut Recovery,
+) {
+    let here = qualified(schema, name);
+    match delete_objects(archive, intent.key.as_deref().unwrap_or_default()).await {
+        Ok(()) => {
+            clear_intent(client, &here, intent).await;
+            rec.settled.push(Skipped {
+                name: intent.shown(),
+                reason: "an interrupted restore from the archive had attached it: its archive objects deleted".into(),
+            });
+        }
+        Err(e) => rec.conflicts.push(Skipped {
+            name: intent.shown(),
+            reason: format!(
+                "an interrupted restore's archive objects could not be deleted ({e}); the next pass tries again"
+            ),
+        }),
+    }
+}
+
+/// Removes staged uploads an interrupted archive left (`.retention-tmp/`): never a verified object, never needed.
+pub(super) async fn remove_staged(archive: &Archive, repair: bool, rec: &mut Recovery) -> Result<(), StoreError> {
+    let listing = archive.list_all().await?;
+    for staged in listing.staged {
+        if repair {
+            match archive.delete(&staged).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        rec.temp_removed.push(archive.display(&staged));
+    }
+    Ok(())
+}
+
+/// The archived partitions of the table: a segment each (tier archived), from the manifests.
+pub(super) async fn scan(
+    archive: &Archive,
+    c: &PostgresConfig,
+    symbols: &mut Symbols,
+) -> Result<(Vec<Segment>, Vec<Skipped>), StoreError> {
+    let base = format!("{}/{}/", part(&c.schema), part(&c.table));
+    let listing = archive.list_all().await?;
+    let mut segments = Vec::new();
+    let mut skipped = Vec::new();
+    for o in &listing.objects {
+        let Some(rest) = o.rel.strip_prefix(&base) else {
+            continue;
+        };
+        if rest.contains('/') || !rest.ends_with(".parquet") {
+            continue;
+        }
+        let Some(m) = manifest(archive, &o.rel).await? else {
+            skipped.push(Skipped {
+                name: archive.display(&o.location),
+                reason: "an archive object without its manifest (an interrupted archive, settled by its table's next \
+                         pass)"
+                    .into(),
+            });
+            continue;
+        };
+        let mut labels: Labels = m
+            .labels
+            .iter()
+            .map(|(k, v)| (symbols.intern(k), symbols.intern(v)))
+            .collect();
+        labels.sort_unstable();
+        segments.push(Segment {
+            locator: o.rel.clone(),
+            name: shown(&c.schema, &m.partition.0, &m.partition.1),
+            tier: Tier::Archived,
+            start_ms: m.start_ms,
+            end_ms: m.end_ms,
+            rows: Some(m.rows),
+            bytes: o.size,
+            labels,
+            token: ChangeToken([o.size, m.archived_at_ms as u64]),
+        });
+    }
+    Ok((segments, skipped))
+}
+
+/// Deletes an archived partition's objects (a drop of tier archived: the manifest first, so that a crash between
+/// the two leaves an object no scan lists rather than a manifest without its data).
+pub(super) async fn drop_archived(archive: &Archive, segment: &Segment) -> Result<Applied, StoreError> {
+    let key = archive.key(&segment.locator);
+    match archive.head(&key).await? {
+        Some((size, _)) if size == segment.bytes => {}
+        _ => {
+            return Err(StoreError::Changed {
+                what: format!("archived partition {}", segment.name),
+                detail: "its object is gone or of another size".into(),
+            });
+        }
+    }
+    delete_objects(archive, &segment.locator).await?;
+    Ok(Applied {
+        bytes_before: segment.bytes,
+        bytes_after: 0,
+        trashed: false,
+    })
+}
+
+/// What a restore from the archive put back.
+#[derive(Debug, Clone)]
+pub struct Unarchived {
+    pub name: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub archived_at_ms: i64,
+}
+
+/// Restores the archived partition shown as `name` into the table.
+pub(super) async fn unarchive(
+    client: &mut tokio_postgres::Client,
+    archive: &Archive,
+    c: &PostgresConfig,
+    name: &str,
+) -> Result<Unarchived, StoreError> {
+    let (segments, _) = scan(archive, c, &mut Symbols::new()).await?;
+    let Some(seg) = segments.into_iter().find(|s| s.name == name) else {
+        return Err(StoreError::Refused(format!(
+            "no archived partition {name:?} of {}.{} in {}",
+            c.schema,
+            c.table,
+            archive.url()
+        )));
+    };
+    let rel = seg.locator.clone();
+    let m = manifest(archive, &rel)
+        .await?
+        .ok_or_else(|| StoreError::Refused(format!("the manifest of {name:?} is gone")))?;
+    let (schema, orig) = &m.partition;
+    let target = qualified(schema, orig);
+    let parent = qualified(&m.parent.0, &m.parent.1);
+    let taken: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&target])
+        .await
+        .map_err(|e| backend(format!("cannot look up {target}"), e))?
+        .get(0);
+    if taken {
+        return Err(StoreError::Taken {
+            doing: "restore",
+            name: name.to_string(),
+            place: format!("table {target}"),
+        });
+    }
+    let parent_oid: Option<u32> = client
+        .query_one("SELECT to_regclass($1)::oid", &[&parent])
+        .await
+        .map_err(|e| backend(format!("cannot look up {parent}"), e))?
+        .get(0);
+    let parent_oid = parent_oid
+        .ok_or_else(|| StoreError::Refused(format!("cannot restore {name:?}: its parent table {parent} is gone")))?;
+    let now_cols = columnar::columns(client, parent_oid, &parent).await?;
+    let names = |cols: &[Column]| {
+        cols.iter()
+            .map(|c| (c.name.clone(), c.pg_type.clone()))
+            .collect::<Vec<_>>()
+    };
+    if names(&now_cols) != names(&m.columns) {
+        return Err(StoreError::Refused(format!(
+            "cannot restore {name:?}: the columns of {parent} are {:?} now, the archive's are {:?}; restore it into \
+             a table of the archive's columns by hand (the Parquet is {})",
+            names(&now_cols),
+            names(&m.columns),
+            archive.display(&archive.key(&rel))
+        )));
+    }
+    let bound = checked_bound(&m.bound)?.to_string();
+    // The Parquet, read back into a local file and checked against the manifest before anything is written.
+    let local = tempfile::Builder::new()
+        .prefix("retention-restore-")
+        .suffix(".parquet")
+        .tempfile()
+        .map_err(|e| StoreError::io("cannot create a temporary file", std::env::temp_dir().display(), e))?;
+    let mut reader = archive.reader(&archive.key(&rel)).await?;
+    let mut out = local
+        .reopen()
+        .map_err(|e| StoreError::io("cannot write", local.path().display(), e))?;
+    let copied = tokio::task::spawn_blocking(move || -> std::io::Result<Content> {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut reader, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+            size += n as u64;
+        }
+        out.flush()?;
+        Ok(Content {
+            size,
+            sha256: h.finalize().into(),
+        })
+    })
+    .await
+    .map_err(|e| StoreError::io("cannot read back", &rel, std::io::Error::other(e.to_string())))?
+    .map_err(|e| StoreError::io("cannot read back", archive.display(&archive.key(&rel)), e))?;
+    if copied.size != m.parquet_bytes || sha_hex(&copied) != m.parquet_sha256 {
+        return Err(StoreError::Refused(format!(
+            "cannot restore {name:?}: its Parquet {} does not read back as its manifest says (size {} for {}, sha256 \
+             {} for {}); nothing was written",
+            archive.display(&archive.key(&rel)),
+            copied.size,
+            m.parquet_bytes,
+            sha_hex(&copied),
+            m.parquet_sha256
+        )));
+    }
+    let file =
+        std::fs::File::open(local.path()).map_err(|e| StoreError::io("cannot read", local.path().display(), e))?;
+    let batches = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(8192).build())
+        .map_err(|e| StoreError::Backend {
+            what: format!("cannot read the Parquet of {name:?}"),
+            source: Box::new(e),
+        })?;
+    let intent = Intent {
+        kind: Kind::Restore,
+        key: Some(rel.clone()),
+        table: m.table.clone(),
+        origin: m.partition.clone(),
+        parent: m.parent.clone(),
+        bound: bound.clone(),
+        trash: false,
+        trashed_at_ms: m.archived_at_ms,
+        expires_at_ms: m.archived_at_ms,
+        labels: m.labels.clone(),
+        comment: m.comment.clone(),
+    };
+    let writable: Vec<String> = m
+        .columns
+        .iter()
+        .filter(|c| !c.generated)
+        .map(|c| ident(&c.name))
+        .collect();
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| backend("cannot begin a transaction", e))?;
+    tx.batch_execute(&format!(
+        "CREATE TABLE {target} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED \
+         INCLUDING STORAGE)"
+    ))
+    .await
+    .map_err(|e| backend(format!("cannot create {target}"), e))?;
+    let sink = tx
+        .copy_in::<_, bytes::Bytes>(&format!(
+            "COPY {target} ({}) FROM STDIN (FORMAT csv)",
+            writable.join(", ")
+        ))
+        .await
+        .map_err(|e| backend(format!("cannot fill {target}"), e))?;
+    let mut sink = std::pin::pin!(sink);
+    let mut rows = 0u64;
+    for batch in batches {
+        let batch = batch.map_err(|e| StoreError::Backend {
+            what: format!("cannot read the Parquet of {name:?}"),
+            source: Box::new(e),
+        })?;
+        rows += batch.num_rows() as u64;
+        let csv = columnar::csv(&batch, &m.columns)
+            .map_err(|e| StoreError::Refused(format!("cannot restore {name:?}: {e}")))?;
+        futures::SinkExt::send(&mut sink, bytes::Bytes::from(csv))
+            .await
+            .map_err(|e| backend(format!("cannot fill {target}"), e))?;
+    }
+    sink.as_mut()
+        .finish()
+        .await
+        .map_err(|e| backend(format!("cannot fill {target}"), e))?;
+    if rows != m.rows {
+        return Err(StoreError::Refused(format!(
+            "cannot restore {name:?}: its Parquet holds {rows} rows, its manifest says {}; nothing was written",
+            m.rows
+        )));
+    }
+    tx.batch_execute(&format!(
+        "ALTER TABLE {parent} ATTACH PARTITION {target} {bound}; COMMENT ON TABLE {target} IS {}",
+        literal(&intent.to_comment())
+    ))
+    .await
+    .map_err(|e| {
+        let e = backend(format!("cannot attach {target} to {parent}"), e);
+        match super::sql::code(&e).as_deref() {
+            Some("42P17") | Some("23514") => StoreError::Refused(format!(
+                "cannot restore {name:?}: {e}; the table now has a partition overlapping its bound (or rows of it in \
+                 its DEFAULT partition): move those away first"
+            )),
+            _ => e,
+        }
+    })?;
+    tx.commit()
+        .await
+        .map_err(|e| backend(format!("cannot commit the restore of {target}"), e))?;
+    hit("pg-unarchive:attached")?;
+    archive.delete(&archive.key(&manifest_rel(&rel))).await?;
+    hit("pg-unarchive:manifest-deleted")?;
+    archive.delete(&archive.key(&rel)).await?;
+    archive.sync().await?;
+    clear_intent(client, &target, &intent).await;
+    Ok(Unarchived {
+        name: name.to_string(),
+        rows,
+        bytes: m.parquet_bytes,
+        archived_at_ms: m.archived_at_ms,
+    })
+}
+
+/// The identifier of a key part, for the tests.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_name_is_one_key_part_whatever_it_holds() {
+        assert_eq!(part("a/b%c"), "a%2Fb%25c");
+        assert_eq!(
+            manifest_rel("public/events/p1.parquet"),
+            "public/events/p1.manifest.json"
+        );
+        assert!(checked_bound("FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-01-02 00:00:00+00')").is_ok());
+        assert!(checked_bound("FOR VALUES FROM ('x') TO ('y'); DROP TABLE t").is_err());
+        assert!(checked_bound("DEFAULT").is_err());
+    }
+}
