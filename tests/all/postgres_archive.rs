@@ -171,6 +171,35 @@ fn settled(db: &Db, default: bool) {
     assert!(db.unsettled().is_empty(), "{:?}", db.unsettled());
 }
 
+/// pyarrow (from PyPI, pinned: `tests/readers/`) reads each archived Parquet as the rows the table held, with their
+/// PostgreSQL types in the schema's metadata.
+fn independent_reader_sees_the_same_rows(db: &Db, before: &BTreeMap<String, Vec<String>>) {
+    let script = common::repo_root().join("tests/readers/read_parquet.sh");
+    for d in 1..=ARCHIVED {
+        let file = archive_dir(db).join(format!("public/events/{}.parquet", day(d)));
+        let (out, stdout, stderr) = run(std::process::Command::new("bash").arg(&script).arg(&file));
+        assert!(out.status.success(), "{stderr}");
+        let (schema, rows): (Vec<&str>, Vec<&str>) = stdout.lines().partition(|l| l.starts_with("# "));
+        let mut rows: Vec<String> = rows.into_iter().map(str::to_string).collect();
+        rows.sort();
+        let want: Vec<String> = before
+            .iter()
+            .filter(|(_, places)| places == &&vec![format!("public.{}", day(d))])
+            .map(|(r, _)| r.clone())
+            .collect();
+        assert_eq!(rows.len(), 100);
+        assert_eq!(rows, want, "{}", day(d));
+        assert_eq!(
+            schema,
+            [
+                "# ts timestamp[us, tz=UTC] timestamp with time zone",
+                "# tenant string text",
+                "# payload string text"
+            ]
+        );
+    }
+}
+
 #[test]
 fn a_pass_archives_old_partitions_as_verified_parquet_and_a_restore_puts_identical_rows_back() {
     for default in [false, true] {
@@ -188,6 +217,7 @@ fn a_pass_archives_old_partitions_as_verified_parquet_and_a_restore_puts_identic
         assert_eq!(manifest["rows"], 100);
         assert_eq!(manifest["start_ms"], 1_767_225_600_000i64);
         assert_eq!(manifest["columns"][0]["pg_type"], "timestamp with time zone");
+        independent_reader_sees_the_same_rows(&db, &census_before);
 
         // The next scan lists them as archived, with their rows and times; the plan keeps them.
         let report = ok_pass(&cfg, &["--dry-run"]);

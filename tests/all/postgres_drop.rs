@@ -313,3 +313,45 @@ fn at_every_crash_point_of_a_drop_every_row_stays_in_exactly_one_place_and_the_n
         }
     }
 }
+
+#[test]
+fn a_role_with_the_readme_grants_can_drop_and_restore_and_a_missing_one_is_named_before_anything_is_applied() {
+    let db = Db::events(true);
+    let db_name = db.url.rsplit('/').next().unwrap().to_string();
+    // The table and its partitions belong to the application's role; the engine logs in as its own.
+    let role = format!("ret_{}", &db_name[2..10]);
+    let owner = format!("app_{}", &db_name[2..10]);
+    let setup = format!(
+        "CREATE ROLE {owner}; CREATE ROLE {role} LOGIN; ALTER TABLE events OWNER TO {owner}; \
+         DO $$ DECLARE p regclass; BEGIN FOR p IN SELECT relid FROM pg_partition_tree('events') WHERE isleaf LOOP \
+         EXECUTE format('ALTER TABLE %s OWNER TO {owner}', p); END LOOP; END $$;"
+    );
+    db.sql(async move |c| c.batch_execute(&setup).await.unwrap());
+    let cfg = db.config(DROP, "");
+    let as_role = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("postgres@", &format!("{role}@"));
+    std::fs::write(&cfg, as_role).unwrap();
+    let before = db.checksum();
+    let failing = |want: &str| {
+        let (status, report, stderr) = pass(&cfg, NOW, &[], None);
+        assert_ne!(status.code(), Some(0), "{report:#}\n{stderr}");
+        let text = format!("{report}{stderr}");
+        assert!(text.contains(want), "want {want:?} in {report:#}\n{stderr}");
+        assert_eq!(db.checksum(), before, "nothing applied");
+    };
+    failing(&format!("GRANT {owner} TO {role}"));
+    let grant = format!("GRANT {owner} TO {role}");
+    db.sql(async move |c| c.batch_execute(&grant).await.unwrap());
+    failing(&format!("GRANT CREATE ON DATABASE {db_name} TO {role}"));
+    // The README's GRANTs, all of them: the pass drops, the trash restores.
+    let grants = format!("GRANT CREATE ON DATABASE {db_name} TO {role}; GRANT CREATE ON SCHEMA public TO {role}");
+    db.sql(async move |c| c.batch_execute(&grants).await.unwrap());
+    ok_pass(&cfg, NOW, &[]);
+    kept_partitions(&db, "events_p", true);
+    for n in trash_names(&cfg) {
+        let (code, stdout, stderr) = trash(&cfg, &["restore", "--dataset", "events", &n]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+    }
+    assert_eq!(db.checksum(), before);
+}

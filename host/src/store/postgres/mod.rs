@@ -181,6 +181,10 @@ impl Store for PostgresStore {
 
     async fn bind_state(&self, dataset: &str, state_id: &str, write: bool) -> Result<(), StoreError> {
         let client = self.connect().await?;
+        if write {
+            // A real pass: the privileges its actions need, named before anything is written (the binding included).
+            scan::check_privileges(&client, &self.config).await?;
+        }
         state::bind(&client, &self.config, dataset, state_id, write).await
     }
 
@@ -202,6 +206,11 @@ impl Store for PostgresStore {
             Ok(c) => c,
             Err(e) => return work.iter().map(|_| Some(Err(e.again()))).collect(),
         };
+        // The role's privileges, once, before anything is applied: a missing one fails every action, saying which
+        // GRANT is missing, rather than the first DETACH failing halfway through a plan.
+        if let Err(e) = scan::check_privileges(&client, &self.config).await {
+            return work.iter().map(|_| Some(Err(e.again()))).collect();
+        }
         let mut out = Vec::with_capacity(work.len());
         // One action at a time: each is a few catalog statements, and the parent's locks are better taken in turn.
         for w in work {

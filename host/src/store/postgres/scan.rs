@@ -139,3 +139,35 @@ pub(super) async fn partitions(
     segments.sort_by(|a, b| a.end_ms.cmp(&b.end_ms).then_with(|| a.name.cmp(&b.name)));
     Ok(Scan { segments, skipped })
 }
+
+/// Checks that the session's role can carry out the store's actions on the table: act as the owner of the table and
+/// of every partition (`ALTER TABLE ... DETACH/ATTACH PARTITION`, `COMMENT ON`, `SET SCHEMA`, `DROP TABLE` need
+/// ownership), and create schemas in the database (the engine's `_retention` and the trash schemas).
+pub(super) async fn check_privileges(client: &tokio_postgres::Client, c: &PostgresConfig) -> Result<(), StoreError> {
+    let name = qualified(c);
+    let row = client
+        .query_one(
+            "SELECT current_user::text, has_database_privilege(current_database(), 'CREATE'), current_database()::text, \
+                    (SELECT string_agg(DISTINCT pg_get_userbyid(k.relowner), ', ') FROM pg_partition_tree(to_regclass($1)) t \
+                     JOIN pg_class k ON k.oid = t.relid WHERE NOT pg_has_role(k.relowner, 'USAGE'))",
+            &[&name],
+        )
+        .await
+        .map_err(|e| backend(format!("cannot check the privileges on {name}"), e))?;
+    let (user, create, db, owners): (String, bool, String, Option<String>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    if let Some(owners) = owners {
+        return Err(StoreError::Refused(format!(
+            "role {user} cannot act on {name}: detaching, attaching and dropping partitions need their owner's \
+             rights, and {owners} owns (some of) them: GRANT {owners} TO {user} (see the README's PostgreSQL \
+             privileges); nothing was applied"
+        )));
+    }
+    if !create {
+        return Err(StoreError::Refused(format!(
+            "role {user} cannot create schemas in database {db} (the engine's _retention and its trash schemas): \
+             GRANT CREATE ON DATABASE {db} TO {user}; nothing was applied"
+        )));
+    }
+    Ok(())
+}
