@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod census;
+pub mod pg_server;
 pub mod postgres;
 pub mod service;
 

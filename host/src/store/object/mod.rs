@@ -562,6 +562,43 @@ impl Archive {
         self.store.delete(location).await.map_err(|e| self.error(e))
     }
 
+    /// The file of the object at `location` in a local destination (`None` for other destinations): where a writer
+    /// that streams an object itself (the PostgreSQL store's Parquet) puts a staged object directly.
+    pub fn local_path(&self, location: &ObjectPath) -> Option<PathBuf> {
+        self.local_dir.as_ref().map(|d| d.join(location.as_ref()))
+    }
+
+    /// Makes the objects at `locations` durable: for a local destination each file and its directories up to the
+    /// destination's root are fsynced (for a few large objects, far cheaper than [`Archive::sync`]'s `syncfs` of a
+    /// filesystem that a database also writes to); object stores proper are durable when a request returns.
+    pub async fn sync_objects(&self, locations: &[ObjectPath]) -> Result<(), StoreError> {
+        let Some(root) = self.local_dir.clone() else {
+            return Ok(());
+        };
+        let paths: Vec<PathBuf> = locations.iter().map(|l| root.join(l.as_ref())).collect();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let mut dirs = std::collections::BTreeSet::new();
+            for p in &paths {
+                std::fs::File::open(p)?.sync_all()?;
+                let mut d = p.parent();
+                while let Some(dir) = d {
+                    dirs.insert(dir.to_path_buf());
+                    if dir == root {
+                        break;
+                    }
+                    d = dir.parent();
+                }
+            }
+            for d in dirs {
+                std::fs::File::open(&d)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::io("cannot sync archive", &self.url, io::Error::other(e.to_string())))?
+        .map_err(|e| StoreError::io("cannot sync archive objects in", &self.url, e))
+    }
+
     /// Makes what was written to or deleted from a local destination durable ([`LocalFileSystem`] does not fsync).
     /// Object stores proper are durable when a request returns.
     pub async fn sync(&self) -> Result<(), StoreError> {

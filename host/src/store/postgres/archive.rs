@@ -28,7 +28,6 @@
 
 use std::io::Write as _;
 
-use parquet::arrow::ArrowWriter;
 use serde::{Deserialize, Serialize};
 
 use crate::crashpoint;
@@ -238,34 +237,50 @@ async fn copy_out(
     tx.batch_execute(&format!("LOCK TABLE {here} IN SHARE MODE"))
         .await
         .map_err(|e| backend(format!("cannot lock {here}"), e))?;
-    let local = tempfile::Builder::new()
-        .prefix("retention-archive-")
-        .suffix(".parquet")
-        .tempfile()
-        .map_err(|e| StoreError::io("cannot create a temporary file", std::env::temp_dir().display(), e))?;
-    let io = |e: std::io::Error| StoreError::io("cannot write", local.path().display(), e);
-    let file = local.reopen().map_err(io)?;
-    let mut writer = ArrowWriter::try_new(file, columnar::schema(cols), Some(columnar::properties())).map_err(|e| {
-        StoreError::Backend {
-            what: "cannot start a Parquet file".into(),
-            source: Box::new(e),
+    // The Parquet goes straight to its staging key in a local destination, else to a local file uploaded after.
+    let staged = archive.key(&format!("{STAGING_DIR}/{}.parquet", uuid::Uuid::new_v4()));
+    let io = |p: &std::path::Path, e: std::io::Error| StoreError::io("cannot write", p.display(), e);
+    let (file, temp) = match archive.local_path(&staged) {
+        Some(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            }
+            let f = std::fs::File::create_new(&path).map_err(|e| io(&path, e))?;
+            (f, None)
         }
-    })?;
-    let read = columnar::read(&tx, cols, &here, Some(&mut writer)).await?;
-    let meta = writer.close().map_err(|e| StoreError::Backend {
-        what: format!("cannot finish the Parquet of {here}"),
-        source: Box::new(e),
-    })?;
-    if meta.num_rows as u64 != read.rows {
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("retention-archive-")
+                .suffix(".parquet")
+                .tempfile()
+                .map_err(|e| StoreError::io("cannot create a temporary file", std::env::temp_dir().display(), e))?;
+            (t.reopen().map_err(|e| io(t.path(), e))?, Some(t))
+        }
+    };
+    let writer = columnar::Writer::start(file, cols)?;
+    let read = columnar::read(&tx, cols, &here, Some(&writer.batches)).await;
+    let written = writer.finish().await;
+    let read = read?;
+    let (parquet_rows, mut content) = written?;
+    if parquet_rows != read.rows {
         return Err(StoreError::Refused(format!(
-            "the Parquet of {here} holds {} rows, {} were read",
-            meta.num_rows, read.rows
+            "the Parquet of {here} holds {parquet_rows} rows, {} were read",
+            read.rows
         )));
     }
     hit("pg-archive:copied")?;
-    let staged = archive.key(&format!("{STAGING_DIR}/{}.parquet", uuid::Uuid::new_v4()));
-    let file = std::fs::File::open(local.path()).map_err(io)?;
-    let content = archive.upload(file, local.path(), &staged).await?;
+    if let Some(t) = &temp {
+        let file = std::fs::File::open(t.path()).map_err(|e| io(t.path(), e))?;
+        let uploaded = archive.upload(file, t.path(), &staged).await?;
+        if uploaded != content {
+            return Err(StoreError::Refused(format!(
+                "the Parquet of {here} changed while it was uploaded (sha256 {} instead of {})",
+                sha_hex(&uploaded),
+                sha_hex(&content)
+            )));
+        }
+        content = uploaded;
+    }
     archive.verify(&staged, &content).await?;
     hit("pg-archive:staged")?;
     let key = archive.key(&rel);
@@ -291,8 +306,9 @@ async fn copy_out(
     };
     let mut json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
     json.push(b'\n');
-    archive.put_new(&archive.key(&manifest_rel(&rel)), json.into()).await?;
-    archive.sync().await?;
+    let manifest_key = archive.key(&manifest_rel(&rel));
+    archive.put_new(&manifest_key, json.into()).await?;
+    archive.sync_objects(&[key, manifest_key]).await?;
     hit("pg-archive:manifest")?;
     tx.batch_execute(&format!("DROP TABLE {here}"))
         .await
@@ -377,7 +393,7 @@ pub(super) async fn settle_archive(
             tx.batch_execute(&format!("LOCK TABLE {here} IN SHARE MODE"))
                 .await
                 .map_err(|e| backend(format!("cannot lock {here}"), e))?;
-            let read = columnar::read(&tx, &m.columns, &here, None::<&mut ArrowWriter<std::fs::File>>).await?;
+            let read = columnar::read(&tx, &m.columns, &here, None).await?;
             if read.rows == m.rows && read.digest_hex() == m.rows_digest {
                 tx.batch_execute(&format!("DROP TABLE {here}"))
                     .await

@@ -20,7 +20,6 @@
 //!
 //! Anything else (arrays, composite and range types, `money`, geometric and full-text types, domains) is refused.
 
-use std::hash::Hasher;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -181,13 +180,15 @@ pub fn schema(cols: &[Column]) -> Arc<Schema> {
     ))
 }
 
-/// The writer properties of every archive: zstd level 3, row groups of [`BATCH_ROWS`].
+/// The writer properties of every archive: zstd level 1, row groups of [`BATCH_ROWS`].
 pub fn properties() -> parquet::file::properties::WriterProperties {
     parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(
-            parquet::basic::ZstdLevel::try_new(3).expect("level 3 is valid"),
+            parquet::basic::ZstdLevel::try_new(1).expect("level 1 is valid"),
         ))
         .set_max_row_group_size(BATCH_ROWS)
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
         .build()
 }
 
@@ -195,7 +196,7 @@ pub fn properties() -> parquet::file::properties::WriterProperties {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Read {
     pub rows: u64,
-    /// Order-independent: the wrapping sum of a 128-bit SipHash-1-3 of each row's values.
+    /// Order-independent: the wrapping sum of the 128-bit XXH3 of each row's values (tagged, length-prefixed).
     pub digest: u128,
 }
 
@@ -253,14 +254,14 @@ impl Builder {
     }
 }
 
-/// Feeds one value into a row's hash: a tag (null or not) and the value's bytes, length-prefixed.
-fn feed(h: &mut siphasher::sip128::SipHasher13, v: Option<&[u8]>) {
+/// Appends one value to a row's canonical bytes: a tag (null or not) and the value's bytes, length-prefixed.
+fn feed(h: &mut Vec<u8>, v: Option<&[u8]>) {
     match v {
-        None => h.write_u8(0),
+        None => h.push(0),
         Some(b) => {
-            h.write_u8(1);
-            h.write_u64(b.len() as u64);
-            h.write(b);
+            h.push(1);
+            h.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            h.extend_from_slice(b);
         }
     }
 }
@@ -268,14 +269,14 @@ fn feed(h: &mut siphasher::sip128::SipHasher13, v: Option<&[u8]>) {
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
 
 /// Reads every row of `table` (quoted) in one statement of `client`'s current transaction, digesting them and, with
-/// `out`, writing them as Parquet.
-pub async fn read<W: Write + Send>(
+/// `out`, sending them in record batches of [`BATCH_ROWS`] rows (to a [`Writer`] encoding them on a thread of its
+/// own meanwhile).
+pub async fn read(
     client: &tokio_postgres::Transaction<'_>,
     cols: &[Column],
     table: &str,
-    mut out: Option<&mut ArrowWriter<W>>,
+    out: Option<&tokio::sync::mpsc::Sender<RecordBatch>>,
 ) -> Result<Read, StoreError> {
-    use siphasher::sip128::Hasher128;
     let select: Vec<String> = cols
         .iter()
         .map(|c| match c.as_text {
@@ -299,53 +300,56 @@ pub async fn read<W: Write + Send>(
     let mut in_batch = 0usize;
     let mut read = Read { rows: 0, digest: 0 };
     let bad = |c: &Column, e: tokio_postgres::Error| backend(format!("cannot read column {} of {table}", c.name), e);
-    let write_err = |e: parquet::errors::ParquetError| StoreError::Backend {
-        what: format!("cannot write the Parquet of {table}"),
+    let batch_err = |e: arrow_schema::ArrowError| StoreError::Backend {
+        what: format!("cannot make a record batch of {table}"),
         source: Box::new(e),
     };
+    let gone = || StoreError::Refused(format!("the Parquet writer of {table} stopped (see its error)"));
+    let mut canonical = Vec::with_capacity(256);
     while let Some(row) = rows.next().await {
         let row = row.map_err(|e| backend(format!("cannot read the rows of {table}"), e))?;
-        let mut h = siphasher::sip128::SipHasher13::new();
+        canonical.clear();
+        let h = &mut canonical;
         for (i, (c, b)) in cols.iter().zip(builders.iter_mut()).enumerate() {
             match b {
                 Builder::Bool(b) => {
                     let v: Option<bool> = row.try_get(i).map_err(|e| bad(c, e))?;
-                    feed(&mut h, v.map(|v| [v as u8]).as_ref().map(|a| &a[..]));
+                    feed(h, v.map(|v| [v as u8]).as_ref().map(|a| &a[..]));
                     b.append_option(v);
                 }
                 Builder::I16(b) => {
                     let v: Option<i16> = row.try_get(i).map_err(|e| bad(c, e))?;
-                    feed(&mut h, v.map(i16::to_le_bytes).as_ref().map(|a| &a[..]));
+                    feed(h, v.map(i16::to_le_bytes).as_ref().map(|a| &a[..]));
                     b.append_option(v);
                 }
                 Builder::I32(b) => {
                     let v: Option<i32> = row.try_get(i).map_err(|e| bad(c, e))?;
-                    feed(&mut h, v.map(i32::to_le_bytes).as_ref().map(|a| &a[..]));
+                    feed(h, v.map(i32::to_le_bytes).as_ref().map(|a| &a[..]));
                     b.append_option(v);
                 }
                 Builder::I64(b) => {
                     let v: Option<i64> = row.try_get(i).map_err(|e| bad(c, e))?;
-                    feed(&mut h, v.map(i64::to_le_bytes).as_ref().map(|a| &a[..]));
+                    feed(h, v.map(i64::to_le_bytes).as_ref().map(|a| &a[..]));
                     b.append_option(v);
                 }
                 Builder::F32(b) => {
                     let v: Option<f32> = row.try_get(i).map_err(|e| bad(c, e))?;
-                    feed(&mut h, v.map(f32::to_le_bytes).as_ref().map(|a| &a[..]));
+                    feed(h, v.map(f32::to_le_bytes).as_ref().map(|a| &a[..]));
                     b.append_option(v);
                 }
                 Builder::F64(b) => {
                     let v: Option<f64> = row.try_get(i).map_err(|e| bad(c, e))?;
-                    feed(&mut h, v.map(f64::to_le_bytes).as_ref().map(|a| &a[..]));
+                    feed(h, v.map(f64::to_le_bytes).as_ref().map(|a| &a[..]));
                     b.append_option(v);
                 }
                 Builder::Text(b) => {
                     let v: Option<&str> = row.try_get(i).map_err(|e| bad(c, e))?;
-                    feed(&mut h, v.map(str::as_bytes));
+                    feed(h, v.map(str::as_bytes));
                     b.append_option(v);
                 }
                 Builder::Bytes(b) => {
                     let v: Option<&[u8]> = row.try_get(i).map_err(|e| bad(c, e))?;
-                    feed(&mut h, v);
+                    feed(h, v);
                     b.append_option(v);
                 }
                 Builder::Ts(b, tz) => {
@@ -356,25 +360,25 @@ pub async fn read<W: Write + Send>(
                         let t: Option<NaiveDateTime> = row.try_get(i).map_err(|e| bad(c, e))?;
                         t.map(|t| t.and_utc().timestamp_micros())
                     };
-                    feed(&mut h, v.map(i64::to_le_bytes).as_ref().map(|a| &a[..]));
+                    feed(h, v.map(i64::to_le_bytes).as_ref().map(|a| &a[..]));
                     b.append_option(v);
                 }
                 Builder::Date(b) => {
                     let d: Option<NaiveDate> = row.try_get(i).map_err(|e| bad(c, e))?;
                     let v = d.map(|d| (d - EPOCH).num_days() as i32);
-                    feed(&mut h, v.map(i32::to_le_bytes).as_ref().map(|a| &a[..]));
+                    feed(h, v.map(i32::to_le_bytes).as_ref().map(|a| &a[..]));
                     b.append_option(v);
                 }
             }
         }
-        read.digest = read.digest.wrapping_add(h.finish128().as_u128());
+        read.digest = read.digest.wrapping_add(twox_hash::XxHash3_128::oneshot(&canonical));
         read.rows += 1;
         in_batch += 1;
         if in_batch == BATCH_ROWS {
-            if let Some(w) = out.as_deref_mut() {
+            if let Some(w) = out {
                 let batch = RecordBatch::try_new(schema.clone(), builders.iter_mut().map(Builder::finish).collect())
-                    .map_err(|e| write_err(e.into()))?;
-                w.write(&batch).map_err(write_err)?;
+                    .map_err(batch_err)?;
+                w.send(batch).await.map_err(|_| gone())?;
             } else {
                 builders = cols.iter().map(|c| Builder::new(c.kind)).collect();
             }
@@ -385,10 +389,115 @@ pub async fn read<W: Write + Send>(
         && in_batch > 0
     {
         let batch = RecordBatch::try_new(schema.clone(), builders.iter_mut().map(Builder::finish).collect())
-            .map_err(|e| write_err(e.into()))?;
-        w.write(&batch).map_err(write_err)?;
+            .map_err(batch_err)?;
+        w.send(batch).await.map_err(|_| gone())?;
     }
     Ok(read)
+}
+
+/// A file written through it: its size and SHA-256, computed on the way; its pages are handed to writeback as they
+/// fill ([`WRITEBACK`]), so that the fsync that makes it durable before any row is dropped waits for little.
+struct Hashing {
+    file: std::fs::File,
+    sha: sha2::Sha256,
+    size: u64,
+    kicked: u64,
+}
+
+/// Bytes written between two starts of writeback.
+const WRITEBACK: u64 = 8 << 20;
+
+impl Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.file.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.size += n as u64;
+        if self.size - self.kicked >= WRITEBACK {
+            // Starts writing the range out without waiting for it (SYNC_FILE_RANGE_WRITE): only a hint, so a failure
+            // is ignored; durability comes from the fsync at the end.
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid open descriptor and a range within the file; the call only schedules writeback.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.kicked as i64,
+                    (self.size - self.kicked) as i64,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.kicked = self.size;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// A Parquet file being written by a thread of its own from the record batches sent to it, so that encoding and
+/// compressing overlap with reading the next rows from the server.
+pub struct Writer {
+    pub batches: tokio::sync::mpsc::Sender<RecordBatch>,
+    thread: std::thread::JoinHandle<Result<(u64, crate::store::object::Content), String>>,
+}
+
+impl Writer {
+    /// Starts writing `cols`' rows to `file` (created, empty).
+    pub fn start(file: std::fs::File, cols: &[Column]) -> Result<Writer, StoreError> {
+        let (batches, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let inner = Hashing {
+            file,
+            sha: <sha2::Sha256 as sha2::Digest>::new(),
+            size: 0,
+            kicked: 0,
+        };
+        let mut w = ArrowWriter::try_new(
+            std::io::BufWriter::with_capacity(1 << 20, inner),
+            schema(cols),
+            Some(properties()),
+        )
+        .map_err(|e| StoreError::Backend {
+            what: "cannot start a Parquet file".into(),
+            source: Box::new(e),
+        })?;
+        let thread = std::thread::Builder::new()
+            .name("retention-parquet".into())
+            .spawn(move || {
+                while let Some(batch) = rx.blocking_recv() {
+                    w.write(&batch).map_err(|e| e.to_string())?;
+                }
+                let meta = w.finish().map_err(|e| e.to_string())?;
+                let buffered = w.inner_mut();
+                buffered
+                    .flush()
+                    .map_err(|e| format!("cannot write the Parquet file: {e}"))?;
+                let h = buffered.get_mut();
+                h.file
+                    .sync_all()
+                    .map_err(|e| format!("cannot sync the Parquet file: {e}"))?;
+                let sha = std::mem::replace(&mut h.sha, <sha2::Sha256 as sha2::Digest>::new());
+                let content = crate::store::object::Content {
+                    size: h.size,
+                    sha256: sha2::Digest::finalize(sha).into(),
+                };
+                Ok((meta.num_rows as u64, content))
+            })
+            .map_err(|e| StoreError::io("cannot start a thread", "parquet", e))?;
+        Ok(Writer { batches, thread })
+    }
+
+    /// Waits for the file to be complete and durable: its row count, size and SHA-256.
+    pub async fn finish(self) -> Result<(u64, crate::store::object::Content), StoreError> {
+        drop(self.batches);
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| StoreError::Refused(format!("the Parquet writer failed: {e}")))?
+            .map_err(|_| StoreError::Refused("the Parquet writer panicked".into()))?
+            .map_err(|e| StoreError::Refused(format!("cannot write the Parquet file: {e}")))
+    }
 }
 
 /// Appends `v` to a CSV line, quoted (`"` doubled), or nothing for NULL.
