@@ -55,8 +55,8 @@ pub const CRASH_POINTS: &[&str] = &[
 /// The failure points of a restore from the archive, in protocol order.
 pub const RESTORE_POINTS: &[&str] = &["pg-unarchive:attached", "pg-unarchive:manifest-deleted"];
 
-fn hit(point: &str) -> Result<(), StoreError> {
-    crashpoint::hit(point).map_err(|e| StoreError::io("crash point", point, e))
+pub(super) fn hit(c: &PostgresConfig, point: &str) -> Result<(), StoreError> {
+    crashpoint::hit_for(point, &c.scope).map_err(|e| StoreError::io("crash point", point, e))
 }
 
 /// What the manifest beside an archived partition's Parquet says.
@@ -166,7 +166,7 @@ pub(super) async fn archive_partition(
         &format!("COMMENT ON TABLE {here} IS {}", literal(&intent.to_comment())),
     )
     .await?;
-    hit("pg-archive:intent-recorded")?;
+    hit(c, "pg-archive:intent-recorded")?;
     let concurrently = if p.parent_has_default { "" } else { " CONCURRENTLY" };
     if let Err(e) = exec(
         client,
@@ -185,11 +185,12 @@ pub(super) async fn archive_partition(
         }
         return Err(e);
     }
-    hit("pg-archive:detached")?;
+    hit(c, "pg-archive:detached")?;
     let (start_ms, end_ms) = (segment.start_ms, segment.end_ms);
     match copy_out(
         client,
         archive,
+        c,
         &p.schema,
         &p.name,
         &intent,
@@ -219,6 +220,7 @@ pub(super) async fn archive_partition(
 async fn copy_out(
     client: &mut tokio_postgres::Client,
     archive: &Archive,
+    c: &PostgresConfig,
     schema: &str,
     name: &str,
     intent: &Intent,
@@ -268,7 +270,7 @@ async fn copy_out(
             read.rows
         )));
     }
-    hit("pg-archive:copied")?;
+    hit(c, "pg-archive:copied")?;
     if let Some(t) = &temp {
         let file = std::fs::File::open(t.path()).map_err(|e| io(t.path(), e))?;
         let uploaded = archive.upload(file, t.path(), &staged).await?;
@@ -282,11 +284,11 @@ async fn copy_out(
         content = uploaded;
     }
     archive.verify(&staged, &content).await?;
-    hit("pg-archive:staged")?;
+    hit(c, "pg-archive:staged")?;
     let key = archive.key(&rel);
     archive.copy_new(&staged, &key).await?;
     archive.delete(&staged).await?;
-    hit("pg-archive:final")?;
+    hit(c, "pg-archive:final")?;
     let manifest = Manifest {
         format: FORMAT.into(),
         table: intent.table.clone(),
@@ -309,14 +311,14 @@ async fn copy_out(
     let manifest_key = archive.key(&manifest_rel(&rel));
     archive.put_new(&manifest_key, json.into()).await?;
     archive.sync_objects(&[key, manifest_key]).await?;
-    hit("pg-archive:manifest")?;
+    hit(c, "pg-archive:manifest")?;
     tx.batch_execute(&format!("DROP TABLE {here}"))
         .await
         .map_err(|e| backend(format!("cannot drop {here} after archiving it"), e))?;
     tx.commit()
         .await
         .map_err(|e| backend(format!("cannot commit the archive of {here}"), e))?;
-    hit("pg-archive:dropped")?;
+    hit(c, "pg-archive:dropped")?;
     Ok(())
 }
 
@@ -760,9 +762,9 @@ pub(super) async fn unarchive(
     tx.commit()
         .await
         .map_err(|e| backend(format!("cannot commit the restore of {target}"), e))?;
-    hit("pg-unarchive:attached")?;
+    hit(c, "pg-unarchive:attached")?;
     archive.delete(&archive.key(&manifest_rel(&rel))).await?;
-    hit("pg-unarchive:manifest-deleted")?;
+    hit(c, "pg-unarchive:manifest-deleted")?;
     archive.delete(&archive.key(&rel)).await?;
     archive.sync().await?;
     clear_intent(client, &target, &intent).await;

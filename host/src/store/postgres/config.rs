@@ -96,6 +96,9 @@ pub struct PostgresConfig {
     /// Zero: a drop deletes at once.
     pub trash_grace: Duration,
     pub archive_url: Option<url::Url>,
+    /// A name of this database among all (`/postgres/<host>:<port>/<database>`), for [`crate::crashpoint::hit_for`]:
+    /// a test injects failures into one database's actions only.
+    pub scope: std::path::PathBuf,
 }
 
 impl PostgresConfig {
@@ -193,7 +196,21 @@ impl PostgresConfig {
                     .map_err(|p| invalid(format!("{at}.archive_url"), u, p))?,
             ),
         };
+        let scope = std::path::Path::new("/postgres")
+            .join(format!(
+                "{}:{}",
+                url.get_hosts()
+                    .first()
+                    .map(|h| match h {
+                        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                        tokio_postgres::config::Host::Unix(p) => p.display().to_string().replace('/', "_"),
+                    })
+                    .unwrap_or_default(),
+                url.get_ports().first().copied().unwrap_or(5432)
+            ))
+            .join(url.get_dbname().unwrap_or("postgres"));
         Ok(PostgresConfig {
+            scope,
             archive_url,
             trash_grace: Duration::from_secs(raw.trash_grace_secs),
             url: raw.url,

@@ -32,8 +32,8 @@ pub const CRASH_POINTS: &[&str] = &[
     "pg-drop:moved",
 ];
 
-fn hit(point: &str) -> Result<(), StoreError> {
-    crashpoint::hit(point).map_err(|e| StoreError::io("crash point", point, e))
+pub(super) fn hit(c: &PostgresConfig, point: &str) -> Result<(), StoreError> {
+    crashpoint::hit_for(point, &c.scope).map_err(|e| StoreError::io("crash point", point, e))
 }
 
 /// A leaf partition as the catalog shows it now.
@@ -145,14 +145,14 @@ pub(super) async fn drop_partition(
     };
     let here = qualified(&p.schema, &p.name);
     let parent = qualified(&p.parent.0, &p.parent.1);
-    hit("pg-drop:intent")?;
+    hit(c, "pg-drop:intent")?;
     exec(
         client,
         || format!("cannot record the intent to drop {here}"),
         &format!("COMMENT ON TABLE {here} IS {}", literal(&intent.to_comment())),
     )
     .await?;
-    hit("pg-drop:intent-recorded")?;
+    hit(c, "pg-drop:intent-recorded")?;
     if p.parent_has_default {
         // CONCURRENTLY is refused beside a DEFAULT partition: the plain DETACH, in the same transaction as the move.
         let tx = client
@@ -169,7 +169,7 @@ pub(super) async fn drop_partition(
             return Err(e);
         }
         // Dying here rolls the detach back: the same state as before it.
-        hit("pg-drop:detached")?;
+        hit(c, "pg-drop:detached")?;
         finish_in(&tx, &p.schema, &p.name, &intent).await?;
         tx.commit()
             .await
@@ -194,10 +194,10 @@ pub(super) async fn drop_partition(
             }
             return Err(e);
         }
-        hit("pg-drop:detached")?;
+        hit(c, "pg-drop:detached")?;
         finish(client, &p.schema, &p.name, &intent).await?;
     }
-    hit("pg-drop:moved")?;
+    hit(c, "pg-drop:moved")?;
     Ok(Applied {
         bytes_before: segment.bytes,
         bytes_after: 0,

@@ -21,6 +21,8 @@ mod recover;
 mod scan;
 mod sql;
 pub mod state;
+#[cfg(test)]
+mod tests;
 mod trash;
 
 pub use archive::{CRASH_POINTS as ARCHIVE_CRASH_POINTS, RESTORE_POINTS};

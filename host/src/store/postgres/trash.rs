@@ -98,7 +98,7 @@ pub(super) async fn purge(
             .batch_execute(&format!("DROP TABLE {}", t.entry.locator))
             .await
             .map_err(|err| backend(format!("cannot purge {} ({})", e.name, e.locator), err))?;
-        crate::crashpoint::hit("pg-purge:dropped").map_err(|err| StoreError::io("crash point", "purge", err))?;
+        super::drop::hit(c, "pg-purge:dropped")?;
         drop_schema_if_empty(client, &t.schema).await;
         purged.push(e.clone());
     }
