@@ -72,7 +72,7 @@ fn bad_postgres_configs_are_refused_naming_the_field() {
         let p = dir.path().join("bad.toml");
         std::fs::write(&p, text).unwrap();
         let (out, stdout, stderr) = run(retention().args(["run", "--dry-run", "--config"]).arg(&p));
-        assert_ne!(out.status.code(), Some(0), "{stdout}");
+        assert_eq!(out.status.code(), Some(2), "a config error: {stdout}{stderr}");
         assert!(stderr.contains(want), "want {want:?} in: {stderr}");
     };
     let ds = |section: &str| {
@@ -100,6 +100,25 @@ fn bad_postgres_configs_are_refused_naming_the_field() {
         )),
         "RETENTION_TEST_NO_SUCH_VAR, which is not set",
     );
+    // A server that is not there (a port nothing listens on), a table partitioned on a key that is not a time.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    check(
+        ds(&format!("url = \"postgres://postgres@127.0.0.1:{port}/x\"\ntable = \"events\"")),
+        &format!("cannot connect to postgres://postgres@127.0.0.1:{port}/x"),
+    );
+    db.sql(async |c| {
+        c.batch_execute(
+            "CREATE TABLE by_id (id bigint NOT NULL, v text) PARTITION BY RANGE (id); \
+             CREATE TABLE plain (ts timestamptz NOT NULL)",
+        )
+        .await
+        .unwrap()
+    });
+    check(
+        ds(&format!("url = \"{url}\"\ntable = \"by_id\"")),
+        "partitioned by RANGE on id (bigint): only RANGE partitioning on one timestamp or date column",
+    );
+    check(ds(&format!("url = \"{url}\"\ntable = \"plain\"")), "is not partitioned");
 }
 
 #[test]
@@ -130,4 +149,48 @@ fn a_table_belongs_to_the_state_database_that_first_acted_on_it() {
         toml::from_str(&format!("url = \"{url}\"\ntable = \"_retention.state_binding\"")).unwrap();
     let e = PostgresConfig::from_raw(raw, "dataset[0].postgres", Path::new(".")).unwrap_err();
     assert!(e.problem.contains("the engine's own"), "{}", e.problem);
+}
+
+#[test]
+fn a_pg_partman_table_is_planned_and_refused_while_partmans_own_retention_is_on() {
+    let db = Db::events(false);
+    db.sql(async |c| {
+        c.batch_execute(
+            "CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman; \
+             CREATE TABLE metrics (ts timestamptz NOT NULL, v float8) PARTITION BY RANGE (ts); \
+             SELECT partman.create_parent(p_parent_table => 'public.metrics', p_control => 'ts', p_type => 'native', \
+               p_interval => 'daily', p_premake => 2); \
+             UPDATE partman.part_config SET retention = '30 days' WHERE parent_table = 'public.metrics'",
+        )
+        .await
+        .unwrap()
+    });
+    let cfg = db.dir.path().join("metrics.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "plugin_dir = \"{}\"\n[[dataset]]\nname = \"metrics\"\nplugin = \"age_tiering\"\n[dataset.postgres]\n\
+             url = \"{}\"\ntable = \"metrics\"\n",
+            plugin_dir().display(),
+            db.url
+        ),
+    )
+    .unwrap();
+    let (out, stdout, stderr) = run(retention().args(["run", "--dry-run", "--config"]).arg(&cfg));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("managed by pg_partman with its own retention (retention = '30 days'"), "{stderr}");
+    assert!(stderr.contains("SET retention = NULL WHERE parent_table = 'public.metrics'"), "{stderr}");
+    // Partman's retention off: the dataset plans over partman's partitions (its DEFAULT one left out).
+    db.sql(async |c| {
+        c.batch_execute("UPDATE partman.part_config SET retention = NULL WHERE parent_table = 'public.metrics'")
+            .await
+            .unwrap()
+    });
+    let (out, stdout, stderr) = run(retention().args(["run", "--dry-run", "--json", "--config"]).arg(&cfg));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let segments = report[0]["segments"].as_array().unwrap();
+    assert!(segments.len() >= 5, "partman premade partitions: {stdout}");
+    assert!(segments.iter().all(|s| s["name"].as_str().unwrap().starts_with("metrics_p")), "{stdout}");
+    assert!(report[0]["skipped"].as_array().unwrap().iter().any(|s| s["name"] == "metrics_default"), "{stdout}");
 }

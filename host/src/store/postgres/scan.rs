@@ -46,6 +46,7 @@ pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresCon
     let time_typed = ty.as_deref().is_some_and(|t| {
         ["timestamp with time zone", "timestamp without time zone", "date"].contains(&t) || t.starts_with("timestamp(")
     });
+    check_partman(client, c, &name).await?;
     if strategy != "r" || keys != 1 || !time_typed {
         return Err(StoreError::Refused(format!(
             "table {name} is partitioned by {} on {} ({}): only RANGE partitioning on one timestamp or date column is \
@@ -167,6 +168,41 @@ pub(super) async fn check_privileges(client: &tokio_postgres::Client, c: &Postgr
         return Err(StoreError::Refused(format!(
             "role {user} cannot create schemas in database {db} (the engine's _retention and its trash schemas): \
              GRANT CREATE ON DATABASE {db} TO {user}; nothing was applied"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a table whose pg_partman config has its own retention on (`part_config.retention` set): partman's
+/// maintenance would drop partitions this dataset's plugin keeps (a legal hold included), and the two would fight.
+/// Partman creating partitions (`premake`) is fine.
+async fn check_partman(client: &tokio_postgres::Client, c: &PostgresConfig, name: &str) -> Result<(), StoreError> {
+    let ns: Option<String> = client
+        .query_opt(
+            "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+             WHERE e.extname = 'pg_partman'",
+            &[],
+        )
+        .await
+        .map_err(|e| backend("cannot look for pg_partman", e))?
+        .map(|r| r.get(0));
+    let Some(ns) = ns else { return Ok(()) };
+    let config = super::sql::qualified(&ns, "part_config");
+    let retention: Option<Option<String>> = client
+        .query_opt(
+            &format!("SELECT retention FROM {config} WHERE parent_table = $1"),
+            &[&format!("{}.{}", c.schema, c.table)],
+        )
+        .await
+        .map_err(|e| backend(format!("cannot read {config}"), e))?
+        .map(|r| r.get(0));
+    if let Some(Some(retention)) = retention {
+        return Err(StoreError::Refused(format!(
+            "table {name} is managed by pg_partman with its own retention (retention = '{retention}' in {ns}.part_config): \
+             partman's maintenance would drop partitions this dataset keeps, legal holds included. Let this dataset \
+             decide: UPDATE {ns}.part_config SET retention = NULL WHERE parent_table = '{}.{}' (partman keeps \
+             creating partitions)",
+            c.schema, c.table
         )));
     }
     Ok(())
