@@ -101,9 +101,15 @@ fn bad_postgres_configs_are_refused_naming_the_field() {
         "RETENTION_TEST_NO_SUCH_VAR, which is not set",
     );
     // A server that is not there (a port nothing listens on), a table partitioned on a key that is not a time.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     check(
-        ds(&format!("url = \"postgres://postgres@127.0.0.1:{port}/x\"\ntable = \"events\"")),
+        ds(&format!(
+            "url = \"postgres://postgres@127.0.0.1:{port}/x\"\ntable = \"events\""
+        )),
         &format!("cannot connect to postgres://postgres@127.0.0.1:{port}/x"),
     );
     db.sql(async |c| {
@@ -178,8 +184,14 @@ fn a_pg_partman_table_is_planned_and_refused_while_partmans_own_retention_is_on(
     .unwrap();
     let (out, stdout, stderr) = run(retention().args(["run", "--dry-run", "--config"]).arg(&cfg));
     assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
-    assert!(stderr.contains("managed by pg_partman with its own retention (retention = '30 days'"), "{stderr}");
-    assert!(stderr.contains("SET retention = NULL WHERE parent_table = 'public.metrics'"), "{stderr}");
+    assert!(
+        stderr.contains("managed by pg_partman with its own retention (retention = '30 days'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("SET retention = NULL WHERE parent_table = 'public.metrics'"),
+        "{stderr}"
+    );
     // Partman's retention off: the dataset plans over partman's partitions (its DEFAULT one left out).
     db.sql(async |c| {
         c.batch_execute("UPDATE partman.part_config SET retention = NULL WHERE parent_table = 'public.metrics'")
@@ -191,6 +203,18 @@ fn a_pg_partman_table_is_planned_and_refused_while_partmans_own_retention_is_on(
     let report: Value = serde_json::from_str(&stdout).unwrap();
     let segments = report[0]["segments"].as_array().unwrap();
     assert!(segments.len() >= 5, "partman premade partitions: {stdout}");
-    assert!(segments.iter().all(|s| s["name"].as_str().unwrap().starts_with("metrics_p")), "{stdout}");
-    assert!(report[0]["skipped"].as_array().unwrap().iter().any(|s| s["name"] == "metrics_default"), "{stdout}");
+    assert!(
+        segments
+            .iter()
+            .all(|s| s["name"].as_str().unwrap().starts_with("metrics_p")),
+        "{stdout}"
+    );
+    assert!(
+        report[0]["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "metrics_default"),
+        "{stdout}"
+    );
 }

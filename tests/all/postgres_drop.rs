@@ -355,3 +355,83 @@ fn a_role_with_the_readme_grants_can_drop_and_restore_and_a_missing_one_is_named
     }
     assert_eq!(db.checksum(), before);
 }
+
+#[test]
+fn a_table_dataset_served_keeps_held_partitions_records_every_action_and_restores_through_the_api() {
+    use common::service::{Setup, TOKEN};
+    use serde_json::json;
+    let db = Db::events(true);
+    let s = Setup::new("age_tiering", 0);
+    // The service's passes use the clock (2026-01 is months old): the plugin drops every partition, the guards let
+    // it, the holds keep two.
+    let cfg = s.path().join("retention.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "plugin_dir = \"plugins\"\n[service]\nlisten = \"127.0.0.1:{}\"\nstate_dir = \"state\"\n[[dataset]]\n\
+             name = \"events\"\nplugin = \"policy\"\nparams = {{ drop_after_days = 30 }}\n[dataset.guard]\n\
+             max_drop_bytes_fraction = 1.0\nmax_drop_segments_fraction = 1.0\nkeep_newest = 0\n[dataset.postgres]\n\
+             url = \"{}\"\ntable = \"events\"\nlabels = '(?P<day>\\d{{8}})$'\n",
+            s.port, db.url
+        ),
+    )
+    .unwrap();
+    let svc = s.start(&cfg, Some(TOKEN));
+    for hold in [
+        json!({"dataset": "events", "selector": {"label": {"key": "day", "value": "20260102"}}, "reason": "case 7",
+               "author": "legal@example.com"}),
+        json!({"dataset": "events", "selector": {"name_prefix": "events_p20260103"}, "reason": "audit",
+               "author": "sre@example.com"}),
+    ] {
+        let (st, v) = svc.post_json("/v1/holds", Some(TOKEN), &hold.to_string());
+        assert_eq!(st, 201, "{v}");
+    }
+    let (st, report) = svc.post("/v1/datasets/events/passes", Some(TOKEN));
+    assert_eq!(st, 200, "{report}");
+    assert_eq!(report["status"], "ok", "{report:#}");
+    assert_eq!(report["stats"]["overridden"], 2, "{report:#}");
+    let (_, trash) = svc.get("/v1/datasets/events/trash");
+    let mut trashed: Vec<String> = trash["trash"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    trashed.sort();
+    let want: Vec<String> = [1, 4, 5, 6, 7, 8, 9, 10].iter().map(|&d| day("events_p", d)).collect();
+    assert_eq!(trashed, want, "held: days 2 and 3");
+    let mut kept: Vec<String> = db.partitions().into_iter().map(|(p, _)| p).collect();
+    kept.sort();
+    assert_eq!(kept, ["events_p20260102", "events_p20260103", "events_pdefault"]);
+    // Every drop is in the audit trail, with the plugin's reason.
+    let (_, audit) = svc.get("/v1/audit?dataset=events&action=drop");
+    let records = audit["records"].as_array().unwrap();
+    let done = records.iter().filter(|r| r["outcome"] == "trashed").count();
+    assert_eq!(done, 8, "{audit:#}");
+    let mut not_done: Vec<&str> = records
+        .iter()
+        .filter(|r| r["outcome"] == "overridden")
+        .map(|r| r["segment"].as_str().unwrap())
+        .collect();
+    not_done.sort();
+    assert_eq!(
+        not_done,
+        ["events_p20260102", "events_p20260103"],
+        "the held ones: {audit:#}"
+    );
+    // Restored through the API, with its rows.
+    let (st, v) = svc.post_json(
+        "/v1/datasets/events/trash/restore",
+        Some(TOKEN),
+        &json!({"names": ["events_p20260101"]}).to_string(),
+    );
+    assert_eq!(st, 200, "{v}");
+    let rows: i64 = db.sql(async |c| {
+        c.query_one("SELECT count(*) FROM events_p20260101", &[])
+            .await
+            .unwrap()
+            .get(0)
+    });
+    assert_eq!(rows, 100);
+    svc.stop();
+}
