@@ -125,6 +125,36 @@ fn bad_postgres_configs_are_refused_naming_the_field() {
         "partitioned by RANGE on id (bigint): only RANGE partitioning on one timestamp or date column",
     );
     check(ds(&format!("url = \"{url}\"\ntable = \"plain\"")), "is not partitioned");
+    // The buckets layout of a plain table: its column settings checked against the table.
+    let plain = |extra: &str| ds(&format!("url = \"{url}\"\ntable = \"plain\"\n{extra}"));
+    check(plain("layout = \"buckets\""), "dataset[0].postgres.time_column");
+    check(
+        plain("time_column = \"tss\""),
+        "time_column = \"tss\": table \"public\".\"plain\" has no such column (its columns: ts)",
+    );
+    check(
+        plain("time_column = \"ts\"\nbucket = \"1 month\""),
+        "dataset[0].postgres.bucket",
+    );
+    check(
+        plain("time_column = \"ts\"\nlabel_columns = [\"tenant\"]"),
+        "label_columns: table \"public\".\"plain\" has no column \"tenant\"",
+    );
+    check(
+        plain("time_column = \"ts\"\ndelete_batch_rows = 0"),
+        "dataset[0].postgres.delete_batch_rows",
+    );
+    db.sql(async |c| c.batch_execute("ALTER TABLE plain ADD COLUMN n int").await.unwrap());
+    check(
+        plain("time_column = \"n\""),
+        "column n of \"public\".\"plain\" is integer, not a timestamp or date",
+    );
+    check(
+        ds(&format!(
+            "url = \"{url}\"\ntable = \"events\"\nlayout = \"buckets\"\ntime_column = \"ts\""
+        )),
+        "time buckets are for a plain table",
+    );
 }
 
 #[test]

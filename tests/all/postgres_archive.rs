@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 
-use common::postgres::{DAYS, Db};
+use common::postgres::{DAYS, Db, ok_pass, pass};
 use common::{retention, run};
 use serde_json::Value;
 
@@ -20,27 +20,6 @@ const NOW: &str = "2026-01-12T00:00:00Z";
 /// Days 1 to 4 are 7 days old or more on [`NOW`]: archived; the later ones kept.
 const ARCHIVE: &str = "archive_after_days = 7";
 const ARCHIVED: u32 = 4;
-
-fn pass(config: &Path, args: &[&str], crash_at: Option<&str>) -> (std::process::ExitStatus, Value, String) {
-    let mut cmd = retention();
-    cmd.args(["run", "--json", "--now", NOW])
-        .args(args)
-        .arg("--config")
-        .arg(config);
-    if let Some(p) = crash_at {
-        cmd.env("RETENTION_CRASH_AT", p);
-    }
-    let (out, stdout, stderr) = run(&mut cmd);
-    let v: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (out.status, v[0].clone(), stderr)
-}
-
-fn ok_pass(config: &Path, args: &[&str]) -> Value {
-    let (status, report, stderr) = pass(config, args, None);
-    assert_eq!(status.code(), Some(0), "{report:#}\n{stderr}");
-    assert_eq!(report["status"], "ok", "{report:#}");
-    report
-}
 
 fn restore(config: &Path, names: &[String], crash_at: Option<&str>) -> (std::process::ExitStatus, String) {
     let mut cmd = retention();
@@ -207,7 +186,7 @@ fn a_pass_archives_old_partitions_as_verified_parquet_and_a_restore_puts_identic
         let cfg = config(&db, ARCHIVE, "");
         let original = db.checksum();
         let census_before = db.census();
-        let report = ok_pass(&cfg, &[]);
+        let report = ok_pass(&cfg, NOW, &[]);
         assert_eq!(report["stats"]["archived"]["segments"], ARCHIVED, "{report:#}");
         settled(&db, default);
         let manifest: Value = serde_json::from_slice(
@@ -220,7 +199,7 @@ fn a_pass_archives_old_partitions_as_verified_parquet_and_a_restore_puts_identic
         independent_reader_sees_the_same_rows(&db, &census_before);
 
         // The next scan lists them as archived, with their rows and times; the plan keeps them.
-        let report = ok_pass(&cfg, &["--dry-run"]);
+        let report = ok_pass(&cfg, NOW, &["--dry-run"]);
         let archived: Vec<&Value> = report["segments"]
             .as_array()
             .unwrap()
@@ -251,7 +230,7 @@ fn a_pass_archives_old_partitions_as_verified_parquet_and_a_restore_puts_identic
 #[test]
 fn an_archived_partition_that_expires_is_dropped_with_its_manifest() {
     let db = Db::events(true);
-    ok_pass(&config(&db, ARCHIVE, "trash_grace_secs = 0"), &[]);
+    ok_pass(&config(&db, ARCHIVE, "trash_grace_secs = 0"), NOW, &[]);
     // Archived ones older than 8 days (days 1 to 3) are dropped; day 4 stays archived, 5 to 10 in the table.
     let report = ok_pass(
         &config(
@@ -259,6 +238,7 @@ fn an_archived_partition_that_expires_is_dropped_with_its_manifest() {
             "archive_after_days = 7, drop_after_days = 8",
             "trash_grace_secs = 0",
         ),
+        NOW,
         &[],
     );
     assert_eq!(report["stats"]["dropped"]["segments"], 3, "{report:#}");
@@ -270,7 +250,7 @@ fn an_archived_partition_that_expires_is_dropped_with_its_manifest() {
         ]
     );
     // With a grace period, a plan that drops an archived partition is refused whole, saying why.
-    let (status, report, _) = pass(&config(&db, "drop_after_days = 7", ""), &[], None);
+    let (status, report, _) = pass(&config(&db, "drop_after_days = 7", ""), NOW, &[], None);
     assert_eq!(status.code(), Some(1), "{report:#}");
     assert!(
         report["error"].as_str().unwrap().contains("trash_grace_secs = 0"),
@@ -335,7 +315,7 @@ line, back\\slash, ünïcode', 'vc', 'ab', '\\x00ff10', '2026-01-01 12:34:56.789
         p
     };
     let typed = cfg("typed");
-    let report = ok_pass(&typed, &[]);
+    let report = ok_pass(&typed, NOW, &[]);
     assert_eq!(report["stats"]["archived"]["segments"], 1, "{report:#}");
     let m: Value = serde_json::from_slice(
         &std::fs::read(archive_dir(&db).join("public/typed/typed_p20260101.manifest.json")).unwrap(),
@@ -349,7 +329,7 @@ line, back\\slash, ünïcode', 'vc', 'ab', '\\x00ff10', '2026-01-01 12:34:56.789
     // A text[] column: the action fails saying which column and type, and nothing is written anywhere.
     let arrays = cfg("arrays");
     let before = text("arrays");
-    let (status, report, stderr) = pass(&arrays, &[], None);
+    let (status, report, stderr) = pass(&arrays, NOW, &[], None);
     assert_eq!(status.code(), Some(1), "{report:#}\n{stderr}");
     let row = report["segments"]
         .as_array()
@@ -369,7 +349,7 @@ fn rows_written_into_a_partition_after_an_interrupted_archive_are_never_deleted_
     let db = Db::events(false);
     let cfg = config(&db, ARCHIVE, "");
     // The process dies after the manifest is written, before the table is dropped: a verified object.
-    let (status, _, stderr) = pass(&cfg, &[], Some("pg-archive:manifest"));
+    let (status, _, stderr) = pass(&cfg, NOW, &[], Some("pg-archive:manifest"));
     assert_eq!(status.signal(), Some(libc::SIGABRT), "{stderr}");
     // A late row lands in the detached table (by its name, as an ETL job holding it would write).
     db.sql(async |c| {
@@ -379,7 +359,7 @@ fn rows_written_into_a_partition_after_an_interrupted_archive_are_never_deleted_
     });
     // The object no longer holds exactly the table's rows: deleted, and the partition attached again with the
     // late row; then the pass's plan archives it anew, late row and all.
-    let report = ok_pass(&cfg, &[]);
+    let report = ok_pass(&cfg, NOW, &[]);
     let settled_rows = report["recovery"]["settled"].as_array().unwrap();
     assert!(
         settled_rows[0]["reason"].as_str().unwrap().contains("attached again"),
@@ -399,11 +379,11 @@ fn at_every_crash_point_of_an_archive_every_row_stays_recoverable_and_the_next_p
         for point in retention::store::postgres::ARCHIVE_CRASH_POINTS {
             let db = Db::events(default);
             let cfg = config(&db, ARCHIVE, "");
-            let (status, report, stderr) = pass(&cfg, &[], Some(point));
+            let (status, report, stderr) = pass(&cfg, NOW, &[], Some(point));
             assert_eq!(status.signal(), Some(libc::SIGABRT), "{point}: {report:#}\n{stderr}");
             let census = census(&db);
             assert_eq!(census.len(), rows(default), "{point}: every row in a recoverable place");
-            ok_pass(&cfg, &[]);
+            ok_pass(&cfg, NOW, &[]);
             settled(&db, default);
         }
     }
@@ -415,12 +395,12 @@ fn at_every_crash_point_of_a_restore_from_the_archive_every_row_stays_recoverabl
         let db = Db::events(true);
         let cfg = config(&db, ARCHIVE, "");
         let original = db.checksum();
-        ok_pass(&cfg, &[]);
+        ok_pass(&cfg, NOW, &[]);
         let (status, out) = restore(&cfg, &[day(1)], Some(point));
         assert_eq!(status.signal(), Some(libc::SIGABRT), "{point}: {out}");
         assert_eq!(census(&db).len(), rows(true), "{point}");
         // A pass that keeps everything settles the restore: day 1 in the table only, its objects gone.
-        ok_pass(&config(&db, "", ""), &[]);
+        ok_pass(&config(&db, "", ""), NOW, &[]);
         let census = census(&db);
         assert!(census.values().all(|p| p.len() == 1), "{point}");
         assert!(!archive_dir(&db).join("public/events/events_p20260101.parquet").exists());

@@ -9,10 +9,8 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 
-use common::postgres::{DAYS, Db};
-use common::{retention, run};
+use common::postgres::{DAYS, Db, ok_pass, pass, trash, trash_names};
 use serde_json::Value;
 
 const NOW: &str = "2026-01-12T00:00:00Z";
@@ -24,45 +22,6 @@ const LATER: &str = "2026-01-14T00:00:00Z";
 /// the default guard's half), the later ones kept.
 const DROP: &str = "drop_after_days = 7";
 const DROPPED: u32 = 4;
-
-/// Runs a pass; returns the exit status, the report (`Null` when the process died before printing one) and stderr.
-fn pass(config: &Path, now: &str, args: &[&str], crash_at: Option<&str>) -> (std::process::ExitStatus, Value, String) {
-    let mut cmd = retention();
-    cmd.args(["run", "--json", "--now", now])
-        .args(args)
-        .arg("--config")
-        .arg(config);
-    if let Some(p) = crash_at {
-        cmd.env("RETENTION_CRASH_AT", p);
-    }
-    let (out, stdout, stderr) = run(&mut cmd);
-    let v: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (out.status, v[0].clone(), stderr)
-}
-
-fn ok_pass(config: &Path, now: &str, args: &[&str]) -> Value {
-    let (status, report, stderr) = pass(config, now, args, None);
-    assert_eq!(status.code(), Some(0), "{report:#}\n{stderr}");
-    assert_eq!(report["status"], "ok", "{report:#}");
-    report
-}
-
-fn trash(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let (out, stdout, stderr) = run(retention().arg("trash").args(args).arg("--config").arg(config));
-    (out.status.code().unwrap_or(-1), stdout, stderr)
-}
-
-fn trash_names(config: &Path) -> Vec<String> {
-    let (code, stdout, stderr) = trash(config, &["list", "--dataset", "events", "--json"]);
-    assert_eq!(code, 0, "{stderr}");
-    let v: Value = serde_json::from_str(&stdout).unwrap();
-    v["trash"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap().to_string())
-        .collect()
-}
 
 fn day(prefix: &str, d: u32) -> String {
     format!("{prefix}202601{d:02}")

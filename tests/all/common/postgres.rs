@@ -4,6 +4,60 @@
 
 pub use super::pg_server::server;
 
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{retention, run};
+
+/// Runs `retention run --json --now <now> <args> --config <config>`, aborting at crash point `crash_at`; returns the
+/// exit status, the report (`Null` when the process died before printing one) and stderr.
+pub fn pass(
+    config: &Path,
+    now: &str,
+    args: &[&str],
+    crash_at: Option<&str>,
+) -> (std::process::ExitStatus, Value, String) {
+    let mut cmd = retention();
+    cmd.args(["run", "--json", "--now", now])
+        .args(args)
+        .arg("--config")
+        .arg(config);
+    if let Some(p) = crash_at {
+        cmd.env("RETENTION_CRASH_AT", p);
+    }
+    let (out, stdout, stderr) = run(&mut cmd);
+    let v: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (out.status, v[0].clone(), stderr)
+}
+
+/// A pass that must succeed; its report.
+pub fn ok_pass(config: &Path, now: &str, args: &[&str]) -> Value {
+    let (status, report, stderr) = pass(config, now, args, None);
+    assert_eq!(status.code(), Some(0), "{report:#}\n{stderr}");
+    assert_eq!(report["status"], "ok", "{report:#}");
+    report
+}
+
+/// `retention trash <args> --config <config>`: exit code, stdout, stderr.
+pub fn trash(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let (out, stdout, stderr) = run(retention().arg("trash").args(args).arg("--config").arg(config));
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// The names `trash list` shows for dataset `events`, as listed.
+pub fn trash_names(config: &Path) -> Vec<String> {
+    let (code, stdout, stderr) = trash(config, &["list", "--dataset", "events", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    v["trash"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// A fresh database on the server, for one test; returns its URL.
 pub fn database(rt: &tokio::runtime::Runtime) -> String {
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
@@ -196,5 +250,90 @@ impl Db {
             .map(|r| r.get(0))
             .collect()
         })
+    }
+}
+
+/// A plain table dataset for the buckets layout: `public.events` with an identity `id`, `ts`, `tenant`, `payload`
+/// and a generated `len`; [`DAYS`] days of 99 rows each (33 per tenant `tenant-0..2`), and 2 rows without a time.
+pub struct Plain {
+    pub db: Db,
+}
+
+impl Plain {
+    pub fn new() -> Plain {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let url = database(&rt);
+        rt.block_on(async {
+            let c = connect(&url).await;
+            c.batch_execute(&format!(
+                "CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts timestamptz, \
+                 tenant text, payload text, len int GENERATED ALWAYS AS (length(payload)) STORED);\n\
+                 CREATE INDEX ON events (ts);\n\
+                 INSERT INTO events (ts, tenant, payload) SELECT '2026-01-01'::timestamptz + (d - 1) * interval '1 day' \
+                 + i * interval '10 minutes', 'tenant-' || (i % 3), repeat('x', 100) || i \
+                 FROM generate_series(1, {DAYS}) d, generate_series(0, 98) i;\n\
+                 INSERT INTO events (ts, tenant, payload) VALUES (NULL, 'tenant-0', 'no time'), (NULL, NULL, 'none');\n\
+                 ANALYZE events;"
+            ))
+            .await
+            .unwrap();
+        });
+        Plain {
+            db: Db {
+                rt,
+                url,
+                dir: tempfile::tempdir().unwrap(),
+                schema: "public".into(),
+                table: "events".into(),
+                quoted: "\"public\".\"events\"".into(),
+            },
+        }
+    }
+
+    /// Every row of the table, ids included, in id order: what a restore must give back exactly.
+    pub fn checksum(&self) -> String {
+        self.db.sql(async |c| {
+            c.query_one(
+                "SELECT md5(coalesce(string_agg(e::text, ',' ORDER BY id), '')) FROM events e",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+        })
+    }
+
+    /// The table's rows by bucket day (`YYYY-MM-DD`, `none` for no time) and tenant.
+    pub fn buckets(&self) -> std::collections::BTreeMap<(String, String), i64> {
+        self.db.sql(async |c| {
+            c.query(
+                "SELECT coalesce(to_char(ts, 'YYYY-MM-DD'), 'none'), coalesce(tenant, '(null)'), count(*) \
+                 FROM events GROUP BY 1, 2",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect()
+        })
+    }
+
+    /// Writes the config: plugin `age_tiering` with `params`, buckets per tenant of `batch` rows a batch, `extra`
+    /// lines in `[dataset.postgres]`.
+    pub fn config(&self, params: &str, batch: u32, extra: &str) -> std::path::PathBuf {
+        let p = self.db.dir.path().join("retention.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "plugin_dir = \"{}\"\n[[dataset]]\nname = \"events\"\nplugin = \"age_tiering\"\nparams = {{ {params} }}\n\
+                 [dataset.postgres]\nurl = \"{}\"\ntable = \"events\"\ntime_column = \"ts\"\nbucket = \"1 day\"\n\
+                 label_columns = [\"tenant\"]\ndelete_batch_rows = {batch}\n{extra}\n",
+                super::plugin_dir().display(),
+                self.db.url
+            ),
+        )
+        .unwrap();
+        p
     }
 }

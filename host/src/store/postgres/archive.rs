@@ -158,6 +158,7 @@ pub(super) async fn archive_partition(
         expires_at_ms: now_ms,
         labels: labels_of(c, &p.schema, &p.name),
         comment: p.comment.clone(),
+        bucket: None,
     };
     let parent = qualified(&p.parent.0, &p.parent.1);
     exec(
@@ -696,6 +697,7 @@ pub(super) async fn unarchive(
         expires_at_ms: m.archived_at_ms,
         labels: m.labels.clone(),
         comment: m.comment.clone(),
+        bucket: None,
     };
     let writable: Vec<String> = m
         .columns

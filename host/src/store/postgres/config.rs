@@ -41,8 +41,22 @@ pub struct RawPostgres {
     /// The table's schema, for names that hold a dot; `table` is then the bare name.
     pub schema: Option<String>,
     /// How the table's segments are found: `partitioned` (each leaf partition of a declarative RANGE partitioning on a
-    /// time column is a segment). Detected when absent.
+    /// time column is a segment) or `buckets` (a plain table: each time bucket of `time_column`, per value of the
+    /// `label_columns`, is a segment). Detected when absent: partitioned for a partitioned table, else buckets when
+    /// `time_column` is set.
     pub layout: Option<String>,
+    /// Buckets: the timestamp (or date) column a row's time is.
+    pub time_column: Option<String>,
+    /// Buckets: their width, `"<n> minute|hour|day|week[s]"` (default `"1 day"`), aligned on 2000-01-01 00:00 UTC.
+    pub bucket: Option<String>,
+    /// Buckets: columns whose values make a segment each within a bucket (`["tenant"]`: a segment per bucket and
+    /// tenant), and the labels of the same names.
+    #[serde(default)]
+    pub label_columns: Vec<String>,
+    /// Buckets: rows moved or deleted per transaction, so that no transaction holds its locks or grows the WAL
+    /// without bound.
+    #[serde(default = "default_delete_batch_rows")]
+    pub delete_batch_rows: u32,
     /// Regex over the partition's name; its named captures become labels (besides `schema` and `table`).
     pub labels: Option<String>,
     /// `lock_timeout` of every statement the store runs, in milliseconds.
@@ -66,6 +80,10 @@ fn default_trash_grace_secs() -> u64 {
     86_400
 }
 
+fn default_delete_batch_rows() -> u32 {
+    10_000
+}
+
 /// Where the password comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Password {
@@ -79,6 +97,19 @@ pub enum Password {
 pub enum Layout {
     /// Declarative RANGE partitioning on a time column: a segment per leaf partition.
     Partitioned,
+    /// A plain table: a segment per time bucket (and label values).
+    Buckets,
+}
+
+/// How a plain table is cut into segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buckets {
+    pub time_column: String,
+    /// `date_bin`'s stride, as PostgreSQL reads it (`1 day`).
+    pub interval: String,
+    pub width_ms: i64,
+    pub label_columns: Vec<String>,
+    pub batch_rows: u32,
 }
 
 /// The section, validated.
@@ -90,6 +121,8 @@ pub struct PostgresConfig {
     pub table: String,
     /// `None`: detect.
     pub layout: Option<Layout>,
+    /// Set when `time_column` is (the buckets layout's settings).
+    pub buckets: Option<Buckets>,
     pub labels: Option<Regex>,
     pub lock_timeout: Duration,
     pub statement_timeout: Duration,
@@ -156,12 +189,49 @@ impl PostgresConfig {
         let layout = match raw.layout.as_deref() {
             None => None,
             Some("partitioned") => Some(Layout::Partitioned),
+            Some("buckets") => Some(Layout::Buckets),
             Some(other) => {
                 return Err(invalid(
                     format!("{at}.layout"),
                     format!("{other:?}"),
-                    "must be \"partitioned\" (hypertables and time buckets of plain tables are not supported yet)",
+                    "must be \"partitioned\" or \"buckets\" (TimescaleDB hypertables are not supported yet)",
                 ));
+            }
+        };
+        let buckets = match &raw.time_column {
+            None => {
+                if layout == Some(Layout::Buckets) {
+                    return Err(invalid(
+                        format!("{at}.time_column"),
+                        "(not set)",
+                        "the buckets layout needs the timestamp column a row's time is, e.g. time_column = \"ts\"",
+                    ));
+                }
+                None
+            }
+            Some(col) => {
+                let text = raw.bucket.clone().unwrap_or_else(|| "1 day".to_string());
+                let width_ms = bucket_width_ms(&text).ok_or_else(|| {
+                    invalid(
+                        format!("{at}.bucket"),
+                        format!("{text:?}"),
+                        "must be \"<n> minute|hour|day|week[s]\", e.g. \"1 day\" or \"6 hours\"",
+                    )
+                })?;
+                if raw.delete_batch_rows == 0 || raw.delete_batch_rows > 1_000_000 {
+                    return Err(invalid(
+                        format!("{at}.delete_batch_rows"),
+                        raw.delete_batch_rows,
+                        "must be 1 to 1000000",
+                    ));
+                }
+                Some(Buckets {
+                    time_column: col.clone(),
+                    interval: text,
+                    width_ms,
+                    label_columns: raw.label_columns.clone(),
+                    batch_rows: raw.delete_batch_rows,
+                })
             }
         };
         let labels = match &raw.labels {
@@ -218,18 +288,53 @@ impl PostgresConfig {
             schema,
             table,
             layout,
+            buckets,
             labels,
             lock_timeout: Duration::from_millis(raw.lock_timeout_ms),
             statement_timeout: Duration::from_millis(raw.statement_timeout_ms),
         })
     }
 
-    /// The names of the labels its segments can have: `schema`, `table` and the named captures of `labels`.
+    /// The names of the labels its segments can have: `schema`, `table`, the named captures of `labels` and the
+    /// `label_columns`.
     pub fn label_keys(&self) -> Vec<String> {
         let mut keys = vec!["schema".to_string(), "table".to_string()];
+        if let Some(b) = &self.buckets {
+            keys.extend(b.label_columns.iter().cloned());
+        }
         if let Some(re) = &self.labels {
             keys.extend(re.capture_names().flatten().map(str::to_string));
         }
         keys
+    }
+}
+
+/// The width of a bucket written `"<n> <unit>"`, in milliseconds (units that `date_bin` takes: no months).
+fn bucket_width_ms(text: &str) -> Option<i64> {
+    let (n, unit) = text.trim().split_once(' ')?;
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let unit_ms = match unit.trim().trim_end_matches('s') {
+        "minute" => 60_000,
+        "hour" => 3_600_000,
+        "day" => 86_400_000,
+        "week" => 7 * 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(unit_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_width_ms;
+
+    #[test]
+    fn a_bucket_is_a_whole_number_of_minutes_hours_days_or_weeks() {
+        assert_eq!(bucket_width_ms("1 day"), Some(86_400_000));
+        assert_eq!(bucket_width_ms("6 hours"), Some(6 * 3_600_000));
+        assert_eq!(bucket_width_ms("15 minutes"), Some(15 * 60_000));
+        assert_eq!(bucket_width_ms("2 weeks"), Some(14 * 86_400_000));
+        for bad in ["1 month", "day", "0 days", "-1 day", "1.5 days", ""] {
+            assert_eq!(bucket_width_ms(bad), None, "{bad}");
+        }
     }
 }

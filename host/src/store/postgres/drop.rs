@@ -142,6 +142,7 @@ pub(super) async fn drop_partition(
         expires_at_ms: now_ms + grace_ms,
         labels: labels_of(c, &p.schema, &p.name),
         comment: p.comment.clone(),
+        bucket: None,
     };
     let here = qualified(&p.schema, &p.name);
     let parent = qualified(&p.parent.0, &p.parent.1);

@@ -51,6 +51,33 @@ pub struct Intent {
     pub labels: Vec<(String, String)>,
     /// The comment it had before, put back by a restore.
     pub comment: Option<String>,
+    /// For a bucket of a plain table: which rows (the table is `origin`; this table in the trash holds them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<BucketRef>,
+}
+
+/// A time bucket of a plain table, and the values of its label columns (`None`: NULL).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BucketRef {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub labels: Vec<(String, Option<String>)>,
+}
+
+impl BucketRef {
+    /// The segment's name: its start (UTC, to the minute) and its label values, `2026-01-01T00:00Z/acme`.
+    pub fn name(&self) -> String {
+        let start = chrono::DateTime::from_timestamp_millis(self.start_ms).map_or_else(
+            || self.start_ms.to_string(),
+            |t| t.format("%Y-%m-%dT%H:%MZ").to_string(),
+        );
+        let mut out = start;
+        for (_, v) in &self.labels {
+            out.push('/');
+            out.push_str(v.as_deref().unwrap_or("(null)"));
+        }
+        out
+    }
 }
 
 impl Intent {
@@ -75,7 +102,10 @@ impl Intent {
 
     /// The segment's name as scans show it: the partition's name, schema-qualified when it is not the table's schema.
     pub fn shown(&self) -> String {
-        shown(&self.table.0, &self.origin.0, &self.origin.1)
+        match &self.bucket {
+            Some(b) => b.name(),
+            None => shown(&self.table.0, &self.origin.0, &self.origin.1),
+        }
     }
 }
 
@@ -122,6 +152,7 @@ mod tests {
             expires_at_ms: 1_767_312_000_000,
             labels: vec![("day".into(), "20260101".into())],
             comment: Some("kept".into()),
+            bucket: None,
         };
         assert_eq!(Intent::parse(&i.to_comment()), Some(i.clone()));
         assert_eq!(Intent::parse("a comment of a user's"), None);

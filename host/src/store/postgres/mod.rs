@@ -1,18 +1,24 @@
-//! The PostgreSQL store (issue 12, in progress): a table as a dataset. The config section, the connection (the
-//! password from an environment variable or a file, `lock_timeout` and `statement_timeout` on every session, UTC), and
-//! the scan of a declaratively RANGE-partitioned table, a segment per leaf partition (time range from its bounds,
-//! parsed by the server; bytes from `pg_total_relation_size`; rows from the planner's estimate; labels `schema`,
-//! `table` and the named captures of `labels` over the partition's name; the DEFAULT partition never a segment).
+//! The PostgreSQL store: a table as a dataset. The config section, the connection (the password from an environment
+//! variable or a file, `lock_timeout` and `statement_timeout` on every session, UTC), and two layouts, found when
+//! the store opens (or configured):
+//! - a declaratively RANGE-partitioned table: a segment per leaf partition (time range from its bounds, parsed by
+//!   the server; bytes from `pg_total_relation_size`; rows from the planner's estimate; labels `schema`, `table` and
+//!   the named captures of `labels` over the partition's name; the DEFAULT partition never a segment), `scan.rs`;
+//! - a plain table: a segment per time bucket and label column values, rows exact (`bucket.rs`).
 //!
 //! Actions: **drop**, crash-safely, into a trash schema with a grace period or for good (`drop.rs`, `recover.rs`,
-//! `trash.rs`). **compress** is refused: vanilla PostgreSQL has no table compression (TimescaleDB's chunk compression
-//! is to come). **archive** (to Parquet) is to come; until then it is refused. A plan that asks for a refused action
-//! is refused whole before anything is applied.
+//! `trash.rs`; a bucket's rows in batches, `bucket.rs`). **archive** of a partition as verified Parquet
+//! (`archive.rs`, `columnar.rs`), restored by `retention archive restore` (the [`Unarchive`] capability).
+//! **compress** is refused: vanilla PostgreSQL has no table compression (TimescaleDB's chunk compression is to
+//! come), and so is archiving a bucket (not yet). A plan that asks for a refused action is refused whole before
+//! anything is applied. What is left of the issue is in `PLAN.md`.
 //!
-//! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `intent.rs` (what a dropped table records on
-//! itself), `drop.rs`, `recover.rs`, `trash.rs`, `state.rs` (the state binding).
+//! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `bucket.rs`, `intent.rs` (what a table records
+//! on itself while an action is under way, and in the trash), `drop.rs`, `recover.rs`, `trash.rs`, `archive.rs`,
+//! `columnar.rs`, `state.rs` (the state binding).
 
 mod archive;
+mod bucket;
 mod columnar;
 pub mod config;
 mod drop;
@@ -26,6 +32,7 @@ mod tests;
 mod trash;
 
 pub use archive::{CRASH_POINTS as ARCHIVE_CRASH_POINTS, RESTORE_POINTS};
+pub use bucket::CRASH_POINTS as BUCKET_CRASH_POINTS;
 pub use drop::CRASH_POINTS;
 
 use async_trait::async_trait;
@@ -51,9 +58,15 @@ const NO_ARCHIVE: &str = "the dataset has no archive destination: set archive_ur
 const NO_ARCHIVED_TRASH: &str = "dropping an archived partition into a trash is not supported yet: with \
                                  trash_grace_secs = 0 its objects are deleted at once; or keep it";
 
+/// Why archive is refused on a plain table.
+const NO_BUCKET_ARCHIVE: &str = "archiving a time bucket of a plain table is not supported yet (partitions are \
+                                 archived): plan keep or drop for this dataset, or partition the table by time";
+
 pub struct PostgresStore {
     config: PostgresConfig,
     archive: Option<object::Archive>,
+    /// The table's layout, as the config says or as found when the store was opened.
+    layout: config::Layout,
 }
 
 fn backend(what: impl Into<String>, e: impl Into<BoxError>) -> StoreError {
@@ -105,10 +118,22 @@ impl PostgresStore {
             Some(u) => Some(object::Archive::open(u).await?),
             None => None,
         };
-        let store = PostgresStore { config, archive };
+        let mut store = PostgresStore {
+            config,
+            archive,
+            layout: config::Layout::Partitioned,
+        };
         let client = store.connect().await?;
-        scan::check_table(&client, &store.config).await?;
+        store.layout = scan::check_table(&client, &store.config).await?;
         Ok(store)
+    }
+
+    /// The buckets' settings when the table is cut into time buckets.
+    fn buckets(&self) -> Option<&config::Buckets> {
+        match self.layout {
+            config::Layout::Buckets => self.config.buckets.as_ref(),
+            config::Layout::Partitioned => None,
+        }
     }
 
     /// A new session: the password from where the config says, the store's timeouts, UTC.
@@ -171,7 +196,9 @@ impl Store for PostgresStore {
         let mut caps = Capabilities::all();
         for tier in [Tier::Hot, Tier::Compressed, Tier::Archived] {
             caps = caps.without(tier, Action::Compress, NO_COMPRESS);
-            if self.archive.is_none() {
+            if self.buckets().is_some() {
+                caps = caps.without(tier, Action::Archive, NO_BUCKET_ARCHIVE);
+            } else if self.archive.is_none() {
                 caps = caps.without(tier, Action::Archive, NO_ARCHIVE);
             }
         }
@@ -185,16 +212,25 @@ impl Store for PostgresStore {
         let client = self.connect().await?;
         if write {
             // A real pass: the privileges its actions need, named before anything is written (the binding included).
-            scan::check_privileges(&client, &self.config).await?;
+            scan::check_privileges(&client, &self.config, self.layout).await?;
         }
         state::bind(&client, &self.config, dataset, state_id, write).await
     }
 
     async fn scan(&self, repair: bool, symbols: &mut Symbols) -> Result<(Recovery, Scan), StoreError> {
         let mut client = self.connect().await?;
-        scan::check_table(&client, &self.config).await?;
+        let layout = scan::check_table(&client, &self.config).await?;
+        if layout != self.layout {
+            return Err(StoreError::Refused(format!(
+                "table {}.{} was {:?} when the dataset was opened and is {layout:?} now: reload the config",
+                self.config.schema, self.config.table, self.layout
+            )));
+        }
         let recovery = recover::recover(&mut client, &self.config, self.archive.as_ref(), repair).await?;
-        let mut scan = scan::partitions(&client, &self.config, symbols).await?;
+        let mut scan = match self.buckets() {
+            Some(b) => bucket::scan(&client, &self.config, b, symbols).await?,
+            None => scan::partitions(&client, &self.config, symbols).await?,
+        };
         if let Some(a) = &self.archive {
             let (archived, skipped) = archive::scan(a, &self.config, symbols).await?;
             scan.segments.extend(archived);
@@ -210,7 +246,7 @@ impl Store for PostgresStore {
         };
         // The role's privileges, once, before anything is applied: a missing one fails every action, saying which
         // GRANT is missing, rather than the first DETACH failing halfway through a plan.
-        if let Err(e) = scan::check_privileges(&client, &self.config).await {
+        if let Err(e) = scan::check_privileges(&client, &self.config, self.layout).await {
             return work.iter().map(|_| Some(Err(e.again()))).collect();
         }
         let mut out = Vec::with_capacity(work.len());
@@ -221,9 +257,12 @@ impl Store for PostgresStore {
                 continue;
             }
             let result = match (w.action, w.segment.tier, &self.archive) {
+                (Action::Drop, Tier::Hot, _) if let Some(b) = self.buckets() => {
+                    bucket::drop_bucket(&mut client, &self.config, b, w.segment, opts.now_ms).await
+                }
                 (Action::Drop, Tier::Archived, Some(a)) => archive::drop_archived(a, w.segment).await,
                 (Action::Drop, _, _) => drop::drop_partition(&mut client, &self.config, w.segment, opts.now_ms).await,
-                (Action::Archive, Tier::Hot, Some(a)) => {
+                (Action::Archive, Tier::Hot, Some(a)) if self.buckets().is_none() => {
                     archive::archive_partition(&mut client, a, &self.config, w.segment, opts.now_ms).await
                 }
                 (action, _, _) => Err(StoreError::Unsupported {
@@ -232,6 +271,7 @@ impl Store for PostgresStore {
                     tier: w.segment.tier,
                     why: match action {
                         Action::Compress => NO_COMPRESS,
+                        _ if self.buckets().is_some() => NO_BUCKET_ARCHIVE,
                         _ => NO_ARCHIVE,
                     }
                     .to_string(),

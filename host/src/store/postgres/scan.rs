@@ -5,14 +5,16 @@ use crate::store::{Scan, Skipped, StoreError};
 
 use super::PostgresConfig;
 use super::backend;
+use super::config::Layout;
 
 /// `schema.table`, quoted for SQL.
 fn qualified(c: &PostgresConfig) -> String {
     super::sql::qualified(&c.schema, &c.table)
 }
 
-/// Checks that the table exists and is RANGE-partitioned on a time column (the only layout so far).
-pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresConfig) -> Result<(), StoreError> {
+/// Checks that the table exists and has the layout the config asks for (or, when it says none, the one it has:
+/// partitioned for a partitioned table, else buckets when `time_column` is set); returns that layout.
+pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresConfig) -> Result<Layout, StoreError> {
     let name = qualified(c);
     let row = client
         .query_opt(
@@ -24,21 +26,51 @@ pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresCon
         )
         .await
         .map_err(|e| backend(format!("cannot read the partitioning of {name}"), e))?;
-    let exists = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+    let kind: Option<String> = client
+        .query_one(
+            "SELECT (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1))",
+            &[&name],
+        )
         .await
         .map_err(|e| backend(format!("cannot look up {name}"), e))?
-        .get::<_, bool>(0);
-    if !exists {
+        .get(0);
+    let Some(kind) = kind else {
         return Err(StoreError::Refused(format!(
             "no table {name} in {}: check `table` (schema.table)",
             c.url
         )));
+    };
+    check_partman(client, c, &name).await?;
+    let buckets = match (c.layout, &row) {
+        (Some(Layout::Buckets), _) => true,
+        (Some(Layout::Partitioned), _) => false,
+        (None, Some(_)) => false,
+        (None, None) => c.buckets.is_some(),
+    };
+    if buckets {
+        let b = c
+            .buckets
+            .as_ref()
+            .expect("the config requires time_column with layout buckets");
+        if kind != "r" {
+            return Err(StoreError::Refused(format!(
+                "table {name} is {}: time buckets are for a plain table (a partitioned table's segments are its \
+                 partitions: remove layout = \"buckets\" and time_column)",
+                if kind == "p" {
+                    "partitioned"
+                } else {
+                    "not a plain table"
+                }
+            )));
+        }
+        super::bucket::check_columns(client, c, b).await?;
+        return Ok(Layout::Buckets);
     }
     let Some(row) = row else {
         return Err(StoreError::Refused(format!(
-            "table {name} is not partitioned: only declaratively RANGE-partitioned tables are supported yet \
-             (hypertables and time buckets of plain tables are still to come)"
+            "table {name} is not partitioned: to make a segment of each time bucket of a plain table, set time_column \
+             (the timestamp column, e.g. time_column = \"ts\") and bucket (default \"1 day\") in [dataset.postgres]; \
+             TimescaleDB hypertables are not supported yet"
         )));
     };
     let (strategy, ty, column, keys): (String, Option<String>, Option<String>, i32) =
@@ -46,7 +78,6 @@ pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresCon
     let time_typed = ty.as_deref().is_some_and(|t| {
         ["timestamp with time zone", "timestamp without time zone", "date"].contains(&t) || t.starts_with("timestamp(")
     });
-    check_partman(client, c, &name).await?;
     if strategy != "r" || keys != 1 || !time_typed {
         return Err(StoreError::Refused(format!(
             "table {name} is partitioned by {} on {} ({}): only RANGE partitioning on one timestamp or date column is \
@@ -61,7 +92,7 @@ pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresCon
             ty.as_deref().unwrap_or("?")
         )));
     }
-    Ok(())
+    Ok(Layout::Partitioned)
 }
 
 /// Every leaf partition of the table: a segment, oldest first; the DEFAULT partition and unbounded ones are skipped.
@@ -141,28 +172,47 @@ pub(super) async fn partitions(
     Ok(Scan { segments, skipped })
 }
 
-/// Checks that the session's role can carry out the store's actions on the table: act as the owner of the table and
-/// of every partition (`ALTER TABLE ... DETACH/ATTACH PARTITION`, `COMMENT ON`, `SET SCHEMA`, `DROP TABLE` need
-/// ownership), and create schemas in the database (the engine's `_retention` and the trash schemas).
-pub(super) async fn check_privileges(client: &tokio_postgres::Client, c: &PostgresConfig) -> Result<(), StoreError> {
+/// Checks that the session's role can carry out the store's actions on the table. Partitions: act as the owner of
+/// the table and of every partition (`ALTER TABLE ... DETACH/ATTACH PARTITION`, `COMMENT ON`, `SET SCHEMA`, `DROP
+/// TABLE` need ownership). Buckets: `SELECT`, `INSERT` and `DELETE` on the table (rows are moved, the table is not
+/// altered). Both: create schemas in the database (the engine's `_retention` and the trash schemas).
+pub(super) async fn check_privileges(
+    client: &tokio_postgres::Client,
+    c: &PostgresConfig,
+    layout: Layout,
+) -> Result<(), StoreError> {
     let name = qualified(c);
     let row = client
         .query_one(
             "SELECT current_user::text, has_database_privilege(current_database(), 'CREATE'), current_database()::text, \
                     (SELECT string_agg(DISTINCT pg_get_userbyid(k.relowner), ', ') FROM pg_partition_tree(to_regclass($1)) t \
-                     JOIN pg_class k ON k.oid = t.relid WHERE NOT pg_has_role(k.relowner, 'USAGE'))",
+                     JOIN pg_class k ON k.oid = t.relid WHERE NOT pg_has_role(k.relowner, 'USAGE')), \
+                    (SELECT string_agg(p, ', ') FROM unnest(ARRAY['SELECT', 'INSERT', 'DELETE']) p \
+                     WHERE NOT has_table_privilege(to_regclass($1), p))",
             &[&name],
         )
         .await
         .map_err(|e| backend(format!("cannot check the privileges on {name}"), e))?;
-    let (user, create, db, owners): (String, bool, String, Option<String>) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
-    if let Some(owners) = owners {
-        return Err(StoreError::Refused(format!(
-            "role {user} cannot act on {name}: detaching, attaching and dropping partitions need their owner's \
-             rights, and {owners} owns (some of) them: GRANT {owners} TO {user} (see the README's PostgreSQL \
-             privileges); nothing was applied"
-        )));
+    let (user, create, db, owners, missing): (String, bool, String, Option<String>, Option<String>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    match layout {
+        Layout::Partitioned => {
+            if let Some(owners) = owners {
+                return Err(StoreError::Refused(format!(
+                    "role {user} cannot act on {name}: detaching, attaching and dropping partitions need their \
+                     owner's rights, and {owners} owns (some of) them: GRANT {owners} TO {user} (see the README's \
+                     PostgreSQL privileges); nothing was applied"
+                )));
+            }
+        }
+        Layout::Buckets => {
+            if let Some(missing) = missing {
+                return Err(StoreError::Refused(format!(
+                    "role {user} cannot move the rows of {name}: it lacks {missing}: GRANT SELECT, INSERT, DELETE ON \
+                     {name} TO {user} (see the README's PostgreSQL privileges); nothing was applied"
+                )));
+            }
+        }
     }
     if !create {
         return Err(StoreError::Refused(format!(

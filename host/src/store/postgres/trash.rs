@@ -117,6 +117,11 @@ pub(super) async fn restore(
             store: format!("{}.{}", c.schema, c.table),
         });
     };
+    if t.intent.bucket.is_some() {
+        super::bucket::restore(client, c, &t.entry.locator, name).await?;
+        drop_schema_if_empty(client, &t.schema).await;
+        return Ok(t.entry);
+    }
     let (schema, orig) = &t.intent.origin;
     let target = qualified(schema, orig);
     let taken: bool = client
