@@ -22,5 +22,6 @@ mod s3;
 mod sandbox;
 mod service;
 mod shadow;
+mod timescaledb;
 mod trash;
 mod trust;

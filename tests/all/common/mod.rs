@@ -7,6 +7,7 @@ pub mod census;
 pub mod pg_server;
 pub mod postgres;
 pub mod service;
+pub mod tsdb_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -41,9 +41,10 @@ pub struct RawPostgres {
     /// The table's schema, for names that hold a dot; `table` is then the bare name.
     pub schema: Option<String>,
     /// How the table's segments are found: `partitioned` (each leaf partition of a declarative RANGE partitioning on a
-    /// time column is a segment) or `buckets` (a plain table: each time bucket of `time_column`, per value of the
-    /// `label_columns`, is a segment). Detected when absent: partitioned for a partitioned table, else buckets when
-    /// `time_column` is set.
+    /// time column is a segment), `hypertable` (a TimescaleDB hypertable: each chunk is a segment) or `buckets` (a
+    /// plain table: each time bucket of `time_column`, per value of the `label_columns`, is a segment). Detected when
+    /// absent: partitioned for a partitioned table, hypertable for a hypertable, else buckets when `time_column` is
+    /// set.
     pub layout: Option<String>,
     /// Buckets: the timestamp (or date) column a row's time is.
     pub time_column: Option<String>,
@@ -99,6 +100,8 @@ pub enum Layout {
     Partitioned,
     /// A plain table: a segment per time bucket (and label values).
     Buckets,
+    /// A TimescaleDB hypertable: a segment per chunk.
+    Hypertable,
 }
 
 /// How a plain table is cut into segments.
@@ -190,11 +193,12 @@ impl PostgresConfig {
             None => None,
             Some("partitioned") => Some(Layout::Partitioned),
             Some("buckets") => Some(Layout::Buckets),
+            Some("hypertable") => Some(Layout::Hypertable),
             Some(other) => {
                 return Err(invalid(
                     format!("{at}.layout"),
                     format!("{other:?}"),
-                    "must be \"partitioned\" or \"buckets\" (TimescaleDB hypertables are not supported yet)",
+                    "must be \"partitioned\", \"buckets\" or \"hypertable\"",
                 ));
             }
         };

@@ -1,24 +1,27 @@
 //! The PostgreSQL store: a table as a dataset. The config section, the connection (the password from an environment
-//! variable or a file, `lock_timeout` and `statement_timeout` on every session, UTC), and two layouts, found when
+//! variable or a file, `lock_timeout` and `statement_timeout` on every session, UTC), and three layouts, found when
 //! the store opens (or configured):
 //! - a declaratively RANGE-partitioned table: a segment per leaf partition (time range from its bounds, parsed by
 //!   the server; bytes from `pg_total_relation_size`; rows from the planner's estimate; labels `schema`, `table` and
 //!   the named captures of `labels` over the partition's name; the DEFAULT partition never a segment), `scan.rs`;
-//! - a plain table: a segment per time bucket and label column values, rows exact (`bucket.rs`).
+//! - a plain table: a segment per time bucket and label column values, rows exact (`bucket.rs`);
+//! - a TimescaleDB hypertable: a segment per chunk, compressed with TimescaleDB's own compression, dropped with
+//!   `drop_chunks` (`chunk.rs`).
 //!
 //! Actions: **drop**, crash-safely, into a trash schema with a grace period or for good (`drop.rs`, `recover.rs`,
 //! `trash.rs`; a bucket's rows in batches, `bucket.rs`). **archive** of a partition as verified Parquet
 //! (`archive.rs`, `columnar.rs`), restored by `retention archive restore` (the [`Unarchive`] capability).
-//! **compress** is refused: vanilla PostgreSQL has no table compression (TimescaleDB's chunk compression is to
-//! come), and so is archiving a bucket (not yet). A plan that asks for a refused action is refused whole before
-//! anything is applied. What is left of the issue is in `PLAN.md`.
+//! **compress** of a chunk is TimescaleDB's `compress_chunk`; elsewhere it is refused (vanilla PostgreSQL has no table
+//! compression), and so are archiving a bucket or a chunk and dropping a chunk into a trash (not yet). A plan that
+//! asks for a refused action is refused whole before anything is applied. What is left of the issue is in `PLAN.md`.
 //!
-//! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `bucket.rs`, `intent.rs` (what a table records
+//! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `bucket.rs`, `chunk.rs`, `intent.rs` (what a table records
 //! on itself while an action is under way, and in the trash), `drop.rs`, `recover.rs`, `trash.rs`, `archive.rs`,
 //! `columnar.rs`, `state.rs` (the state binding).
 
 mod archive;
 mod bucket;
+mod chunk;
 mod columnar;
 pub mod config;
 mod drop;
@@ -33,6 +36,7 @@ mod trash;
 
 pub use archive::{CRASH_POINTS as ARCHIVE_CRASH_POINTS, RESTORE_POINTS};
 pub use bucket::CRASH_POINTS as BUCKET_CRASH_POINTS;
+pub use chunk::CRASH_POINTS as CHUNK_CRASH_POINTS;
 pub use drop::CRASH_POINTS;
 
 use async_trait::async_trait;
@@ -62,11 +66,29 @@ const NO_ARCHIVED_TRASH: &str = "dropping an archived partition into a trash is 
 const NO_BUCKET_ARCHIVE: &str = "archiving a time bucket of a plain table is not supported yet (partitions are \
                                  archived): plan keep or drop for this dataset, or partition the table by time";
 
+/// Why archive is refused on a hypertable.
+const NO_CHUNK_ARCHIVE: &str = "archiving a TimescaleDB chunk is not supported yet (partitions of declaratively \
+                                partitioned tables are archived): plan keep, compress or drop for this dataset";
+
+/// Why a drop is refused on a hypertable with a grace period.
+const NO_CHUNK_TRASH: &str = "dropping a TimescaleDB chunk into a trash is not supported yet: with trash_grace_secs \
+                              = 0 in [dataset.postgres] chunks are dropped at once (drop_chunks), or keep them";
+
+/// Why compress is refused on a hypertable without compression.
+const NO_CHUNK_COMPRESSION: &str = "compression is not enabled on this hypertable: ALTER TABLE <hypertable> SET \
+                                    (timescaledb.compress) (with compress_segmentby as its queries need), or plan keep \
+                                    or drop";
+
+/// Why a compressed chunk is not compressed again.
+const ALREADY_COMPRESSED: &str = "the chunk is compressed already";
+
 pub struct PostgresStore {
     config: PostgresConfig,
     archive: Option<object::Archive>,
     /// The table's layout, as the config says or as found when the store was opened.
     layout: config::Layout,
+    /// The hypertable, when the layout is one.
+    hyper: Option<chunk::Hypertable>,
 }
 
 fn backend(what: impl Into<String>, e: impl Into<BoxError>) -> StoreError {
@@ -122,9 +144,13 @@ impl PostgresStore {
             config,
             archive,
             layout: config::Layout::Partitioned,
+            hyper: None,
         };
         let client = store.connect().await?;
         store.layout = scan::check_table(&client, &store.config).await?;
+        if store.layout == config::Layout::Hypertable {
+            store.hyper = chunk::hypertable(&client, &store.config).await?;
+        }
         Ok(store)
     }
 
@@ -132,7 +158,7 @@ impl PostgresStore {
     fn buckets(&self) -> Option<&config::Buckets> {
         match self.layout {
             config::Layout::Buckets => self.config.buckets.as_ref(),
-            config::Layout::Partitioned => None,
+            config::Layout::Partitioned | config::Layout::Hypertable => None,
         }
     }
 
@@ -170,9 +196,12 @@ impl PostgresStore {
                 tracing::warn!("postgres connection ended: {e}");
             }
         });
+        // DEALLOCATE ALL: a session handed over by a pooler in session mode, or shared by every connection (pglite),
+        // may hold statements an earlier client prepared; tokio-postgres names its statements s0, s1, ... in each
+        // process, so a new client's would collide with them. A fresh session has none: then it does nothing.
         client
             .batch_execute(&format!(
-                "SET lock_timeout = {}; SET statement_timeout = {}; SET TimeZone = 'UTC'; \
+                "DEALLOCATE ALL; SET lock_timeout = {}; SET statement_timeout = {}; SET TimeZone = 'UTC'; \
                  SET standard_conforming_strings = on",
                 c.lock_timeout.as_millis(),
                 c.statement_timeout.as_millis()
@@ -194,6 +223,21 @@ impl Store for PostgresStore {
 
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::all();
+        if let Some(h) = &self.hyper {
+            for tier in [Tier::Hot, Tier::Compressed, Tier::Archived] {
+                caps = caps.without(tier, Action::Archive, NO_CHUNK_ARCHIVE);
+                if !self.config.trash_grace.is_zero() {
+                    caps = caps.without(tier, Action::Drop, NO_CHUNK_TRASH);
+                }
+            }
+            if !h.compression {
+                caps = caps.without(Tier::Hot, Action::Compress, NO_CHUNK_COMPRESSION);
+            }
+            caps = caps
+                .without(Tier::Compressed, Action::Compress, ALREADY_COMPRESSED)
+                .without(Tier::Archived, Action::Compress, NO_COMPRESS);
+            return caps;
+        }
         for tier in [Tier::Hot, Tier::Compressed, Tier::Archived] {
             caps = caps.without(tier, Action::Compress, NO_COMPRESS);
             if self.buckets().is_some() {
@@ -227,9 +271,10 @@ impl Store for PostgresStore {
             )));
         }
         let recovery = recover::recover(&mut client, &self.config, self.archive.as_ref(), repair).await?;
-        let mut scan = match self.buckets() {
-            Some(b) => bucket::scan(&client, &self.config, b, symbols).await?,
-            None => scan::partitions(&client, &self.config, symbols).await?,
+        let mut scan = match (self.buckets(), &self.hyper) {
+            (Some(b), _) => bucket::scan(&client, &self.config, b, symbols).await?,
+            (None, Some(_)) => chunk::scan(&client, &self.config, symbols).await?,
+            (None, None) => scan::partitions(&client, &self.config, symbols).await?,
         };
         if let Some(a) = &self.archive {
             let (archived, skipped) = archive::scan(a, &self.config, symbols).await?;
@@ -254,6 +299,31 @@ impl Store for PostgresStore {
         for w in work {
             if opts.cancel.is_some_and(|c| c.is_cancelled()) {
                 out.push(None);
+                continue;
+            }
+            if let Some(h) = &self.hyper {
+                let result = match w.action {
+                    Action::Compress if h.compression && w.segment.tier == Tier::Hot => {
+                        chunk::compress(&client, &self.config, w.segment).await
+                    }
+                    Action::Drop if self.config.trash_grace.is_zero() => {
+                        chunk::drop_chunk(&client, &self.config, h, w.segment).await
+                    }
+                    action => Err(StoreError::Unsupported {
+                        segment: w.segment.name.clone(),
+                        action,
+                        tier: w.segment.tier,
+                        why: match action {
+                            Action::Archive => NO_CHUNK_ARCHIVE,
+                            Action::Drop => NO_CHUNK_TRASH,
+                            _ if w.segment.tier == Tier::Compressed => ALREADY_COMPRESSED,
+                            _ => NO_CHUNK_COMPRESSION,
+                        }
+                        .to_string(),
+                    }),
+                };
+                (opts.progress)(1);
+                out.push(Some(result));
                 continue;
             }
             let result = match (w.action, w.segment.tier, &self.archive) {

@@ -41,9 +41,20 @@ pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresCon
         )));
     };
     check_partman(client, c, &name).await?;
+    let hyper = super::chunk::hypertable(client, c).await?;
+    match (c.layout, &hyper) {
+        (Some(Layout::Hypertable), None) => {
+            return Err(StoreError::Refused(format!(
+                "layout = \"hypertable\", but table {name} is not a TimescaleDB hypertable (or the timescaledb \
+                 extension is not installed in this database)"
+            )));
+        }
+        (Some(Layout::Hypertable) | None, Some(_)) => return Ok(Layout::Hypertable),
+        _ => {}
+    }
     let buckets = match (c.layout, &row) {
         (Some(Layout::Buckets), _) => true,
-        (Some(Layout::Partitioned), _) => false,
+        (Some(Layout::Partitioned | Layout::Hypertable), _) => false,
         (None, Some(_)) => false,
         (None, None) => c.buckets.is_some(),
     };
@@ -188,14 +199,26 @@ pub(super) async fn check_privileges(
                     (SELECT string_agg(DISTINCT pg_get_userbyid(k.relowner), ', ') FROM pg_partition_tree(to_regclass($1)) t \
                      JOIN pg_class k ON k.oid = t.relid WHERE NOT pg_has_role(k.relowner, 'USAGE')), \
                     (SELECT string_agg(p, ', ') FROM unnest(ARRAY['SELECT', 'INSERT', 'DELETE']) p \
-                     WHERE NOT has_table_privilege(to_regclass($1), p))",
+                     WHERE NOT has_table_privilege(to_regclass($1), p)), \
+                    (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass($1) \
+                     AND NOT pg_has_role(relowner, 'USAGE'))",
             &[&name],
         )
         .await
         .map_err(|e| backend(format!("cannot check the privileges on {name}"), e))?;
     let (user, create, db, owners, missing): (String, bool, String, Option<String>, Option<String>) =
         (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let owner: Option<String> = row.get(5);
     match layout {
+        Layout::Hypertable => {
+            if let Some(owner) = owner {
+                return Err(StoreError::Refused(format!(
+                    "role {user} cannot act on {name}: compress_chunk and drop_chunks need the hypertable owner's \
+                     rights, and {owner} owns it: GRANT {owner} TO {user} (see the README's PostgreSQL privileges); \
+                     nothing was applied"
+                )));
+            }
+        }
         Layout::Partitioned => {
             if let Some(owners) = owners {
                 return Err(StoreError::Refused(format!(

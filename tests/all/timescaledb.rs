@@ -1,0 +1,269 @@
+//! A TimescaleDB hypertable as a dataset, through the real binary against a real TimescaleDB (the pglite build of
+//! `tests/timescaledb/`, one connection at a time, one shared session: the tests take [`tsdb_server::lock`] and each
+//! works in a schema of its own): a segment per chunk; a dry run changes nothing; a pass compresses chunks with
+//! TimescaleDB's own compression and drops old ones with `drop_chunks`, every other row untouched; a drop into a
+//! trash, an archive, and a compress without compression enabled are refused whole, saying why; a crash after each
+//! step leaves the rows where they are and the next pass finishes.
+
+use crate::common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+
+use common::postgres::{ok_pass, pass};
+use common::tsdb_server;
+
+const NOW: &str = "2026-01-12T00:00:00Z";
+/// The checksum of no rows.
+const EMPTY: &str = "d41d8cd98f00b204e9800998ecf8427e";
+/// Days 1 to 4 are dropped, 5 to 8 compressed, 9 and 10 kept.
+const PLAN: &str = "compress_after_days = 3, drop_after_days = 7";
+
+/// A hypertable `<schema>.events` of 10 daily chunks of 24 rows, in a schema of its own; compression enabled or not.
+struct Hyper {
+    rt: tokio::runtime::Runtime,
+    url: String,
+    schema: String,
+    dir: tempfile::TempDir,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Hyper {
+    fn new(compression: bool) -> Hyper {
+        let lock = tsdb_server::lock();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let url = tsdb_server::server();
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let h = Hyper {
+            rt,
+            url,
+            schema,
+            dir: tempfile::tempdir().unwrap(),
+            _lock: lock,
+        };
+        let s = h.schema.clone();
+        let compress = if compression {
+            format!("ALTER TABLE {s}.events SET (timescaledb.compress, timescaledb.compress_segmentby = 'device');")
+        } else {
+            String::new()
+        };
+        h.sql(&format!(
+            "CREATE SCHEMA {s}; CREATE TABLE {s}.events (ts timestamptz NOT NULL, device text NOT NULL, v float8); \
+             SELECT create_hypertable('{s}.events', by_range('ts', INTERVAL '1 day')); \
+             INSERT INTO {s}.events SELECT '2026-01-01'::timestamptz + i * interval '1 hour', 'd' || (i % 3), i \
+             FROM generate_series(0, 10 * 24 - 1) i; ANALYZE {s}.events; {compress}"
+        ));
+        h
+    }
+
+    /// Runs statements on a connection of its own, closed before returning (the server takes one at a time).
+    fn sql(&self, q: &str) {
+        let url = self.url.clone();
+        let q = q.to_string();
+        self.rt.block_on(async move {
+            let c = connect(&url).await;
+            c.batch_execute(&q).await.unwrap_or_else(|e| panic!("{q}: {e:?}"));
+        });
+    }
+
+    fn query_strings(&self, q: &str) -> Vec<String> {
+        let url = self.url.clone();
+        let q = q.to_string();
+        self.rt.block_on(async move {
+            let c = connect(&url).await;
+            c.query(&q, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{q}: {e:?}"))
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect()
+        })
+    }
+
+    /// A checksum of the rows of days `from..=to`, whichever chunk (compressed or not) holds them.
+    fn checksum(&self, from: u32, to: u32) -> String {
+        self.query_strings(&format!(
+            "SELECT md5(coalesce(string_agg(format('%s|%s|%s', ts, device, v), ',' ORDER BY ts, device), '')) \
+             FROM {}.events WHERE ts >= '2026-01-{from:02}' AND ts < '2026-01-{:02}'",
+            self.schema,
+            to + 1
+        ))
+        .remove(0)
+    }
+
+    /// The chunks now, oldest first: `<day> compressed|hot`.
+    fn chunks(&self) -> Vec<String> {
+        self.query_strings(&format!(
+            "SELECT to_char(range_start, 'DD') || CASE WHEN is_compressed THEN ' compressed' ELSE ' hot' END \
+             FROM timescaledb_information.chunks WHERE hypertable_schema = '{}' AND hypertable_name = 'events' \
+             ORDER BY range_start",
+            self.schema
+        ))
+    }
+
+    fn config(&self, params: &str, extra: &str) -> PathBuf {
+        let pw = self.dir.path().join("password");
+        std::fs::write(&pw, "any\n").unwrap();
+        let p = self.dir.path().join("retention.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "plugin_dir = \"{}\"\n[service]\nstate_dir = \"{}\"\n[[dataset]]\nname = \"events\"\n\
+                 plugin = \"age_tiering\"\nparams = {{ {params} }}\n[dataset.guard]\nmax_drop_bytes_fraction = 1.0\n\
+                 max_drop_segments_fraction = 1.0\n[dataset.postgres]\nurl = \"{}\"\npassword_file = \"{}\"\n\
+                 schema = \"{}\"\ntable = \"events\"\n{extra}\n",
+                common::plugin_dir().display(),
+                self.dir.path().join("state").display(),
+                self.url,
+                pw.display(),
+                self.schema
+            ),
+        )
+        .unwrap();
+        p
+    }
+}
+
+impl Drop for Hyper {
+    fn drop(&mut self) {
+        // The server's one session is everyone's: leave it as found.
+        let url = self.url.clone();
+        let q = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        self.rt.block_on(async move {
+            let c = connect(&url).await;
+            let _ = c.batch_execute(&q).await;
+        });
+    }
+}
+
+/// A client of the server (any password: the store's config never holds one), with the statements earlier clients
+/// left in the shared session deallocated (tokio-postgres names its statements s0, s1, ... in each process).
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let c = common::postgres::connect(&url.replacen("postgres@", "postgres:any@", 1)).await;
+    c.batch_execute("DEALLOCATE ALL").await.unwrap();
+    c
+}
+
+/// The chunks after a pass of [`PLAN`].
+fn planned() -> Vec<String> {
+    let mut want: Vec<String> = (5..=8).map(|d| format!("{d:02} compressed")).collect();
+    want.extend(["09 hot".to_string(), "10 hot".to_string()]);
+    want
+}
+
+#[test]
+fn a_hypertable_is_planned_chunk_by_chunk_and_a_dry_run_changes_nothing() {
+    let h = Hyper::new(true);
+    let before = h.checksum(1, 10);
+    let report = ok_pass(&h.config(PLAN, "trash_grace_secs = 0"), NOW, &["--dry-run"]);
+    assert_eq!(h.checksum(1, 10), before, "a dry run changes nothing");
+    assert_eq!(h.chunks().len(), 10);
+    let segs = report["segments"].as_array().unwrap();
+    assert_eq!(segs.len(), 10, "a segment per chunk: {report:#}");
+    let actions: Vec<&str> = segs.iter().map(|s| s["action"].as_str().unwrap()).collect();
+    let mut want = vec!["drop"; 4];
+    want.extend(["compress"; 4]);
+    want.extend(["keep"; 2]);
+    assert_eq!(actions, want, "oldest first: {report:#}");
+    assert!(
+        segs.iter()
+            .all(|s| s["name"].as_str().unwrap().ends_with("_chunk") && s["bytes"].as_u64().unwrap() > 0),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_pass_compresses_chunks_with_timescaledbs_compression_and_drops_old_ones_leaving_every_other_row_as_it_was() {
+    let h = Hyper::new(true);
+    let kept = h.checksum(5, 10);
+    let cfg = h.config(PLAN, "trash_grace_secs = 0");
+    let report = ok_pass(&cfg, NOW, &[]);
+    assert_eq!(report["stats"]["dropped"]["segments"], 4, "{report:#}");
+    assert_eq!(report["stats"]["compressed"]["segments"], 4, "{report:#}");
+    assert_eq!(h.chunks(), planned());
+    assert_eq!(
+        h.checksum(5, 10),
+        kept,
+        "the compressed and kept rows are exactly as they were"
+    );
+    assert_eq!(h.checksum(1, 4), EMPTY, "days 1 to 4 are gone");
+    // The next pass sees the compressed chunks as tier compressed and has nothing to do.
+    let report = ok_pass(&cfg, NOW, &[]);
+    let tiers: Vec<&str> = report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["tier"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tiers,
+        ["compressed", "compressed", "compressed", "compressed", "hot", "hot"],
+        "{report:#}"
+    );
+    assert_eq!(report["stats"]["compressed"]["segments"], 0, "{report:#}");
+    assert_eq!(report["stats"]["dropped"]["segments"], 0, "{report:#}");
+}
+
+#[test]
+fn a_drop_into_a_trash_an_archive_or_a_compress_without_compression_is_refused_whole_saying_why() {
+    let h = Hyper::new(false);
+    let before = h.checksum(1, 10);
+    let archive = h.dir.path().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    for (params, extra, want) in [
+        (
+            "drop_after_days = 7",
+            "",
+            "dropping a TimescaleDB chunk into a trash is not supported yet",
+        ),
+        (
+            "archive_after_days = 7",
+            &*format!("trash_grace_secs = 0\narchive_url = \"file://{}\"", archive.display()),
+            "archiving a TimescaleDB chunk is not supported yet",
+        ),
+        (
+            "compress_after_days = 3",
+            "trash_grace_secs = 0",
+            "compression is not enabled on this hypertable",
+        ),
+    ] {
+        let (status, report, stderr) = pass(&h.config(params, extra), NOW, &[], None);
+        assert_ne!(status.code(), Some(0), "{report:#}");
+        let all = format!("{}{report}{stderr}", report["error"].as_str().unwrap_or_default());
+        assert!(all.contains(want), "want {want:?} in {all}");
+        assert_eq!(h.checksum(1, 10), before, "nothing applied");
+        assert_eq!(h.chunks().len(), 10);
+    }
+}
+
+#[test]
+fn a_crash_after_each_step_leaves_the_rows_in_place_and_the_next_pass_finishes() {
+    for point in retention::store::postgres::CHUNK_CRASH_POINTS {
+        let h = Hyper::new(true);
+        let kept = h.checksum(5, 10);
+        let cfg = h.config(PLAN, "trash_grace_secs = 0");
+        let (status, report, stderr) = pass(&cfg, NOW, &[], Some(point));
+        assert!(
+            status.signal().is_some() || status.code() != Some(0),
+            "{point}: the process died there: {report:#}\n{stderr}"
+        );
+        assert_eq!(h.checksum(5, 10), kept, "{point}");
+        ok_pass(&cfg, NOW, &[]);
+        assert_eq!(h.chunks(), planned(), "{point}");
+        assert_eq!(h.checksum(5, 10), kept, "{point}");
+    }
+}
+
+#[test]
+fn layout_hypertable_on_a_table_that_is_not_one_is_refused_as_a_config_error() {
+    let h = Hyper::new(true);
+    h.sql(&format!("CREATE TABLE {}.plain (ts timestamptz NOT NULL)", h.schema));
+    let cfg = h.config("", "layout = \"hypertable\"");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("table = \"events\"", "table = \"plain\"");
+    std::fs::write(&cfg, text).unwrap();
+    let (out, stdout, stderr) = common::run(common::retention().args(["run", "--dry-run", "--config"]).arg(&cfg));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("is not a TimescaleDB hypertable"), "{stderr}");
+}
