@@ -117,22 +117,7 @@ pub(super) async fn archive_partition(
     segment: &Segment,
     now_ms: i64,
 ) -> Result<Applied, StoreError> {
-    let changed = |detail: String| StoreError::Changed {
-        what: format!("partition {}", segment.name),
-        detail,
-    };
-    let Some(p) = lookup(client, c, &segment.locator).await? else {
-        return Err(changed("it is no longer a partition of the table".into()));
-    };
-    if [p.oid as u64, p.relfilenode as u64] != segment.token.0 {
-        return Err(changed(format!(
-            "it is another table now (oid {}, relfilenode {})",
-            p.oid, p.relfilenode
-        )));
-    }
-    if p.detach_pending {
-        return Err(changed("another session is detaching it".into()));
-    }
+    let p = super::drop::unchanged(client, c, segment).await?;
     let here = qualified(&p.schema, &p.name);
     let cols = columnar::columns(client, p.oid, &here).await?;
     let rel = rel(c, &p.schema, &p.name);

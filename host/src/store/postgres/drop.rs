@@ -85,6 +85,32 @@ pub(super) async fn lookup(
     }))
 }
 
+/// The partition of `segment`, checked to be what the scan saw: still a leaf of the dataset's table, the same oid and
+/// relfilenode (a `TRUNCATE` or `VACUUM FULL` gives a new one), not being detached.
+pub(super) async fn unchanged(
+    client: &tokio_postgres::Client,
+    c: &PostgresConfig,
+    segment: &Segment,
+) -> Result<Partition, StoreError> {
+    let changed = |detail: String| StoreError::Changed {
+        what: format!("partition {}", segment.name),
+        detail,
+    };
+    let Some(p) = lookup(client, c, &segment.locator).await? else {
+        return Err(changed("it is no longer a partition of the table".into()));
+    };
+    if [p.oid as u64, p.relfilenode as u64] != segment.token.0 {
+        return Err(changed(format!(
+            "it is another table now (oid {}, relfilenode {}: truncated, rewritten or re-created)",
+            p.oid, p.relfilenode
+        )));
+    }
+    if p.detach_pending {
+        return Err(changed("another session is detaching it".into()));
+    }
+    Ok(p)
+}
+
 /// The labels of partition `name` of `schema`: `schema`, `table` and the named captures of `labels` (sorted by key).
 pub(super) fn labels_of(c: &PostgresConfig, schema: &str, name: &str) -> Vec<(String, String)> {
     let mut labels = vec![
@@ -113,22 +139,7 @@ pub(super) async fn drop_partition(
     segment: &Segment,
     now_ms: i64,
 ) -> Result<Applied, StoreError> {
-    let changed = |detail: String| StoreError::Changed {
-        what: format!("partition {}", segment.name),
-        detail,
-    };
-    let Some(p) = lookup(client, c, &segment.locator).await? else {
-        return Err(changed("it is no longer a partition of the table".into()));
-    };
-    if [p.oid as u64, p.relfilenode as u64] != segment.token.0 {
-        return Err(changed(format!(
-            "it is another table now (oid {}, relfilenode {}: truncated, rewritten or re-created)",
-            p.oid, p.relfilenode
-        )));
-    }
-    if p.detach_pending {
-        return Err(changed("another session is detaching it".into()));
-    }
+    let p = unchanged(client, c, segment).await?;
     let grace_ms = c.trash_grace.as_millis() as i64;
     let intent = Intent {
         kind: Kind::Drop,
