@@ -1,6 +1,6 @@
 //! TimescaleDB for the hypertable tests: `RETENTION_TEST_TSDB_URL` when set, else the pglite build of
 //! `tests/timescaledb/` (PostgreSQL 17.5 compiled to WebAssembly with TimescaleDB 2.23, from npm, pinned by its
-//! `package-lock.json`; `npm ci` there, as `.ci/run` does) started once per process on a free loopback port, its
+//! `package-lock.json`; installed with `npm ci` there by the first run, or by `.ci/run`) started once per process on a free loopback port, its
 //! data in a temporary directory, gone with the process (it exits when its stdin, which this process holds, closes).
 //! It serves one connection at a time and all connections share one session: [`lock`] serialises the tests.
 
@@ -27,12 +27,27 @@ pub fn lock() -> MutexGuard<'static, ()> {
 fn start() -> String {
     static SERVER: OnceLock<(Child, ChildStdin)> = OnceLock::new();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/timescaledb");
-    assert!(
-        dir.join("node_modules/@electric-sql/pglite").is_dir(),
-        "the hypertable tests need TimescaleDB: set RETENTION_TEST_TSDB_URL to one, or run `npm ci --prefix {}` \
-         (as .ci/run does) so that the tests start their own",
-        dir.display()
-    );
+    if !dir.join("node_modules/@electric-sql/pglite").is_dir() {
+        // The first run installs the pinned server from the npm registry, as the SDK tests do their tools.
+        let out = Command::new("npm")
+            .args([
+                "ci",
+                "--no-audit",
+                "--no-fund",
+                "--legacy-peer-deps",
+                "--loglevel=error",
+            ])
+            .current_dir(&dir)
+            .output()
+            .expect("run npm (Node.js 20+ with npm is needed, as for the TypeScript SDK's tests)");
+        assert!(
+            out.status.success(),
+            "the hypertable tests need TimescaleDB: `npm ci` in {} failed (set RETENTION_TEST_TSDB_URL to a \
+             TimescaleDB instead):\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
