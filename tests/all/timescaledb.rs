@@ -1,19 +1,22 @@
 //! A TimescaleDB hypertable as a dataset, through the real binary against a real TimescaleDB (the pglite build of
 //! `tests/timescaledb/`, one connection at a time, one shared session: the tests take [`tsdb_server::lock`] and each
 //! works in a schema of its own): a segment per chunk; a dry run changes nothing; a pass compresses chunks with
-//! TimescaleDB's own compression and drops old ones with `drop_chunks`, every other row untouched; a drop into a
-//! trash, an archive, and a compress without compression enabled are refused whole, saying why; a crash after each
-//! step leaves the rows where they are and the next pass finishes.
+//! TimescaleDB's own compression and drops old ones with `drop_chunks`, every other row untouched; with a grace period
+//! old chunks go into the trash, a restore attaches them back with identical rows, a later pass purges them; a
+//! compressed chunk's drop into the trash, an archive, and a compress without compression enabled are refused whole,
+//! saying why; a crash at each step leaves every row in one place and the next pass finishes.
 
 use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 
-use common::postgres::{ok_pass, pass};
+use common::postgres::{ok_pass, pass, trash, trash_names};
 use common::tsdb_server;
 
 const NOW: &str = "2026-01-12T00:00:00Z";
+/// Two days after [`NOW`]: past the default day of grace of what a pass at `NOW` dropped.
+const LATER: &str = "2026-01-14T00:00:00Z";
 /// The checksum of no rows.
 const EMPTY: &str = "d41d8cd98f00b204e9800998ecf8427e";
 /// Days 1 to 4 are dropped, 5 to 8 compressed, 9 and 10 kept.
@@ -205,17 +208,12 @@ fn a_pass_compresses_chunks_with_timescaledbs_compression_and_drops_old_ones_lea
 }
 
 #[test]
-fn a_drop_into_a_trash_an_archive_or_a_compress_without_compression_is_refused_whole_saying_why() {
+fn an_archive_or_a_compress_without_compression_is_refused_whole_saying_why() {
     let h = Hyper::new(false);
     let before = h.checksum(1, 10);
     let archive = h.dir.path().join("archive");
     std::fs::create_dir(&archive).unwrap();
     for (params, extra, want) in [
-        (
-            "drop_after_days = 7",
-            "",
-            "dropping a TimescaleDB chunk into a trash is not supported yet",
-        ),
         (
             "archive_after_days = 7",
             &*format!("trash_grace_secs = 0\narchive_url = \"file://{}\"", archive.display()),
@@ -266,4 +264,71 @@ fn layout_hypertable_on_a_table_that_is_not_one_is_refused_as_a_config_error() {
     let (out, stdout, stderr) = common::run(common::retention().args(["run", "--dry-run", "--config"]).arg(&cfg));
     assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
     assert!(stderr.contains("is not a TimescaleDB hypertable"), "{stderr}");
+}
+
+/// The trashed chunks of the dataset, restored one by one.
+fn restore_all(cfg: &std::path::Path) {
+    for name in trash_names(cfg) {
+        let (code, _, stderr) = trash(cfg, &["restore", "--dataset", "events", &name]);
+        assert_eq!(code, 0, "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn a_pass_drops_old_chunks_into_the_trash_a_restore_attaches_them_back_and_a_later_pass_purges_them() {
+    let h = Hyper::new(true);
+    let original = h.checksum(1, 10);
+    let cfg = h.config("drop_after_days = 7", "");
+    let report = ok_pass(&cfg, NOW, &[]);
+    assert_eq!(report["stats"]["trashed"]["segments"], 4, "{report:#}");
+    let left: Vec<String> = (5..=10).map(|d| format!("{d:02} hot")).collect();
+    assert_eq!(h.chunks(), left);
+    assert_eq!(h.checksum(1, 4), EMPTY, "out of the hypertable");
+    let names = trash_names(&cfg);
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with("_chunk")), "{names:?}");
+    restore_all(&cfg);
+    assert!(trash_names(&cfg).is_empty());
+    assert_eq!(h.chunks().len(), 10);
+    assert_eq!(h.checksum(1, 10), original, "attached back with identical rows");
+    // Dropped again, then purged by a pass after the grace period (which trashes days 5 and 6 in turn).
+    ok_pass(&cfg, NOW, &[]);
+    let report = ok_pass(&cfg, LATER, &[]);
+    assert_eq!(report["stats"]["purged"]["segments"], 4, "{report:#}");
+    assert_eq!(trash_names(&cfg).len(), 2);
+}
+
+#[test]
+fn a_compressed_chunk_is_not_dropped_into_the_trash_and_the_plan_is_refused_whole() {
+    let h = Hyper::new(true);
+    ok_pass(&h.config("compress_after_days = 3", "trash_grace_secs = 0"), NOW, &[]);
+    let chunks = h.chunks();
+    assert_eq!(chunks.iter().filter(|c| c.ends_with("compressed")).count(), 8);
+    let before = h.checksum(1, 10);
+    let (status, report, stderr) = pass(&h.config("drop_after_days = 7", ""), NOW, &[], None);
+    assert_ne!(status.code(), Some(0), "{report:#}");
+    let all = format!("{}{report}{stderr}", report["error"].as_str().unwrap_or_default());
+    assert!(all.contains("TimescaleDB detaches only uncompressed chunks"), "{all}");
+    assert_eq!(h.chunks(), chunks, "nothing applied");
+    assert_eq!(h.checksum(1, 10), before);
+}
+
+#[test]
+fn a_crash_at_each_step_of_a_drop_into_the_trash_leaves_every_row_in_one_place_and_the_next_pass_finishes() {
+    for point in retention::store::postgres::CHUNK_TRASH_CRASH_POINTS {
+        let h = Hyper::new(true);
+        let original = h.checksum(1, 10);
+        let cfg = h.config("drop_after_days = 7", "");
+        let (status, report, stderr) = pass(&cfg, NOW, &[], Some(point));
+        assert!(
+            status.signal().is_some() || status.code() != Some(0),
+            "{point}: the process died there: {report:#}\n{stderr}"
+        );
+        ok_pass(&cfg, NOW, &[]);
+        let left: Vec<String> = (5..=10).map(|d| format!("{d:02} hot")).collect();
+        assert_eq!(h.chunks(), left, "{point}");
+        assert_eq!(trash_names(&cfg).len(), 4, "{point}");
+        restore_all(&cfg);
+        assert_eq!(h.checksum(1, 10), original, "{point}: every row back, once");
+    }
 }

@@ -6,9 +6,12 @@
 //! heap or in its compressed chunk, never both or neither, whenever the process dies. It needs compression enabled on
 //! the hypertable (`ALTER TABLE ... SET (timescaledb.compress)`); without it the capability says so.
 //!
-//! **drop** (with `trash_grace_secs = 0`) is `drop_chunks` over exactly the chunk's range, one transaction too; only
-//! hypertables partitioned by time alone are taken, so that a range names one chunk. Dropping a chunk into a trash
-//! and archiving one are not supported yet: the capabilities refuse them, saying why.
+//! **drop** with `trash_grace_secs = 0` is `drop_chunks` over exactly the chunk's range, one transaction too; only
+//! hypertables partitioned by time alone are taken, so that a range names one chunk. With a grace period the chunk
+//! goes into the trash as a partition does: its [`Intent`] recorded on it first (the slice it covers as `bound`,
+//! `{"<column>": [start, end]}`), then in one transaction `detach_chunk` and the move into the trash schema; a restore
+//! moves it back and `attach_chunk`s it with its slice. TimescaleDB detaches only uncompressed chunks: a compressed
+//! one is refused (with why). Archiving a chunk is not supported yet.
 
 use chrono::{DateTime, Utc};
 
@@ -16,11 +19,16 @@ use crate::crashpoint;
 use crate::segment::{ChangeToken, Labels, Segment, Symbols, Tier};
 use crate::store::{Applied, Scan, StoreError};
 
-use super::sql::qualified;
+use super::intent::{Intent, Kind, shown};
+use super::sql::{code, exec, ident, literal, qualified};
 use super::{PostgresConfig, backend};
 
-/// The failure points of compress and drop, after the server's transaction (names for [`crate::crashpoint`]).
+/// The failure points of compress and of a drop for good, after the server's transaction (names for
+/// [`crate::crashpoint`]).
 pub const CRASH_POINTS: &[&str] = &["pg-chunk:compressed", "pg-chunk:dropped"];
+
+/// The failure points of a drop into the trash, in protocol order.
+pub const TRASH_CRASH_POINTS: &[&str] = &["pg-chunk:intent-recorded", "pg-chunk:trashed"];
 
 fn hit(c: &PostgresConfig, point: &str) -> Result<(), StoreError> {
     crashpoint::hit_for(point, &c.scope).map_err(|e| StoreError::io("crash point", point, e))
@@ -122,7 +130,7 @@ pub(super) async fn scan(
         let estimate: f64 = row.get(4);
         segments.push(Segment {
             locator: qualified(&schema, &chunk),
-            name: chunk,
+            name: shown(&c.schema, &schema, &chunk),
             tier: if compressed { Tier::Compressed } else { Tier::Hot },
             start_ms: row.get(6),
             end_ms: row.get(7),
@@ -172,8 +180,9 @@ async fn check(client: &tokio_postgres::Client, c: &PostgresConfig, segment: &Se
 async fn bytes_of(client: &tokio_postgres::Client, c: &PostgresConfig, segment: &Segment) -> u64 {
     client
         .query_opt(
-            "SELECT total_bytes::bigint FROM chunks_detailed_size(to_regclass($1)) WHERE chunk_name = $2",
-            &[&qualified(&c.schema, &c.table), &segment.name],
+            "SELECT total_bytes::bigint FROM chunks_detailed_size(to_regclass($1)) \
+             WHERE to_regclass(format('%I.%I', chunk_schema, chunk_name)) = to_regclass($2)",
+            &[&qualified(&c.schema, &c.table), &segment.locator],
         )
         .await
         .ok()
@@ -236,4 +245,158 @@ pub(super) async fn drop_chunk(
         bytes_after: 0,
         trashed: false,
     })
+}
+
+/// Drops the chunk into the trash: the intent recorded on it, then `detach_chunk` and the move into the trash schema
+/// in one transaction (so the chunk is attached carrying its intent, which recovery clears, or in the trash).
+pub(super) async fn trash_chunk(
+    client: &mut tokio_postgres::Client,
+    c: &PostgresConfig,
+    segment: &Segment,
+    now_ms: i64,
+) -> Result<Applied, StoreError> {
+    check(client, c, segment).await?;
+    let row = client
+        .query_one(
+            "SELECT ch.chunk_schema::text, ch.chunk_name::text, obj_description(to_regclass($3), 'pg_class'), \
+                    ch.range_start::text, ch.range_end::text, d.column_name::text \
+             FROM timescaledb_information.chunks ch \
+             JOIN timescaledb_information.dimensions d ON d.hypertable_schema = ch.hypertable_schema \
+               AND d.hypertable_name = ch.hypertable_name AND d.dimension_number = 1 \
+             WHERE ch.hypertable_schema = $1 AND ch.hypertable_name = $2 \
+               AND to_regclass(format('%I.%I', ch.chunk_schema, ch.chunk_name)) = to_regclass($3)",
+            &[&c.schema, &c.table, &segment.locator],
+        )
+        .await
+        .map_err(|e| backend(format!("cannot look up chunk {}", segment.name), e))?;
+    let (schema, name, comment, start, end, column): (String, String, Option<String>, String, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
+    let grace_ms = c.trash_grace.as_millis() as i64;
+    let intent = Intent {
+        kind: Kind::Drop,
+        key: None,
+        table: (c.schema.clone(), c.table.clone()),
+        origin: (schema.clone(), name.clone()),
+        parent: (c.schema.clone(), c.table.clone()),
+        bound: serde_json::json!({ column: [start, end] }).to_string(),
+        trash: true,
+        trashed_at_ms: now_ms,
+        expires_at_ms: now_ms + grace_ms,
+        labels: super::drop::labels_of(c, &c.schema, &name),
+        comment,
+        bucket: None,
+    };
+    let here = qualified(&schema, &name);
+    exec(
+        client,
+        || format!("cannot record the intent to drop {here}"),
+        &format!("COMMENT ON TABLE {here} IS {}", literal(&intent.to_comment())),
+    )
+    .await?;
+    hit(c, "pg-chunk:intent-recorded")?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| backend("cannot begin a transaction", e))?;
+    let detached = tx
+        .execute("CALL detach_chunk($1::text::regclass)", &[&here])
+        .await
+        .map_err(|e| backend(format!("cannot detach chunk {here}"), e));
+    let moved = match detached {
+        Ok(_) => super::drop::finish_in(&tx, &schema, &name, &intent).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = moved {
+        drop(tx);
+        super::drop::clear_intent(client, &here, &intent).await;
+        return Err(e);
+    }
+    tx.commit()
+        .await
+        .map_err(|e| backend(format!("cannot commit the drop of {here}"), e))?;
+    hit(c, "pg-chunk:trashed")?;
+    Ok(Applied {
+        bytes_before: segment.bytes,
+        bytes_after: 0,
+        trashed: true,
+    })
+}
+
+/// Puts a trashed chunk (`schema.name` now) back: moved into its schema and attached to the hypertable with the slice
+/// its intent records, in one transaction (refused when a chunk now covers that range).
+pub(super) async fn restore(
+    client: &mut tokio_postgres::Client,
+    schema: &str,
+    name: &str,
+    intent: &Intent,
+) -> Result<(), StoreError> {
+    let shown = intent.shown();
+    // The slice goes to attach_chunk as a parameter; it must be one column's [start, end] (a comment is the table
+    // owner's to change).
+    let slice: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&intent.bound)
+        .ok()
+        .filter(|m: &serde_json::Map<String, serde_json::Value>| {
+            m.len() == 1
+                && m.values().all(|v| {
+                    v.as_array()
+                        .is_some_and(|a| a.len() == 2 && a.iter().all(serde_json::Value::is_string))
+                })
+        })
+        .ok_or_else(|| {
+            StoreError::Refused(format!(
+                "cannot restore {shown:?}: the slice its comment records ({:?}) is not a chunk's",
+                intent.bound
+            ))
+        })?;
+    let (to_schema, to_name) = &intent.origin;
+    let target = qualified(to_schema, to_name);
+    let taken: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&target])
+        .await
+        .map_err(|e| backend(format!("cannot look up {target}"), e))?
+        .get(0);
+    if taken {
+        return Err(StoreError::Taken {
+            doing: "restore",
+            name: shown,
+            place: format!("table {target}"),
+        });
+    }
+    let hypertable = qualified(&intent.parent.0, &intent.parent.1);
+    let old = intent.comment.as_deref().map_or("NULL".to_string(), literal);
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| backend("cannot begin a transaction", e))?;
+    let mut current = qualified(schema, name);
+    if name != to_name {
+        tx.batch_execute(&format!("ALTER TABLE {current} RENAME TO {}", ident(to_name)))
+            .await
+            .map_err(|e| backend(format!("cannot rename {current}"), e))?;
+        current = qualified(schema, to_name);
+    }
+    tx.batch_execute(&format!("ALTER TABLE {current} SET SCHEMA {}", ident(to_schema)))
+        .await
+        .map_err(|e| backend(format!("cannot move {current} back into {to_schema}"), e))?;
+    tx.execute(
+        "CALL attach_chunk($1::text::regclass, $2::text::regclass, $3::text::jsonb)",
+        &[&hypertable, &target, &serde_json::Value::Object(slice).to_string()],
+    )
+    .await
+    .map_err(|e| {
+        let e = backend(format!("cannot attach {target} to {hypertable} again"), e);
+        match code(&e).as_deref() {
+            Some(_) => StoreError::Refused(format!(
+                "cannot restore {shown:?}: {e}; the hypertable may now have a chunk covering its range: move its \
+                 rows away first"
+            )),
+            None => e,
+        }
+    })?;
+    tx.batch_execute(&format!("COMMENT ON TABLE {target} IS {old}"))
+        .await
+        .map_err(|e| backend(format!("cannot clear the intent of {target}"), e))?;
+    tx.commit()
+        .await
+        .map_err(|e| backend(format!("cannot commit the restore of {target}"), e))
 }

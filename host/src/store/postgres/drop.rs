@@ -244,7 +244,7 @@ pub(super) async fn finish(
 }
 
 /// Moves the detached table into its batch's trash schema (created when it is the batch's first), or drops it.
-async fn finish_in(
+pub(super) async fn finish_in(
     tx: &tokio_postgres::Transaction<'_>,
     schema: &str,
     name: &str,

@@ -5,14 +5,14 @@
 //!   the server; bytes from `pg_total_relation_size`; rows from the planner's estimate; labels `schema`, `table` and
 //!   the named captures of `labels` over the partition's name; the DEFAULT partition never a segment), `scan.rs`;
 //! - a plain table: a segment per time bucket and label column values, rows exact (`bucket.rs`);
-//! - a TimescaleDB hypertable: a segment per chunk, compressed with TimescaleDB's own compression, dropped with
-//!   `drop_chunks` (`chunk.rs`).
+//! - a TimescaleDB hypertable: a segment per chunk, compressed with TimescaleDB's own compression, dropped into the
+//!   trash (`detach_chunk`) or with `drop_chunks` (`chunk.rs`).
 //!
 //! Actions: **drop**, crash-safely, into a trash schema with a grace period or for good (`drop.rs`, `recover.rs`,
 //! `trash.rs`; a bucket's rows in batches, `bucket.rs`). **archive** of a partition as verified Parquet
 //! (`archive.rs`, `columnar.rs`), restored by `retention archive restore` (the [`Unarchive`] capability).
 //! **compress** of a chunk is TimescaleDB's `compress_chunk`; elsewhere it is refused (vanilla PostgreSQL has no table
-//! compression), and so are archiving a bucket or a chunk and dropping a chunk into a trash (not yet). A plan that
+//! compression), and so are archiving a bucket or a chunk and dropping a compressed chunk into the trash. A plan that
 //! asks for a refused action is refused whole before anything is applied. What is left of the issue is in `PLAN.md`.
 //!
 //! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `bucket.rs`, `chunk.rs`, `intent.rs` (what a table records
@@ -36,7 +36,7 @@ mod trash;
 
 pub use archive::{CRASH_POINTS as ARCHIVE_CRASH_POINTS, RESTORE_POINTS};
 pub use bucket::CRASH_POINTS as BUCKET_CRASH_POINTS;
-pub use chunk::CRASH_POINTS as CHUNK_CRASH_POINTS;
+pub use chunk::{CRASH_POINTS as CHUNK_CRASH_POINTS, TRASH_CRASH_POINTS as CHUNK_TRASH_CRASH_POINTS};
 pub use drop::CRASH_POINTS;
 
 use async_trait::async_trait;
@@ -70,9 +70,10 @@ const NO_BUCKET_ARCHIVE: &str = "archiving a time bucket of a plain table is not
 const NO_CHUNK_ARCHIVE: &str = "archiving a TimescaleDB chunk is not supported yet (partitions of declaratively \
                                 partitioned tables are archived): plan keep, compress or drop for this dataset";
 
-/// Why a drop is refused on a hypertable with a grace period.
-const NO_CHUNK_TRASH: &str = "dropping a TimescaleDB chunk into a trash is not supported yet: with trash_grace_secs \
-                              = 0 in [dataset.postgres] chunks are dropped at once (drop_chunks), or keep them";
+/// Why a compressed chunk is not dropped into the trash.
+const NO_CHUNK_TRASH: &str = "TimescaleDB detaches only uncompressed chunks, so a compressed chunk cannot go into the \
+                              trash: with trash_grace_secs = 0 in [dataset.postgres] chunks are dropped at once \
+                              (drop_chunks), or keep it";
 
 /// Why compress is refused on a hypertable without compression.
 const NO_CHUNK_COMPRESSION: &str = "compression is not enabled on this hypertable: ALTER TABLE <hypertable> SET \
@@ -226,9 +227,9 @@ impl Store for PostgresStore {
         if let Some(h) = &self.hyper {
             for tier in [Tier::Hot, Tier::Compressed, Tier::Archived] {
                 caps = caps.without(tier, Action::Archive, NO_CHUNK_ARCHIVE);
-                if !self.config.trash_grace.is_zero() {
-                    caps = caps.without(tier, Action::Drop, NO_CHUNK_TRASH);
-                }
+            }
+            if !self.config.trash_grace.is_zero() {
+                caps = caps.without(Tier::Compressed, Action::Drop, NO_CHUNK_TRASH);
             }
             if !h.compression {
                 caps = caps.without(Tier::Hot, Action::Compress, NO_CHUNK_COMPRESSION);
@@ -308,6 +309,9 @@ impl Store for PostgresStore {
                     }
                     Action::Drop if self.config.trash_grace.is_zero() => {
                         chunk::drop_chunk(&client, &self.config, h, w.segment).await
+                    }
+                    Action::Drop if w.segment.tier == Tier::Hot => {
+                        chunk::trash_chunk(&mut client, &self.config, w.segment, opts.now_ms).await
                     }
                     action => Err(StoreError::Unsupported {
                         segment: w.segment.name.clone(),

@@ -1,7 +1,8 @@
 //! Settling what an interrupted action left, from the intents tables carry (see [`super::intent`]), before a scan.
 //! An archive or a restore is settled as `archive.rs` says, and staged uploads are removed. A table of the dataset
 //! carrying a drop's intent outside the trash is
-//! - still attached: the drop never detached it; the intent is cleared and it stays a segment;
+//! - still attached (a partition, or a TimescaleDB chunk: an inheritance child): the drop never detached it; the
+//!   intent is cleared and it stays a segment;
 //! - detach-pending (`DETACH ... CONCURRENTLY` interrupted between its two transactions): the detach is finalised
 //!   (`DETACH PARTITION ... FINALIZE`), then it is moved into the trash (or dropped, with no grace period);
 //! - detached: it is moved into the trash (or dropped).
@@ -27,7 +28,7 @@ pub(super) async fn recover(
 ) -> Result<Recovery, StoreError> {
     let rows = client
         .query(
-            "SELECT n.nspname::text, k.relname::text, d.description, k.relispartition, \
+            "SELECT n.nspname::text, k.relname::text, d.description, (k.relispartition OR i.inhrelid IS NOT NULL), \
                     coalesce(i.inhdetachpending, false), pn.nspname::text, p.relname::text \
              FROM pg_description d \
              JOIN pg_class k ON k.oid = d.objoid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 \

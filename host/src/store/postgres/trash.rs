@@ -122,6 +122,12 @@ pub(super) async fn restore(
         drop_schema_if_empty(client, &t.schema).await;
         return Ok(t.entry);
     }
+    if t.intent.bound.starts_with('{') {
+        // A TimescaleDB chunk: its bound is the slice it covers.
+        super::chunk::restore(client, &t.schema, &t.name, &t.intent).await?;
+        drop_schema_if_empty(client, &t.schema).await;
+        return Ok(t.entry);
+    }
     let (schema, orig) = &t.intent.origin;
     let target = qualified(schema, orig);
     let taken: bool = client
