@@ -210,8 +210,20 @@ fn bench_partitions(
             work.join("state").display()
         ),
     )?;
-    let mut scans = Vec::new();
-    for _ in 0..reps.max(3) {
+    let (scans, _) = dry_runs(bin, &wide, reps.max(3))?;
+    println!(
+        "dry run over {partitions} partitions: {:.3} s (median of {})",
+        median(scans.clone()),
+        scans.len()
+    );
+    Ok(())
+}
+
+/// `reps` dry runs of `retention run --json` over `config`: their times in seconds, and the last report.
+fn dry_runs(bin: &str, config: &Path, reps: usize) -> anyhow::Result<(Vec<f64>, serde_json::Value)> {
+    let mut times = Vec::new();
+    let mut report = serde_json::Value::Null;
+    for _ in 0..reps {
         let t = Instant::now();
         let out = Command::new(bin)
             .args([
@@ -222,18 +234,13 @@ fn bench_partitions(
                 "2026-01-12T00:00:00Z",
                 "--config",
             ])
-            .arg(&wide)
-            .stdout(Stdio::null())
+            .arg(config)
             .output()?;
-        scans.push(t.elapsed().as_secs_f64());
+        times.push(t.elapsed().as_secs_f64());
         anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        report = serde_json::from_slice(&out.stdout)?;
     }
-    println!(
-        "dry run over {partitions} partitions: {:.3} s (median of {})",
-        median(scans.clone()),
-        scans.len()
-    );
-    Ok(())
+    Ok((times, report))
 }
 
 /// Writes the config of a dataset `name` over table `table` with the buckets layout.
@@ -269,26 +276,8 @@ fn bench_plain_scan(url: &str, work: &Path, plugins: &Path, bin: &str, rows: u64
     sql(url, "VACUUM ANALYZE plain");
     println!("plain table of {rows} rows made in {:.1} s", t.elapsed().as_secs_f64());
     let config = bucket_config(work, plugins, url, "plain", "drop_after_days = 100000", "");
-    let mut scans = Vec::new();
-    let mut segments = 0;
-    for _ in 0..reps.max(3) {
-        let t = Instant::now();
-        let out = Command::new(bin)
-            .args([
-                "run",
-                "--dry-run",
-                "--json",
-                "--now",
-                "2026-01-12T00:00:00Z",
-                "--config",
-            ])
-            .arg(&config)
-            .output()?;
-        scans.push(t.elapsed().as_secs_f64());
-        anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-        segments = v[0]["segments"].as_array().map_or(0, Vec::len);
-    }
+    let (scans, report) = dry_runs(bin, &config, reps.max(3))?;
+    let segments = report[0]["segments"].as_array().map_or(0, Vec::len);
     println!(
         "dry run over a plain table of {rows} rows in daily buckets ({segments} segments): {:.3} s (median of {})",
         median(scans.clone()),

@@ -3,9 +3,7 @@
 
 use clap::Subcommand;
 
-use super::UsageError;
 use super::trash::TrashDataset;
-use crate::config::Config;
 
 #[derive(Debug, Subcommand)]
 pub enum ArchiveCommand {
@@ -24,18 +22,8 @@ pub enum ArchiveCommand {
 /// `retention archive restore`: exit code 1 when a restore failed, 2 for a bad config or dataset.
 pub(super) async fn archive(cmd: ArchiveCommand) -> anyhow::Result<i32> {
     let ArchiveCommand::Restore { dataset: which, names } = cmd;
-    let config = Config::load_service(&which.config).map_err(|e| UsageError(e.to_string()))?;
-    let ds = config.dataset(&which.dataset).ok_or_else(|| {
-        let known: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
-        UsageError(format!(
-            "no dataset {:?} in the config (datasets: {})",
-            which.dataset,
-            known.join(", ")
-        ))
-    })?;
-    let store = crate::store::open(&ds.store)
-        .await
-        .map_err(|e| UsageError(format!("dataset {}: {e}", ds.name)))?;
+    let (config, store) = which.open().await?;
+    let ds = config.dataset(&which.dataset).expect("open() found it");
     let state = crate::state::StateDb::open(&config.service.state_dir);
     if let Err(e) = &state {
         eprintln!("warning: cannot open the state database, restores will not be recorded: {e}");

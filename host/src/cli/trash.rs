@@ -41,24 +41,33 @@ pub struct TrashDataset {
     pub dataset: String,
 }
 
+impl TrashDataset {
+    /// The config (loaded as the service does: plugin files are not needed to undo a drop or an archive, and a
+    /// missing one is tolerated) and the dataset's store, opened; a bad config or an unknown dataset is a usage error.
+    pub(super) async fn open(&self) -> Result<(Config, std::sync::Arc<dyn crate::store::Store>), UsageError> {
+        let config = Config::load_service(&self.config).map_err(|e| UsageError(e.to_string()))?;
+        let ds = config.dataset(&self.dataset).ok_or_else(|| {
+            let known: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
+            UsageError(format!(
+                "no dataset {:?} in the config (datasets: {})",
+                self.dataset,
+                known.join(", ")
+            ))
+        })?;
+        let store = crate::store::open(&ds.store)
+            .await
+            .map_err(|e| UsageError(format!("dataset {}: {e}", ds.name)))?;
+        Ok((config, store))
+    }
+}
+
 /// `retention trash list|restore`: exit code 1 when a restore failed, 2 for a bad config or dataset.
 pub(super) async fn trash(cmd: TrashCommand) -> anyhow::Result<i32> {
     let which = match &cmd {
         TrashCommand::List { dataset, .. } | TrashCommand::Restore { dataset, .. } => dataset,
     };
-    // Plugin files are not needed to undo a drop: the service's loading, which tolerates a missing one.
-    let config = Config::load_service(&which.config).map_err(|e| UsageError(e.to_string()))?;
-    let ds = config.dataset(&which.dataset).ok_or_else(|| {
-        let known: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
-        UsageError(format!(
-            "no dataset {:?} in the config (datasets: {})",
-            which.dataset,
-            known.join(", ")
-        ))
-    })?;
-    let store = crate::store::open(&ds.store)
-        .await
-        .map_err(|e| UsageError(format!("dataset {}: {e}", ds.name)))?;
+    let (config, store) = which.open().await?;
+    let ds = config.dataset(&which.dataset).expect("open() found it");
     let time = |ms: i64| {
         DateTime::from_timestamp_millis(ms)
             .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))

@@ -36,7 +36,7 @@ use crate::store::object::{Archive, Content, STAGING_DIR};
 use crate::store::{Applied, Recovery, Skipped, StoreError};
 
 use super::columnar::{self, Column};
-use super::drop::{clear_intent, labels_of, lookup};
+use super::drop::{clear_intent, labels_of};
 use super::intent::{Intent, Kind, shown};
 use super::sql::{exec, ident, literal, qualified};
 use super::{PostgresConfig, backend};
@@ -109,6 +109,24 @@ fn sha_hex(c: &Content) -> String {
     hex::encode(c.sha256)
 }
 
+/// A repeatable-read transaction holding a SHARE lock on the detached table `here` (quoted): nothing writes to it
+/// until the transaction ends, so the rows it reads are the rows it may drop.
+async fn locked<'a>(
+    client: &'a mut tokio_postgres::Client,
+    here: &str,
+) -> Result<tokio_postgres::Transaction<'a>, StoreError> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .map_err(|e| backend("cannot begin a transaction", e))?;
+    tx.batch_execute(&format!("LOCK TABLE {here} IN SHARE MODE"))
+        .await
+        .map_err(|e| backend(format!("cannot lock {here}"), e))?;
+    Ok(tx)
+}
+
 /// Archives the partition of `segment`.
 pub(super) async fn archive_partition(
     client: &mut tokio_postgres::Client,
@@ -145,7 +163,6 @@ pub(super) async fn archive_partition(
         comment: p.comment.clone(),
         bucket: None,
     };
-    let parent = qualified(&p.parent.0, &p.parent.1);
     exec(
         client,
         || format!("cannot record the intent to archive {here}"),
@@ -153,24 +170,10 @@ pub(super) async fn archive_partition(
     )
     .await?;
     hit(c, "pg-archive:intent-recorded")?;
-    let concurrently = if p.parent_has_default { "" } else { " CONCURRENTLY" };
-    if let Err(e) = exec(
-        client,
-        || format!("cannot detach {here} from {parent}"),
-        &format!("ALTER TABLE {parent} DETACH PARTITION {here}{concurrently}"),
-    )
-    .await
-    {
-        if lookup(client, c, &segment.locator)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|now| !now.detach_pending)
-        {
-            clear_intent(client, &here, &intent).await;
-        }
-        return Err(e);
-    }
+    // Beside a DEFAULT partition, where CONCURRENTLY is refused, the plain DETACH on its own: its ACCESS EXCLUSIVE lock
+    // on the parent lasts that one statement (the copy that follows holds only the detached table).
+    let how = if p.parent_has_default { "" } else { " CONCURRENTLY" };
+    super::drop::detach(client, c, segment, &p, &intent, how).await?;
     hit(c, "pg-archive:detached")?;
     let (start_ms, end_ms) = (segment.start_ms, segment.end_ms);
     match copy_out(
@@ -216,15 +219,7 @@ async fn copy_out(
 ) -> Result<(), StoreError> {
     let here = qualified(schema, name);
     let rel = intent.key.clone().expect("an archive intent has a key");
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .await
-        .map_err(|e| backend("cannot begin a transaction", e))?;
-    tx.batch_execute(&format!("LOCK TABLE {here} IN SHARE MODE"))
-        .await
-        .map_err(|e| backend(format!("cannot lock {here}"), e))?;
+    let tx = locked(client, &here).await?;
     // The Parquet goes straight to its staging key in a local destination, else to a local file uploaded after.
     let staged = archive.key(&format!("{STAGING_DIR}/{}.parquet", uuid::Uuid::new_v4()));
     let io = |p: &std::path::Path, e: std::io::Error| StoreError::io("cannot write", p.display(), e);
@@ -372,15 +367,7 @@ pub(super) async fn settle_archive(
         if let Some(m) = manifest(archive, &rel).await?
             && verified(archive, &rel, &m).await
         {
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .start()
-                .await
-                .map_err(|e| backend("cannot begin a transaction", e))?;
-            tx.batch_execute(&format!("LOCK TABLE {here} IN SHARE MODE"))
-                .await
-                .map_err(|e| backend(format!("cannot lock {here}"), e))?;
+            let tx = locked(client, &here).await?;
             let read = columnar::read(&tx, &m.columns, &here, None).await?;
             if read.rows == m.rows && read.digest_hex() == m.rows_digest {
                 tx.batch_execute(&format!("DROP TABLE {here}"))
@@ -583,18 +570,7 @@ pub(super) async fn unarchive(
     let (schema, orig) = &m.partition;
     let target = qualified(schema, orig);
     let parent = qualified(&m.parent.0, &m.parent.1);
-    let taken: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&target])
-        .await
-        .map_err(|e| backend(format!("cannot look up {target}"), e))?
-        .get(0);
-    if taken {
-        return Err(StoreError::Taken {
-            doing: "restore",
-            name: name.to_string(),
-            place: format!("table {target}"),
-        });
-    }
+    super::sql::free_for_restore(client, &target, name).await?;
     let parent_oid: Option<u32> = client
         .query_one("SELECT to_regclass($1)::oid", &[&parent])
         .await

@@ -350,18 +350,7 @@ pub(super) async fn restore(
         })?;
     let (to_schema, to_name) = &intent.origin;
     let target = qualified(to_schema, to_name);
-    let taken: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&target])
-        .await
-        .map_err(|e| backend(format!("cannot look up {target}"), e))?
-        .get(0);
-    if taken {
-        return Err(StoreError::Taken {
-            doing: "restore",
-            name: shown,
-            place: format!("table {target}"),
-        });
-    }
+    super::sql::free_for_restore(client, &target, &shown).await?;
     let hypertable = qualified(&intent.parent.0, &intent.parent.1);
     let old = intent.comment.as_deref().map_or("NULL".to_string(), literal);
     let tx = client

@@ -187,25 +187,7 @@ pub(super) async fn drop_partition(
             .await
             .map_err(|e| backend(format!("cannot commit the drop of {here}"), e))?;
     } else {
-        if let Err(e) = exec(
-            client,
-            || format!("cannot detach {here} from {parent}"),
-            &format!("ALTER TABLE {parent} DETACH PARTITION {here} CONCURRENTLY"),
-        )
-        .await
-        {
-            // Refused or timed out before the detach began: nothing changed but the comment. Interrupted between the
-            // server's two transactions: it is detach-pending, which the next pass's recovery finalises.
-            if lookup(client, c, &segment.locator)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|now| !now.detach_pending)
-            {
-                clear_intent(client, &here, &intent).await;
-            }
-            return Err(e);
-        }
+        detach(client, c, segment, &p, &intent, " CONCURRENTLY").await?;
         hit(c, "pg-drop:detached")?;
         finish(client, &p.schema, &p.name, &intent).await?;
     }
@@ -215,6 +197,40 @@ pub(super) async fn drop_partition(
         bytes_after: 0,
         trashed: intent.trash,
     })
+}
+
+/// Detaches partition `p` (of `segment`, carrying `intent`) on its own, `how` being `" CONCURRENTLY"` or `""`. When it
+/// fails before the detach began (refused, a lock timeout) nothing changed but the comment, which is put back; when it
+/// was interrupted between the server's two transactions of a `CONCURRENTLY`, the partition is detach-pending and
+/// keeps its intent, which the next pass's recovery finishes.
+pub(super) async fn detach(
+    client: &tokio_postgres::Client,
+    c: &PostgresConfig,
+    segment: &Segment,
+    p: &Partition,
+    intent: &Intent,
+    how: &str,
+) -> Result<(), StoreError> {
+    let here = qualified(&p.schema, &p.name);
+    let parent = qualified(&p.parent.0, &p.parent.1);
+    let Err(e) = exec(
+        client,
+        || format!("cannot detach {here} from {parent}"),
+        &format!("ALTER TABLE {parent} DETACH PARTITION {here}{how}"),
+    )
+    .await
+    else {
+        return Ok(());
+    };
+    if lookup(client, c, &segment.locator)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|now| !now.detach_pending)
+    {
+        clear_intent(client, &here, intent).await;
+    }
+    Err(e)
 }
 
 /// Puts back the comment a drop that did not get to detach replaced (best effort: recovery does it otherwise).

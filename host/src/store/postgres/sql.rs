@@ -26,6 +26,23 @@ pub async fn exec(client: &tokio_postgres::Client, what: impl FnOnce() -> String
     client.batch_execute(sql).await.map_err(|e| backend(what(), e))
 }
 
+/// Refuses a restore of `name` onto `target` (quoted) when a table of that name exists now.
+pub async fn free_for_restore(client: &tokio_postgres::Client, target: &str, name: &str) -> Result<(), StoreError> {
+    let taken: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&target])
+        .await
+        .map_err(|e| backend(format!("cannot look up {target}"), e))?
+        .get(0);
+    if taken {
+        return Err(StoreError::Taken {
+            doing: "restore",
+            name: name.to_string(),
+            place: format!("table {target}"),
+        });
+    }
+    Ok(())
+}
+
 /// The SQLSTATE of a database error, if it is one.
 pub fn code(e: &StoreError) -> Option<String> {
     let StoreError::Backend { source, .. } = e else {

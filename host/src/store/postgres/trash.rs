@@ -130,18 +130,7 @@ pub(super) async fn restore(
     }
     let (schema, orig) = &t.intent.origin;
     let target = qualified(schema, orig);
-    let taken: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&target])
-        .await
-        .map_err(|e| backend(format!("cannot look up {target}"), e))?
-        .get(0);
-    if taken {
-        return Err(StoreError::Taken {
-            doing: "restore",
-            name: name.to_string(),
-            place: format!("table {target}"),
-        });
-    }
+    super::sql::free_for_restore(client, &target, name).await?;
     // The bound goes into the statement as text: only the shape the server prints for a time range is accepted
     // (a comment is the table owner's to change).
     let bound_shape = regex::Regex::new(r"^FOR VALUES FROM \('[^'\\]*'\) TO \('[^'\\]*'\)$").expect("a valid regex");
