@@ -144,6 +144,16 @@ fn bad_postgres_configs_are_refused_naming_the_field() {
         plain("time_column = \"ts\"\ndelete_batch_rows = 0"),
         "dataset[0].postgres.delete_batch_rows",
     );
+    check(
+        plain("time_column = \"ts\"\nlabel_columns = [\"table\"]"),
+        "dataset[0].postgres.label_columns",
+    );
+    check(plain("label_columns = [\"ts\"]"), "set time_column too");
+    // time_column on a partitioned table is refused, not ignored.
+    check(
+        ds(&format!("url = \"{url}\"\ntable = \"events\"\ntime_column = \"ts\"")),
+        "time buckets are for a plain table",
+    );
     db.sql(async |c| c.batch_execute("ALTER TABLE plain ADD COLUMN n int").await.unwrap());
     check(
         plain("time_column = \"n\""),

@@ -253,7 +253,7 @@ fn a_crash_after_each_step_leaves_the_rows_in_place_and_the_next_pass_finishes()
 }
 
 #[test]
-fn layout_hypertable_on_a_table_that_is_not_one_is_refused_as_a_config_error() {
+fn layout_hypertable_on_a_table_that_is_not_one_and_buckets_on_a_hypertable_are_refused_as_config_errors() {
     let h = Hyper::new(true);
     h.sql(&format!("CREATE TABLE {}.plain (ts timestamptz NOT NULL)", h.schema));
     let cfg = h.config("", "layout = \"hypertable\"");
@@ -264,6 +264,14 @@ fn layout_hypertable_on_a_table_that_is_not_one_is_refused_as_a_config_error() {
     let (out, stdout, stderr) = common::run(common::retention().args(["run", "--dry-run", "--config"]).arg(&cfg));
     assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
     assert!(stderr.contains("is not a TimescaleDB hypertable"), "{stderr}");
+    // time_column on a hypertable is refused, not ignored.
+    let cfg = h.config("", "time_column = \"ts\"");
+    let (out, stdout, stderr) = common::run(common::retention().args(["run", "--dry-run", "--config"]).arg(&cfg));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("its segments are its chunks, not time buckets"),
+        "{stderr}"
+    );
 }
 
 /// The trashed chunks of the dataset, restored one by one.

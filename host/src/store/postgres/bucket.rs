@@ -12,8 +12,8 @@
 //! created, and the intent recorded on it, in the transaction of the first batch, so an interrupted drop leaves no
 //! empty trash table: only rows moved or not. With `trash_grace_secs = 0` the batches are plain `DELETE`s.
 //!
-//! Batches follow the time index (see [`Batches`]): the time of the bucket's n-th next row is looked up, then the
-//! rows before it are removed by their time range; rows sharing one time beyond a batch are taken by `ctid`. The
+//! Batches follow the time index (see [`Batches`]): the time of the row after the bucket's next n is looked up, then
+//! the rows before it (n of them, but for ties) are removed by their time range; rows sharing one time beyond a batch are taken by `ctid`. The
 //! statements are prepared once with generic plans (planning a range at the edge of the index with actual values
 //! walks the index entries of the rows just removed). A row updated during the drop is rechecked by the server
 //! under its row lock and moved or left whole, never both. A row written into the bucket during the drop is moved
@@ -248,17 +248,17 @@ impl Params {
 
 /// The statements of a drop's batches. A batch is the bucket's next `n` rows in the time index's order, from where
 /// the last batch ended (keyset batches: no batch walks again over the index entries of rows already removed): the
-/// time of the n-th next row is looked up first (an index-only scan), then the rows before it are removed by their
+/// time of the (n+1)-th next row is looked up first (an index-only scan), then the n rows before it are removed by their
 /// time range, which the index serves directly. Rows sharing one time beyond a batch's size are taken `n` at a time
-/// by `ctid`; fewer than `n` rows left are the last batch.
+/// by `ctid`; `n` rows or fewer left are the last batch.
 struct Batches {
-    /// The n-th next row's time (µs), if there are n.
+    /// The (n+1)-th next row's time (µs), if there are more than n.
     boundary: String,
     /// Removes the rows in `[$from, $to)`.
     window: String,
     /// Removes `n` of the rows at `$from` exactly.
     tie: String,
-    /// Removes the rows from `$from` on (fewer than `n`).
+    /// Removes the rows from `$from` on (`n` or fewer).
     rest: String,
     /// The four, prepared once (each planned once, generically: planning a range at the edge of the index with the
     /// values at hand walks the index entries of the rows just removed, which costs more than the batch).
@@ -287,8 +287,7 @@ impl Batches {
             // The conversion outside: under the OFFSET it would run for each of the n rows skipped.
             boundary: format!(
                 "SELECT (extract(epoch FROM t::timestamptz) * 1000000)::bigint FROM (SELECT {col} AS t FROM ONLY {name} \
-                 WHERE {cond} AND {col} >= ${from}::timestamptz ORDER BY {col} OFFSET {} LIMIT 1) n",
-                n - 1
+                 WHERE {cond} AND {col} >= ${from}::timestamptz ORDER BY {col} OFFSET {n} LIMIT 1) n"
             ),
             window: remove(&format!(
                 "{cond} AND {col} >= ${from}::timestamptz AND {col} < ${}::timestamptz",

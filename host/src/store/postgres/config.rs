@@ -211,6 +211,21 @@ impl PostgresConfig {
                         "the buckets layout needs the timestamp column a row's time is, e.g. time_column = \"ts\"",
                     ));
                 }
+                // Settings of buckets without buckets would be silently ignored.
+                if let Some(b) = &raw.bucket {
+                    return Err(invalid(
+                        format!("{at}.bucket"),
+                        format!("{b:?}"),
+                        "is for time buckets of a plain table: set time_column too, or remove it",
+                    ));
+                }
+                if !raw.label_columns.is_empty() {
+                    return Err(invalid(
+                        format!("{at}.label_columns"),
+                        format!("{:?}", raw.label_columns),
+                        "are for time buckets of a plain table: set time_column too, or remove them",
+                    ));
+                }
                 None
             }
             Some(col) => {
@@ -222,6 +237,21 @@ impl PostgresConfig {
                         "must be \"<n> minute|hour|day|week[s]\", e.g. \"1 day\" or \"6 hours\"",
                     )
                 })?;
+                let mut seen = std::collections::BTreeSet::new();
+                for l in &raw.label_columns {
+                    let problem = if l == "schema" || l == "table" {
+                        "names a label every segment has already"
+                    } else if !seen.insert(l) {
+                        "is given twice"
+                    } else {
+                        continue;
+                    };
+                    return Err(invalid(
+                        format!("{at}.label_columns"),
+                        format!("{:?}", raw.label_columns),
+                        format!("{l:?} {problem}: list each column once, and not schema or table"),
+                    ));
+                }
                 if raw.delete_batch_rows == 0 || raw.delete_batch_rows > 1_000_000 {
                     return Err(invalid(
                         format!("{at}.delete_batch_rows"),

@@ -148,10 +148,7 @@ impl PostgresStore {
             hyper: None,
         };
         let client = store.connect().await?;
-        store.layout = scan::check_table(&client, &store.config).await?;
-        if store.layout == config::Layout::Hypertable {
-            store.hyper = chunk::hypertable(&client, &store.config).await?;
-        }
+        (store.layout, store.hyper) = scan::check_table(&client, &store.config).await?;
         Ok(store)
     }
 
@@ -264,7 +261,7 @@ impl Store for PostgresStore {
 
     async fn scan(&self, repair: bool, symbols: &mut Symbols) -> Result<(Recovery, Scan), StoreError> {
         let mut client = self.connect().await?;
-        let layout = scan::check_table(&client, &self.config).await?;
+        let (layout, _) = scan::check_table(&client, &self.config).await?;
         if layout != self.layout {
             return Err(StoreError::Refused(format!(
                 "table {}.{} was {:?} when the dataset was opened and is {layout:?} now: reload the config",

@@ -5,6 +5,7 @@ use crate::store::{Scan, Skipped, StoreError};
 
 use super::PostgresConfig;
 use super::backend;
+use super::chunk::Hypertable;
 use super::config::Layout;
 
 /// `schema.table`, quoted for SQL.
@@ -13,8 +14,13 @@ fn qualified(c: &PostgresConfig) -> String {
 }
 
 /// Checks that the table exists and has the layout the config asks for (or, when it says none, the one it has:
-/// partitioned for a partitioned table, else buckets when `time_column` is set); returns that layout.
-pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresConfig) -> Result<Layout, StoreError> {
+/// partitioned for a partitioned table, hypertable for a hypertable, else buckets when `time_column` is set); returns
+/// that layout, and the hypertable when it is one. `time_column` on a partitioned table or a hypertable is refused
+/// rather than ignored: their segments are their partitions and chunks.
+pub(super) async fn check_table(
+    client: &tokio_postgres::Client,
+    c: &PostgresConfig,
+) -> Result<(Layout, Option<Hypertable>), StoreError> {
     let name = qualified(c);
     let row = client
         .query_opt(
@@ -42,21 +48,26 @@ pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresCon
     };
     check_partman(client, c, &name).await?;
     let hyper = super::chunk::hypertable(client, c).await?;
-    match (c.layout, &hyper) {
+    match (c.layout, hyper) {
         (Some(Layout::Hypertable), None) => {
             return Err(StoreError::Refused(format!(
                 "layout = \"hypertable\", but table {name} is not a TimescaleDB hypertable (or the timescaledb \
                  extension is not installed in this database)"
             )));
         }
-        (Some(Layout::Hypertable) | None, Some(_)) => return Ok(Layout::Hypertable),
+        (Some(Layout::Buckets) | None, Some(_)) if c.buckets.is_some() => {
+            return Err(StoreError::Refused(format!(
+                "table {name} is a TimescaleDB hypertable: its segments are its chunks, not time buckets; remove \
+                 time_column (and layout = \"buckets\") from [dataset.postgres]"
+            )));
+        }
+        (Some(Layout::Hypertable) | None, Some(h)) => return Ok((Layout::Hypertable, Some(h))),
         _ => {}
     }
-    let buckets = match (c.layout, &row) {
-        (Some(Layout::Buckets), _) => true,
-        (Some(Layout::Partitioned | Layout::Hypertable), _) => false,
-        (None, Some(_)) => false,
-        (None, None) => c.buckets.is_some(),
+    let buckets = match c.layout {
+        Some(Layout::Buckets) => true,
+        Some(Layout::Partitioned | Layout::Hypertable) => false,
+        None => c.buckets.is_some(),
     };
     if buckets {
         let b = c
@@ -75,7 +86,7 @@ pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresCon
             )));
         }
         super::bucket::check_columns(client, c, b).await?;
-        return Ok(Layout::Buckets);
+        return Ok((Layout::Buckets, None));
     }
     let Some(row) = row else {
         return Err(StoreError::Refused(format!(
@@ -103,7 +114,7 @@ pub(super) async fn check_table(client: &tokio_postgres::Client, c: &PostgresCon
             ty.as_deref().unwrap_or("?")
         )));
     }
-    Ok(Layout::Partitioned)
+    Ok((Layout::Partitioned, None))
 }
 
 /// Every leaf partition of the table: a segment, oldest first; the DEFAULT partition and unbounded ones are skipped.
