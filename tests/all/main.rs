@@ -16,6 +16,7 @@ mod output;
 mod plugins;
 mod postgres;
 mod postgres_archive;
+mod postgres_bucket_archive;
 mod postgres_buckets;
 mod postgres_drop;
 mod s3;

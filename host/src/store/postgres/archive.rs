@@ -37,7 +37,7 @@ use crate::store::{Applied, Recovery, Skipped, StoreError};
 
 use super::columnar::{self, Column};
 use super::drop::{clear_intent, labels_of};
-use super::intent::{Intent, Kind, shown};
+use super::intent::{BucketRef, Intent, Kind, shown};
 use super::sql::{exec, ident, literal, qualified};
 use super::{PostgresConfig, backend};
 
@@ -82,12 +82,16 @@ pub struct Manifest {
     pub labels: Vec<(String, String)>,
     /// The table's comment before, put back by a restore.
     pub comment: Option<String>,
+    /// For a bucket of a plain table: which rows (the object holds the rows moved out of the bucket; `partition` is
+    /// then the table itself and `bound` empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<BucketRef>,
 }
 
 const FORMAT: &str = "retention-postgres-archive/1";
 
 /// A name as one key part: `%` and `/` escaped (the archive percent-encodes the rest).
-fn part(name: &str) -> String {
+pub(super) fn part(name: &str) -> String {
     name.replace('%', "%25").replace('/', "%2F")
 }
 
@@ -101,7 +105,7 @@ pub fn rel(c: &PostgresConfig, schema: &str, name: &str) -> String {
     }
 }
 
-fn manifest_rel(rel: &str) -> String {
+pub(super) fn manifest_rel(rel: &str) -> String {
     format!("{}.manifest.json", rel.strip_suffix(".parquet").unwrap_or(rel))
 }
 
@@ -111,7 +115,7 @@ fn sha_hex(c: &Content) -> String {
 
 /// A repeatable-read transaction holding a SHARE lock on the detached table `here` (quoted): nothing writes to it
 /// until the transaction ends, so the rows it reads are the rows it may drop.
-async fn locked<'a>(
+pub(super) async fn locked<'a>(
     client: &'a mut tokio_postgres::Client,
     here: &str,
 ) -> Result<tokio_postgres::Transaction<'a>, StoreError> {
@@ -205,8 +209,9 @@ pub(super) async fn archive_partition(
 }
 
 /// Step 4: the copy, the verified upload, the manifest, the drop, in one transaction holding the table's SHARE lock.
+/// (A bucket's archive calls it on the table its rows were moved into.)
 #[allow(clippy::too_many_arguments)]
-async fn copy_out(
+pub(super) async fn copy_out(
     client: &mut tokio_postgres::Client,
     archive: &Archive,
     c: &PostgresConfig,
@@ -286,6 +291,7 @@ async fn copy_out(
         archived_at_ms: now_ms,
         labels: intent.labels.clone(),
         comment: intent.comment.clone(),
+        bucket: intent.bucket.clone(),
     };
     let mut json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
     json.push(b'\n');
@@ -304,7 +310,7 @@ async fn copy_out(
 }
 
 /// The manifest at `rel`'s manifest key, if there is one that parses.
-async fn manifest(archive: &Archive, rel: &str) -> Result<Option<Manifest>, StoreError> {
+pub(super) async fn manifest(archive: &Archive, rel: &str) -> Result<Option<Manifest>, StoreError> {
     let Some(bytes) = archive.get_small(&archive.key(&manifest_rel(rel))).await? else {
         return Ok(None);
     };
@@ -314,7 +320,7 @@ async fn manifest(archive: &Archive, rel: &str) -> Result<Option<Manifest>, Stor
 }
 
 /// Whether the Parquet at `rel` reads back as `m` says (size and SHA-256).
-async fn verified(archive: &Archive, rel: &str, m: &Manifest) -> bool {
+pub(super) async fn verified(archive: &Archive, rel: &str, m: &Manifest) -> bool {
     let Ok(sha) = hex::decode(&m.parquet_sha256) else {
         return false;
     };
@@ -328,7 +334,7 @@ async fn verified(archive: &Archive, rel: &str, m: &Manifest) -> bool {
     archive.verify(&archive.key(rel), &expected).await.is_ok()
 }
 
-async fn delete_objects(archive: &Archive, rel: &str) -> Result<(), StoreError> {
+pub(super) async fn delete_objects(archive: &Archive, rel: &str) -> Result<(), StoreError> {
     for key in [manifest_rel(rel), rel.to_string()] {
         let key = archive.key(&key);
         match archive.delete(&key).await {
@@ -470,7 +476,28 @@ pub(super) async fn remove_staged(archive: &Archive, repair: bool, rec: &mut Rec
     Ok(())
 }
 
-/// The archived partitions of the table: a segment each (tier archived), from the manifests.
+/// The `seq` of an archived bucket's key (`<...>_<now_ms>[-<seq>].parquet`, `bucket_archive.rs`).
+pub(super) fn seq_of(rel: &str) -> u32 {
+    let stem = rel.strip_suffix(".parquet").unwrap_or(rel);
+    let last = stem.rsplit('_').next().unwrap_or_default();
+    last.split_once('-').and_then(|(_, n)| n.parse().ok()).unwrap_or(0)
+}
+
+/// An archived bucket's name: the bucket's and when it was archived (a bucket can be archived more than once: rows
+/// written into it later are archived by a later pass), `2026-01-01T00:00Z/acme@20260112T000000Z`.
+/// A bucket archived again at the same instant (a clock set by `--now`) is told by its key's `seq`: `...Z-1`.
+pub(super) fn archived_bucket_name(b: &BucketRef, archived_at_ms: i64, seq: u32) -> String {
+    let at = chrono::DateTime::from_timestamp_millis(archived_at_ms).map_or_else(
+        || archived_at_ms.to_string(),
+        |t| t.format("%Y%m%dT%H%M%S%.3fZ").to_string(),
+    );
+    match seq {
+        0 => format!("{}@{at}", b.name()),
+        n => format!("{}@{at}-{n}", b.name()),
+    }
+}
+
+/// The archived partitions (and buckets) of the table: a segment each (tier archived), from the manifests.
 pub(super) async fn scan(
     archive: &Archive,
     c: &PostgresConfig,
@@ -502,9 +529,13 @@ pub(super) async fn scan(
             .map(|(k, v)| (symbols.intern(k), symbols.intern(v)))
             .collect();
         labels.sort_unstable();
+        let name = match &m.bucket {
+            Some(b) => archived_bucket_name(b, m.archived_at_ms, seq_of(&o.rel)),
+            None => shown(&c.schema, &m.partition.0, &m.partition.1),
+        };
         segments.push(Segment {
             locator: o.rel.clone(),
-            name: shown(&c.schema, &m.partition.0, &m.partition.1),
+            name,
             tier: Tier::Archived,
             start_ms: m.start_ms,
             end_ms: m.end_ms,
@@ -547,13 +578,12 @@ pub struct Unarchived {
     pub archived_at_ms: i64,
 }
 
-/// Restores the archived partition shown as `name` into the table.
-pub(super) async fn unarchive(
-    client: &mut tokio_postgres::Client,
+/// The archived segment shown as `name`: its key and manifest.
+pub(super) async fn lookup(
     archive: &Archive,
     c: &PostgresConfig,
     name: &str,
-) -> Result<Unarchived, StoreError> {
+) -> Result<(String, Manifest), StoreError> {
     let (segments, _) = scan(archive, c, &mut Symbols::new()).await?;
     let Some(seg) = segments.into_iter().find(|s| s.name == name) else {
         return Err(StoreError::Refused(format!(
@@ -563,22 +593,28 @@ pub(super) async fn unarchive(
             archive.url()
         )));
     };
-    let rel = seg.locator.clone();
-    let m = manifest(archive, &rel)
+    let m = manifest(archive, &seg.locator)
         .await?
         .ok_or_else(|| StoreError::Refused(format!("the manifest of {name:?} is gone")))?;
-    let (schema, orig) = &m.partition;
-    let target = qualified(schema, orig);
-    let parent = qualified(&m.parent.0, &m.parent.1);
-    super::sql::free_for_restore(client, &target, name).await?;
-    let parent_oid: Option<u32> = client
-        .query_one("SELECT to_regclass($1)::oid", &[&parent])
+    Ok((seg.locator, m))
+}
+
+/// Refuses a restore of `name` into `table` (quoted) when its columns are not the archive's any more.
+pub(super) async fn same_columns(
+    client: &tokio_postgres::Client,
+    archive: &Archive,
+    table: &str,
+    rel: &str,
+    m: &Manifest,
+    name: &str,
+) -> Result<(), StoreError> {
+    let oid: Option<u32> = client
+        .query_one("SELECT to_regclass($1)::oid", &[&table])
         .await
-        .map_err(|e| backend(format!("cannot look up {parent}"), e))?
+        .map_err(|e| backend(format!("cannot look up {table}"), e))?
         .get(0);
-    let parent_oid = parent_oid
-        .ok_or_else(|| StoreError::Refused(format!("cannot restore {name:?}: its parent table {parent} is gone")))?;
-    let now_cols = columnar::columns(client, parent_oid, &parent).await?;
+    let oid = oid.ok_or_else(|| StoreError::Refused(format!("cannot restore {name:?}: its table {table} is gone")))?;
+    let now_cols = columnar::columns(client, oid, table).await?;
     let names = |cols: &[Column]| {
         cols.iter()
             .map(|c| (c.name.clone(), c.pg_type.clone()))
@@ -586,21 +622,36 @@ pub(super) async fn unarchive(
     };
     if names(&now_cols) != names(&m.columns) {
         return Err(StoreError::Refused(format!(
-            "cannot restore {name:?}: the columns of {parent} are {:?} now, the archive's are {:?}; restore it into \
+            "cannot restore {name:?}: the columns of {table} are {:?} now, the archive's are {:?}; restore it into \
              a table of the archive's columns by hand (the Parquet is {})",
             names(&now_cols),
             names(&m.columns),
-            archive.display(&archive.key(&rel))
+            archive.display(&archive.key(rel))
         )));
     }
-    let bound = checked_bound(&m.bound)?.to_string();
-    // The Parquet, read back into a local file and checked against the manifest before anything is written.
+    Ok(())
+}
+
+/// The Parquet at `rel`, read back into a local file and checked against its manifest before anything is written,
+/// and a reader of its record batches.
+pub(super) async fn fetch(
+    archive: &Archive,
+    rel: &str,
+    m: &Manifest,
+    name: &str,
+) -> Result<
+    (
+        tempfile::NamedTempFile,
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    ),
+    StoreError,
+> {
     let local = tempfile::Builder::new()
         .prefix("retention-restore-")
         .suffix(".parquet")
         .tempfile()
         .map_err(|e| StoreError::io("cannot create a temporary file", std::env::temp_dir().display(), e))?;
-    let mut reader = archive.reader(&archive.key(&rel)).await?;
+    let mut reader = archive.reader(&archive.key(rel)).await?;
     let mut out = local
         .reopen()
         .map_err(|e| StoreError::io("cannot write", local.path().display(), e))?;
@@ -625,13 +676,13 @@ pub(super) async fn unarchive(
         })
     })
     .await
-    .map_err(|e| StoreError::io("cannot read back", &rel, std::io::Error::other(e.to_string())))?
-    .map_err(|e| StoreError::io("cannot read back", archive.display(&archive.key(&rel)), e))?;
+    .map_err(|e| StoreError::io("cannot read back", rel, std::io::Error::other(e.to_string())))?
+    .map_err(|e| StoreError::io("cannot read back", archive.display(&archive.key(rel)), e))?;
     if copied.size != m.parquet_bytes || sha_hex(&copied) != m.parquet_sha256 {
         return Err(StoreError::Refused(format!(
             "cannot restore {name:?}: its Parquet {} does not read back as its manifest says (size {} for {}, sha256 \
              {} for {}); nothing was written",
-            archive.display(&archive.key(&rel)),
+            archive.display(&archive.key(rel)),
             copied.size,
             m.parquet_bytes,
             sha_hex(&copied),
@@ -646,36 +697,24 @@ pub(super) async fn unarchive(
             what: format!("cannot read the Parquet of {name:?}"),
             source: Box::new(e),
         })?;
-    let intent = Intent {
-        kind: Kind::Restore,
-        key: Some(rel.clone()),
-        table: m.table.clone(),
-        origin: m.partition.clone(),
-        parent: m.parent.clone(),
-        bound: bound.clone(),
-        trash: false,
-        trashed_at_ms: m.archived_at_ms,
-        expires_at_ms: m.archived_at_ms,
-        labels: m.labels.clone(),
-        comment: m.comment.clone(),
-        bucket: None,
-    };
+    Ok((local, batches))
+}
+
+/// Fills `target` (quoted, created by the caller in `tx`) with the rows of `batches` by `COPY ... FROM STDIN`, the
+/// columns that are not generated; refused when they are not the manifest's count.
+pub(super) async fn fill(
+    tx: &tokio_postgres::Transaction<'_>,
+    target: &str,
+    m: &Manifest,
+    batches: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    name: &str,
+) -> Result<u64, StoreError> {
     let writable: Vec<String> = m
         .columns
         .iter()
         .filter(|c| !c.generated)
         .map(|c| ident(&c.name))
         .collect();
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| backend("cannot begin a transaction", e))?;
-    tx.batch_execute(&format!(
-        "CREATE TABLE {target} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED \
-         INCLUDING STORAGE)"
-    ))
-    .await
-    .map_err(|e| backend(format!("cannot create {target}"), e))?;
     let sink = tx
         .copy_in::<_, bytes::Bytes>(&format!(
             "COPY {target} ({}) FROM STDIN (FORMAT csv)",
@@ -707,6 +746,50 @@ pub(super) async fn unarchive(
             m.rows
         )));
     }
+    Ok(rows)
+}
+
+/// Restores the archived partition shown as `name` (key `rel`, manifest `m`) into the table.
+pub(super) async fn unarchive(
+    client: &mut tokio_postgres::Client,
+    archive: &Archive,
+    c: &PostgresConfig,
+    name: &str,
+    rel: &str,
+    m: Manifest,
+) -> Result<Unarchived, StoreError> {
+    let (schema, orig) = &m.partition;
+    let target = qualified(schema, orig);
+    let parent = qualified(&m.parent.0, &m.parent.1);
+    super::sql::free_for_restore(client, &target, name).await?;
+    same_columns(client, archive, &parent, rel, &m, name).await?;
+    let bound = checked_bound(&m.bound)?.to_string();
+    let (_local, batches) = fetch(archive, rel, &m, name).await?;
+    let intent = Intent {
+        kind: Kind::Restore,
+        key: Some(rel.to_string()),
+        table: m.table.clone(),
+        origin: m.partition.clone(),
+        parent: m.parent.clone(),
+        bound: bound.clone(),
+        trash: false,
+        trashed_at_ms: m.archived_at_ms,
+        expires_at_ms: m.archived_at_ms,
+        labels: m.labels.clone(),
+        comment: m.comment.clone(),
+        bucket: None,
+    };
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| backend("cannot begin a transaction", e))?;
+    tx.batch_execute(&format!(
+        "CREATE TABLE {target} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED \
+         INCLUDING STORAGE)"
+    ))
+    .await
+    .map_err(|e| backend(format!("cannot create {target}"), e))?;
+    let rows = fill(&tx, &target, &m, batches, name).await?;
     tx.batch_execute(&format!(
         "ALTER TABLE {parent} ATTACH PARTITION {target} {bound}; COMMENT ON TABLE {target} IS {}",
         literal(&intent.to_comment())
@@ -726,9 +809,9 @@ pub(super) async fn unarchive(
         .await
         .map_err(|e| backend(format!("cannot commit the restore of {target}"), e))?;
     hit(c, "pg-unarchive:attached")?;
-    archive.delete(&archive.key(&manifest_rel(&rel))).await?;
+    archive.delete(&archive.key(&manifest_rel(rel))).await?;
     hit(c, "pg-unarchive:manifest-deleted")?;
-    archive.delete(&archive.key(&rel)).await?;
+    archive.delete(&archive.key(rel)).await?;
     archive.sync().await?;
     clear_intent(client, &target, &intent).await;
     Ok(Unarchived {

@@ -94,7 +94,7 @@ pub(super) async fn check_columns(
 }
 
 /// The labels of a bucket: `schema`, `table` and each label column that is not NULL (sorted by key).
-fn labels_of(c: &PostgresConfig, bucket: &BucketRef) -> Vec<(String, String)> {
+pub(super) fn labels_of(c: &PostgresConfig, bucket: &BucketRef) -> Vec<(String, String)> {
     let mut labels = vec![
         ("schema".to_string(), c.schema.clone()),
         ("table".to_string(), c.table.clone()),
@@ -209,14 +209,14 @@ fn condition(b: &Buckets, bucket: &BucketRef) -> String {
 }
 
 /// The parameters of [`condition`].
-struct Params {
+pub(super) struct Params {
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     labels: Vec<Option<String>>,
 }
 
 impl Params {
-    fn of(bucket: &BucketRef) -> Result<Params, StoreError> {
+    pub(super) fn of(bucket: &BucketRef) -> Result<Params, StoreError> {
         let at = |ms| {
             DateTime::from_timestamp_millis(ms)
                 .ok_or_else(|| StoreError::Refused(format!("bucket time {ms} ms is out of range")))
@@ -354,7 +354,7 @@ impl Batches {
 
 /// The trash table of a bucket: readable, unique per dataset table and bucket within a trash schema, at most 63
 /// bytes (`<table, cut>_<yyyymmddhhmm>_<hash>`).
-fn trash_table_name(c: &PostgresConfig, bucket: &BucketRef) -> String {
+pub(super) fn trash_table_name(c: &PostgresConfig, bucket: &BucketRef) -> String {
     let key = serde_json::to_string(&(&c.schema, &c.table, &bucket.labels)).expect("serialises");
     let hash = twox_hash::XxHash3_128::oneshot(key.as_bytes()) as u32;
     let cut: String = c
@@ -372,7 +372,7 @@ fn trash_table_name(c: &PostgresConfig, bucket: &BucketRef) -> String {
 
 /// The bucket a locator names, checked against the dataset's label columns (a locator is never trusted to name
 /// other columns).
-fn bucket_of(b: &Buckets, segment: &Segment) -> Result<BucketRef, StoreError> {
+pub(super) fn bucket_of(b: &Buckets, segment: &Segment) -> Result<BucketRef, StoreError> {
     let bucket: BucketRef = serde_json::from_str(&segment.locator).map_err(|e| StoreError::Changed {
         what: format!("bucket {}", segment.name),
         detail: format!("its locator is not a bucket's ({e})"),
@@ -387,18 +387,18 @@ fn bucket_of(b: &Buckets, segment: &Segment) -> Result<BucketRef, StoreError> {
     Ok(bucket)
 }
 
-/// Drops the bucket of `segment`: its rows moved into a trash table in batches, or deleted in batches with no grace.
-pub(super) async fn drop_bucket(
-    client: &mut tokio_postgres::Client,
+/// Checks that the bucket of `segment` holds the rows the scan counted (a plan decided on other rows is tried again
+/// by the next pass).
+pub(super) async fn counted(
+    client: &tokio_postgres::Client,
     c: &PostgresConfig,
     b: &Buckets,
+    bucket: &BucketRef,
+    params: &Params,
     segment: &Segment,
-    now_ms: i64,
-) -> Result<Applied, StoreError> {
-    let bucket = bucket_of(b, segment)?;
-    let params = Params::of(&bucket)?;
+) -> Result<(), StoreError> {
     let name = table(c);
-    let cond = condition(b, &bucket);
+    let cond = condition(b, bucket);
     let rows: i64 = client
         .query_one(
             &format!("SELECT count(*) FROM ONLY {name} WHERE {cond}"),
@@ -416,6 +416,21 @@ pub(super) async fn drop_bucket(
             ),
         });
     }
+    Ok(())
+}
+
+/// Drops the bucket of `segment`: its rows moved into a trash table in batches, or deleted in batches with no grace.
+pub(super) async fn drop_bucket(
+    client: &mut tokio_postgres::Client,
+    c: &PostgresConfig,
+    b: &Buckets,
+    segment: &Segment,
+    now_ms: i64,
+) -> Result<Applied, StoreError> {
+    let bucket = bucket_of(b, segment)?;
+    let params = Params::of(&bucket)?;
+    counted(client, c, b, &bucket, &params, segment).await?;
+    let name = table(c);
     let grace_ms = c.trash_grace.as_millis() as i64;
     let what = || format!("cannot drop the rows of bucket {} of {name}", segment.name);
     if grace_ms == 0 {
@@ -459,46 +474,78 @@ pub(super) async fn drop_bucket(
         bucket: Some(bucket.clone()),
     };
     let schema = intent.trash_schema();
-    let trash = qualified(&schema, &trash_table_name(c, &bucket));
-    let mut batches = Batches::new(c, b, &bucket, params.start, |w| {
-        format!("WITH moved AS (DELETE FROM ONLY {name} WHERE {w} RETURNING *) INSERT INTO {trash} SELECT * FROM moved")
+    let into = (schema.as_str(), trash_table_name(c, &bucket));
+    move_rows(client, c, b, segment, &params, &intent, into, CRASH_POINTS).await?;
+    Ok(Applied {
+        bytes_before: segment.bytes,
+        bytes_after: 0,
+        trashed: true,
+    })
+}
+
+/// Moves the rows of the bucket `intent` names into table `into` (schema, name), in batches: the table is created
+/// (`LIKE` the dataset's) and `intent` recorded on it in the transaction of the first batch, so an interrupted move
+/// leaves no empty table, only rows moved or not. `points` are the crash points after the first batch, after each
+/// later one and after the last.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn move_rows(
+    client: &mut tokio_postgres::Client,
+    c: &PostgresConfig,
+    b: &Buckets,
+    segment: &Segment,
+    params: &Params,
+    intent: &Intent,
+    (schema, into): (&str, String),
+    points: &[&str],
+) -> Result<(), StoreError> {
+    let bucket = intent.bucket.as_ref().expect("a bucket's intent names it");
+    let name = table(c);
+    let what = || format!("cannot move the rows of bucket {} of {name}", segment.name);
+    let target = qualified(schema, &into);
+    let mut batches = Batches::new(c, b, bucket, params.start, |w| {
+        format!(
+            "WITH moved AS (DELETE FROM ONLY {name} WHERE {w} RETURNING *) INSERT INTO {target} SELECT * FROM moved"
+        )
     });
-    // The trash table, its intent and the first batch in one transaction: an interrupted drop leaves no empty table.
     let tx = client
         .transaction()
         .await
         .map_err(|e| backend("cannot begin a transaction", e))?;
     // A pass at the same instant as an interrupted one (a clock set by --now, or the same millisecond) finds that
-    // one's trash table for the bucket: it goes on filling it.
+    // one's table for the bucket: it goes on filling it.
     let existing: Option<Option<String>> = tx
         .query_opt(
             "SELECT obj_description(to_regclass($1), 'pg_class') WHERE to_regclass($1) IS NOT NULL",
-            &[&trash],
+            &[&target],
         )
         .await
-        .map_err(|e| backend(format!("cannot look up {trash}"), e))?
+        .map_err(|e| backend(format!("cannot look up {target}"), e))?
         .map(|r| r.get(0));
     match existing {
         None => tx
             .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {trash} (LIKE {name}); COMMENT ON TABLE {trash} IS {}",
-                ident(&schema),
+                "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {target} (LIKE {name}); COMMENT ON TABLE {target} IS {}",
+                ident(schema),
                 literal(&intent.to_comment())
             ))
             .await
-            .map_err(|e| backend(format!("cannot create the trash table {trash}"), e))?,
-        Some(comment) if comment.as_deref().and_then(Intent::parse).as_ref() == Some(&intent) => {}
+            .map_err(|e| backend(format!("cannot create the table {target}"), e))?,
+        Some(comment) if comment.as_deref().and_then(Intent::parse).as_ref() == Some(intent) => {}
         Some(_) => {
             return Err(StoreError::Taken {
-                doing: "drop",
+                doing: if intent.kind == Kind::Archive {
+                    "archive"
+                } else {
+                    "drop"
+                },
                 name: segment.name.clone(),
-                place: format!("table {trash}"),
+                place: format!("table {target}"),
             });
         }
     }
-    let mut more = batches.step(&tx, &params).await.map_err(|e| backend(what(), e))?;
+    let mut more = batches.step(&tx, params).await.map_err(|e| backend(what(), e))?;
     if batches.done == 0 {
-        // Deleted by someone else since the count: nothing to trash.
+        // Deleted by someone else since the count: nothing to move.
         drop(tx);
         return Err(StoreError::Changed {
             what: format!("bucket {}", segment.name),
@@ -506,17 +553,12 @@ pub(super) async fn drop_bucket(
         });
     }
     tx.commit().await.map_err(|e| backend(what(), e))?;
-    hit(c, "pg-bucket:first-batch")?;
+    hit(c, points[0])?;
     while more {
-        more = batches.step(&*client, &params).await.map_err(|e| backend(what(), e))?;
-        hit(c, "pg-bucket:batch")?;
+        more = batches.step(&*client, params).await.map_err(|e| backend(what(), e))?;
+        hit(c, points[1])?;
     }
-    hit(c, "pg-bucket:moved")?;
-    Ok(Applied {
-        bytes_before: segment.bytes,
-        bytes_after: 0,
-        trashed: true,
-    })
+    hit(c, points[2])
 }
 
 /// Moves the rows of trash table `trash` (of `intent`) back into the dataset's table, in batches, and drops it.
@@ -552,7 +594,7 @@ pub(super) async fn restore(
             match super::sql::code(&e).as_deref() {
                 Some("23505") => StoreError::Refused(format!(
                     "cannot restore {shown:?}: {e}; rows written since hold the same keys (the rows restored so far \
-                     are in {name}, the rest still in the trash)"
+                     are in {name}, the rest still in {trash})"
                 )),
                 _ => e,
             }

@@ -10,17 +10,19 @@
 //!
 //! Actions: **drop**, crash-safely, into a trash schema with a grace period or for good (`drop.rs`, `recover.rs`,
 //! `trash.rs`; a bucket's rows in batches, `bucket.rs`). **archive** of a partition as verified Parquet
-//! (`archive.rs`, `columnar.rs`), restored by `retention archive restore` (the [`Unarchive`] capability).
-//! **compress** of a chunk is TimescaleDB's `compress_chunk`; elsewhere it is refused (vanilla PostgreSQL has no table
-//! compression), and so are archiving a bucket or a chunk and dropping a compressed chunk into the trash. A plan that
+//! (`archive.rs`, `columnar.rs`), of a bucket through a staging table (`bucket_archive.rs`), restored by
+//! `retention archive restore` (the [`Unarchive`] capability). **compress** of a chunk is TimescaleDB's
+//! `compress_chunk`; elsewhere it is refused (vanilla PostgreSQL has no table compression), and so are archiving a
+//! chunk and dropping a compressed chunk into the trash. A plan that
 //! asks for a refused action is refused whole before anything is applied. What is left of the issue is in `PLAN.md`.
 //!
-//! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `bucket.rs`, `chunk.rs`, `intent.rs` (what a table records
+//! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `bucket.rs`, `bucket_archive.rs`, `chunk.rs`, `intent.rs` (what a table records
 //! on itself while an action is under way, and in the trash), `drop.rs`, `recover.rs`, `trash.rs`, `archive.rs`,
 //! `columnar.rs`, `state.rs` (the state binding).
 
 mod archive;
 mod bucket;
+mod bucket_archive;
 mod chunk;
 mod columnar;
 pub mod config;
@@ -36,6 +38,9 @@ mod trash;
 
 pub use archive::{CRASH_POINTS as ARCHIVE_CRASH_POINTS, RESTORE_POINTS};
 pub use bucket::CRASH_POINTS as BUCKET_CRASH_POINTS;
+pub use bucket_archive::{
+    CRASH_POINTS as BUCKET_ARCHIVE_CRASH_POINTS, RESTORE_POINTS as BUCKET_RESTORE_POINTS, STAGING_SCHEMA,
+};
 pub use chunk::{CRASH_POINTS as CHUNK_CRASH_POINTS, TRASH_CRASH_POINTS as CHUNK_TRASH_CRASH_POINTS};
 pub use drop::CRASH_POINTS;
 
@@ -61,10 +66,6 @@ const NO_ARCHIVE: &str = "the dataset has no archive destination: set archive_ur
 /// Why dropping an archived partition is refused with a grace period.
 const NO_ARCHIVED_TRASH: &str = "dropping an archived partition into a trash is not supported yet: with \
                                  trash_grace_secs = 0 its objects are deleted at once; or keep it";
-
-/// Why archive is refused on a plain table.
-const NO_BUCKET_ARCHIVE: &str = "archiving a time bucket of a plain table is not supported yet (partitions are \
-                                 archived): plan keep or drop for this dataset, or partition the table by time";
 
 /// Why archive is refused on a hypertable.
 const NO_CHUNK_ARCHIVE: &str = "archiving a TimescaleDB chunk is not supported yet (partitions of declaratively \
@@ -238,9 +239,7 @@ impl Store for PostgresStore {
         }
         for tier in [Tier::Hot, Tier::Compressed, Tier::Archived] {
             caps = caps.without(tier, Action::Compress, NO_COMPRESS);
-            if self.buckets().is_some() {
-                caps = caps.without(tier, Action::Archive, NO_BUCKET_ARCHIVE);
-            } else if self.archive.is_none() {
+            if self.archive.is_none() {
                 caps = caps.without(tier, Action::Archive, NO_ARCHIVE);
             }
         }
@@ -333,7 +332,10 @@ impl Store for PostgresStore {
                 }
                 (Action::Drop, Tier::Archived, Some(a)) => archive::drop_archived(a, w.segment).await,
                 (Action::Drop, _, _) => drop::drop_partition(&mut client, &self.config, w.segment, opts.now_ms).await,
-                (Action::Archive, Tier::Hot, Some(a)) if self.buckets().is_none() => {
+                (Action::Archive, Tier::Hot, Some(a)) if let Some(b) = self.buckets() => {
+                    bucket_archive::archive_bucket(&mut client, a, &self.config, b, w.segment, opts.now_ms).await
+                }
+                (Action::Archive, Tier::Hot, Some(a)) => {
                     archive::archive_partition(&mut client, a, &self.config, w.segment, opts.now_ms).await
                 }
                 (action, _, _) => Err(StoreError::Unsupported {
@@ -342,7 +344,6 @@ impl Store for PostgresStore {
                     tier: w.segment.tier,
                     why: match action {
                         Action::Compress => NO_COMPRESS,
-                        _ if self.buckets().is_some() => NO_BUCKET_ARCHIVE,
                         _ => NO_ARCHIVE,
                     }
                     .to_string(),
@@ -368,7 +369,11 @@ impl Unarchive for PostgresStore {
     async fn restore(&self, name: &str) -> Result<crate::store::Restored, StoreError> {
         let a = self.archive.as_ref().expect("unarchive() is None without an archive");
         let mut client = self.connect().await?;
-        let u = archive::unarchive(&mut client, a, &self.config, name).await?;
+        let (rel, m) = archive::lookup(a, &self.config, name).await?;
+        let u = match m.bucket {
+            Some(_) => bucket_archive::unarchive(&mut client, a, &self.config, name, &rel, m).await?,
+            None => archive::unarchive(&mut client, a, &self.config, name, &rel, m).await?,
+        };
         Ok(crate::store::Restored {
             name: u.name,
             rows: Some(u.rows),

@@ -73,6 +73,11 @@ pub(super) async fn recover(
                     name: shown,
                     reason: "an interrupted archive or restore: settled by the next real pass".into(),
                 });
+            } else if intent.bucket.is_some() {
+                // A bucket's rows staged for an archive or a restore: only ever in the staging schema.
+                if schema == super::bucket_archive::STAGING_SCHEMA {
+                    super::bucket_archive::settle(client, archive, c, &name, &intent, &mut rec).await;
+                }
             } else if intent.kind == Kind::Restore {
                 settle_restore(client, archive, &schema, &name, &intent, &mut rec).await;
             } else if attached && !pending {
