@@ -3,8 +3,9 @@
 //! works in a schema of its own): a segment per chunk; a dry run changes nothing; a pass compresses chunks with
 //! TimescaleDB's own compression and drops old ones with `drop_chunks`, every other row untouched; with a grace period
 //! old chunks go into the trash, a restore attaches them back with identical rows, a later pass purges them; a
-//! compressed chunk's drop into the trash, an archive, and a compress without compression enabled are refused whole,
-//! saying why; a crash at each step leaves every row in one place and the next pass finishes.
+//! compressed chunk's drop into the trash, an archive without an archive destination, and a compress without
+//! compression enabled are refused whole, saying why; old chunks, compressed or not, are archived as verified Parquet
+//! and restored with identical rows; a crash at each step leaves every row in one place and the next pass finishes.
 
 use crate::common;
 
@@ -208,16 +209,14 @@ fn a_pass_compresses_chunks_with_timescaledbs_compression_and_drops_old_ones_lea
 }
 
 #[test]
-fn an_archive_or_a_compress_without_compression_is_refused_whole_saying_why() {
+fn an_archive_without_an_archive_destination_or_a_compress_without_compression_is_refused_whole_saying_why() {
     let h = Hyper::new(false);
     let before = h.checksum(1, 10);
-    let archive = h.dir.path().join("archive");
-    std::fs::create_dir(&archive).unwrap();
     for (params, extra, want) in [
         (
             "archive_after_days = 7",
-            &*format!("trash_grace_secs = 0\narchive_url = \"file://{}\"", archive.display()),
-            "archiving a TimescaleDB chunk is not supported yet",
+            "trash_grace_secs = 0",
+            "the dataset has no archive destination: set archive_url",
         ),
         (
             "compress_after_days = 3",
@@ -338,5 +337,218 @@ fn a_crash_at_each_step_of_a_drop_into_the_trash_leaves_every_row_in_one_place_a
         assert_eq!(trash_names(&cfg).len(), 4, "{point}");
         restore_all(&cfg);
         assert_eq!(h.checksum(1, 10), original, "{point}: every row back, once");
+    }
+}
+
+/// The archive directory of `h`'s dataset, and its `archive_url` line.
+fn archive_of(h: &Hyper) -> (PathBuf, String) {
+    let dir = h.dir.path().join("archive");
+    std::fs::create_dir_all(&dir).unwrap();
+    let line = format!("archive_url = \"file://{}\"", dir.display());
+    (dir, line)
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The rows (`ts|device|v`) of every archived chunk whose manifest is there and whose Parquet reads back as it says.
+fn archived_rows(dir: &std::path::Path) -> Vec<String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, TimestampMicrosecondType};
+    use sha2::Digest;
+    let mut out = Vec::new();
+    for f in files(dir) {
+        let Some(stem) = f.strip_suffix(".manifest.json") else {
+            continue;
+        };
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(&f)).unwrap()).unwrap();
+        let bytes = std::fs::read(dir.join(format!("{stem}.parquet"))).unwrap();
+        if bytes.len() as u64 != m["parquet_bytes"].as_u64().unwrap()
+            || hex::encode(sha2::Sha256::digest(&bytes)) != m["parquet_sha256"]
+        {
+            continue;
+        }
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let ts = batch.column(0).as_primitive::<TimestampMicrosecondType>();
+            let device = batch.column(1).as_string::<i32>();
+            let v = batch.column(2).as_primitive::<Float64Type>();
+            for i in 0..batch.num_rows() {
+                let t = chrono::DateTime::from_timestamp_micros(ts.value(i)).unwrap();
+                out.push(format!(
+                    "{}+00|{}|{}",
+                    t.format("%Y-%m-%d %H:%M:%S"),
+                    device.value(i),
+                    v.value(i)
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+impl Hyper {
+    /// The rows of days `from..=to` as `ts|device|v`, sorted.
+    fn rows(&self, from: u32, to: u32) -> Vec<String> {
+        let mut rows = self.query_strings(&format!(
+            "SELECT format('%s|%s|%s', ts, device, v) FROM {}.events WHERE ts >= '2026-01-{from:02}' \
+             AND ts < '2026-01-{:02}'",
+            self.schema,
+            to + 1
+        ));
+        rows.sort();
+        rows
+    }
+
+    /// The chunks of the hypertable carrying an intent of the engine's.
+    fn marked(&self) -> Vec<String> {
+        self.query_strings(&format!(
+            "SELECT chunk_name::text FROM timescaledb_information.chunks WHERE hypertable_schema = '{}' \
+             AND starts_with(obj_description(format('%I.%I', chunk_schema, chunk_name)::regclass, 'pg_class'), \
+             'retention:')",
+            self.schema
+        ))
+    }
+}
+
+/// The archived segments' names in a dry run's scan.
+fn archived_names(cfg: &std::path::Path) -> Vec<String> {
+    let report = ok_pass(cfg, NOW, &["--dry-run"]);
+    report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["tier"] == "archived")
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A hypertable whose chunks of days 1 and 2 are compressed (the rest hot), and its archiving config: days 1 to 4
+/// archived (two compressed chunks, two hot), the later ones kept.
+fn half_compressed() -> (Hyper, PathBuf, PathBuf) {
+    let h = Hyper::new(true);
+    ok_pass(&h.config("compress_after_days = 9", "trash_grace_secs = 0"), NOW, &[]);
+    assert_eq!(h.chunks()[..3], ["01 compressed", "02 compressed", "03 hot"]);
+    let (dir, line) = archive_of(&h);
+    let cfg = h.config("archive_after_days = 7", &line);
+    (h, dir, cfg)
+}
+
+#[test]
+fn old_chunks_compressed_or_not_are_archived_as_verified_parquet_and_a_restore_puts_identical_rows_back() {
+    let (h, dir, cfg) = half_compressed();
+    let original = h.checksum(1, 10);
+    let old = h.rows(1, 4);
+    assert_eq!(old.len(), 4 * 24);
+    let report = ok_pass(&cfg, NOW, &[]);
+    assert_eq!(report["stats"]["archived"]["segments"], 4, "{report:#}");
+    let left: Vec<String> = (5..=10).map(|d| format!("{d:02} hot")).collect();
+    assert_eq!(h.chunks(), left, "the archived chunks are dropped");
+    assert_eq!(h.checksum(1, 4), EMPTY);
+    assert_eq!(
+        archived_rows(&dir),
+        old,
+        "every row of days 1 to 4 in a verified object, once"
+    );
+    assert_eq!(files(&dir).len(), 8, "a Parquet and a manifest each: {:?}", files(&dir));
+    assert!(h.marked().is_empty(), "{:?}", h.marked());
+
+    // The next scan lists them as archived; the plan keeps them.
+    let names = archived_names(&cfg);
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with("_chunk")), "{names:?}");
+
+    // Restored (into chunks of the hypertable, uncompressed): every row exactly as it was, the archive empty.
+    let mut cmd = common::retention();
+    cmd.args(["archive", "restore", "--dataset", "events", "--config"])
+        .arg(&cfg)
+        .args(&names);
+    let (out, stdout, stderr) = common::run(&mut cmd);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("from the archive (24 rows"), "{stdout}");
+    assert_eq!(h.checksum(1, 10), original, "restored exactly");
+    assert_eq!(h.chunks().len(), 10);
+    assert!(files(&dir).is_empty(), "{:?}", files(&dir));
+    assert!(h.marked().is_empty(), "{:?}", h.marked());
+}
+
+#[test]
+fn at_every_crash_point_of_a_chunk_archive_every_row_stays_recoverable_and_the_next_pass_settles_it() {
+    let points = retention::store::postgres::CHUNK_ARCHIVE_CRASH_POINTS.iter().chain(
+        retention::store::postgres::ARCHIVE_CRASH_POINTS
+            .iter()
+            .skip_while(|p| **p != "pg-archive:copied"),
+    );
+    for point in points {
+        let (h, dir, cfg) = half_compressed();
+        let old = h.rows(1, 4);
+        let (status, report, stderr) = pass(&cfg, NOW, &[], Some(point));
+        assert_eq!(status.signal(), Some(libc::SIGABRT), "{point}: {report:#}\n{stderr}");
+        // Every row of days 1 to 4 is in the hypertable or a verified object (both, before the commit).
+        let mut somewhere = h.rows(1, 4);
+        somewhere.extend(archived_rows(&dir));
+        somewhere.sort();
+        somewhere.dedup();
+        assert_eq!(somewhere, old, "{point}");
+        ok_pass(&cfg, NOW, &[]);
+        let left: Vec<String> = (5..=10).map(|d| format!("{d:02} hot")).collect();
+        assert_eq!(h.chunks(), left, "{point}");
+        assert_eq!(archived_rows(&dir), old, "{point}: each row archived once");
+        assert_eq!(files(&dir).len(), 8, "{point}: {:?}", files(&dir));
+        assert!(h.marked().is_empty(), "{point}: {:?}", h.marked());
+    }
+}
+
+#[test]
+fn at_every_crash_point_of_a_chunk_restore_every_row_stays_recoverable_and_the_next_pass_settles_it() {
+    for point in retention::store::postgres::CHUNK_RESTORE_POINTS {
+        let (h, dir, cfg) = half_compressed();
+        let original = h.checksum(1, 10);
+        let old = h.rows(1, 4);
+        ok_pass(&cfg, NOW, &[]);
+        let names = archived_names(&cfg);
+        let mut cmd = common::retention();
+        cmd.args(["archive", "restore", "--dataset", "events", "--config"])
+            .arg(&cfg)
+            .arg(&names[0])
+            .env("RETENTION_CRASH_AT", point);
+        let (out, stdout, stderr) = common::run(&mut cmd);
+        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{point}: {stdout}{stderr}");
+        // A pass that keeps everything settles the restore: the chunk's rows in the hypertable only.
+        let (_, line) = archive_of(&h);
+        ok_pass(&h.config("", &line), NOW, &[]);
+        assert!(h.marked().is_empty(), "{point}: {:?}", h.marked());
+        let mut all = h.rows(1, 4);
+        all.extend(archived_rows(&dir));
+        all.sort();
+        assert_eq!(all, old, "{point}: every row once");
+        assert_eq!(archived_names(&cfg), names[1..], "{point}");
+        let mut cmd = common::retention();
+        cmd.args(["archive", "restore", "--dataset", "events", "--config"])
+            .arg(&cfg)
+            .args(&names[1..]);
+        let (out, stdout, stderr) = common::run(&mut cmd);
+        assert_eq!(out.status.code(), Some(0), "{point}: {stdout}{stderr}");
+        assert_eq!(h.checksum(1, 10), original, "{point}");
     }
 }

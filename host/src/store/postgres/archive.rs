@@ -190,6 +190,7 @@ pub(super) async fn archive_partition(
         &cols,
         (start_ms, end_ms),
         now_ms,
+        &format!("DROP TABLE {here}"),
     )
     .await
     {
@@ -208,8 +209,8 @@ pub(super) async fn archive_partition(
     }
 }
 
-/// Step 4: the copy, the verified upload, the manifest, the drop, in one transaction holding the table's SHARE lock.
-/// (A bucket's archive calls it on the table its rows were moved into.)
+/// Step 4: the copy, the verified upload, the manifest, the drop (`drop_sql`), in one transaction holding the table's
+/// SHARE lock. (A bucket's archive calls it on the table its rows were moved into, a chunk's on the attached chunk.)
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn copy_out(
     client: &mut tokio_postgres::Client,
@@ -221,6 +222,7 @@ pub(super) async fn copy_out(
     cols: &[Column],
     (start_ms, end_ms): (i64, i64),
     now_ms: i64,
+    drop_sql: &str,
 ) -> Result<(), StoreError> {
     let here = qualified(schema, name);
     let rel = intent.key.clone().expect("an archive intent has a key");
@@ -299,7 +301,7 @@ pub(super) async fn copy_out(
     archive.put_new(&manifest_key, json.into()).await?;
     archive.sync_objects(&[key, manifest_key]).await?;
     hit(c, "pg-archive:manifest")?;
-    tx.batch_execute(&format!("DROP TABLE {here}"))
+    tx.batch_execute(drop_sql)
         .await
         .map_err(|e| backend(format!("cannot drop {here} after archiving it"), e))?;
     tx.commit()

@@ -150,6 +150,7 @@ pub(super) async fn archive_bucket(
                 &cols,
                 (bucket.start_ms, bucket.end_ms),
                 now_ms,
+                &format!("DROP TABLE {}", qualified(STAGING_SCHEMA, &staging)),
             )
             .await
         }

@@ -11,7 +11,7 @@
 //! goes into the trash as a partition does: its [`Intent`] recorded on it first (the slice it covers as `bound`,
 //! `{"<column>": [start, end]}`), then in one transaction `detach_chunk` and the move into the trash schema; a restore
 //! moves it back and `attach_chunk`s it with its slice. TimescaleDB detaches only uncompressed chunks: a compressed
-//! one is refused (with why). Archiving a chunk is not supported yet.
+//! one is refused (with why). A chunk's archive is `chunk_archive.rs`.
 
 use chrono::{DateTime, Utc};
 
@@ -150,7 +150,11 @@ pub(super) async fn scan(
 
 /// The chunk `segment` names, checked to be what the scan saw: still a chunk of the hypertable, the same oid and
 /// relfilenode (a recompress, `TRUNCATE` or rewrite gives a new one), the same compression.
-async fn check(client: &tokio_postgres::Client, c: &PostgresConfig, segment: &Segment) -> Result<(), StoreError> {
+pub(super) async fn check(
+    client: &tokio_postgres::Client,
+    c: &PostgresConfig,
+    segment: &Segment,
+) -> Result<(), StoreError> {
     let changed = |detail: String| StoreError::Changed {
         what: format!("chunk {}", segment.name),
         detail,
@@ -256,21 +260,7 @@ pub(super) async fn trash_chunk(
     now_ms: i64,
 ) -> Result<Applied, StoreError> {
     check(client, c, segment).await?;
-    let row = client
-        .query_one(
-            "SELECT ch.chunk_schema::text, ch.chunk_name::text, obj_description(to_regclass($3), 'pg_class'), \
-                    ch.range_start::text, ch.range_end::text, d.column_name::text \
-             FROM timescaledb_information.chunks ch \
-             JOIN timescaledb_information.dimensions d ON d.hypertable_schema = ch.hypertable_schema \
-               AND d.hypertable_name = ch.hypertable_name AND d.dimension_number = 1 \
-             WHERE ch.hypertable_schema = $1 AND ch.hypertable_name = $2 \
-               AND to_regclass(format('%I.%I', ch.chunk_schema, ch.chunk_name)) = to_regclass($3)",
-            &[&c.schema, &c.table, &segment.locator],
-        )
-        .await
-        .map_err(|e| backend(format!("cannot look up chunk {}", segment.name), e))?;
-    let (schema, name, comment, start, end, column): (String, String, Option<String>, String, String, String) =
-        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
+    let (schema, name, comment, bound) = slice(client, c, segment).await?;
     let grace_ms = c.trash_grace.as_millis() as i64;
     let intent = Intent {
         kind: Kind::Drop,
@@ -278,7 +268,7 @@ pub(super) async fn trash_chunk(
         table: (c.schema.clone(), c.table.clone()),
         origin: (schema.clone(), name.clone()),
         parent: (c.schema.clone(), c.table.clone()),
-        bound: serde_json::json!({ column: [start, end] }).to_string(),
+        bound,
         trash: true,
         trashed_at_ms: now_ms,
         expires_at_ms: now_ms + grace_ms,
@@ -320,6 +310,36 @@ pub(super) async fn trash_chunk(
         bytes_after: 0,
         trashed: true,
     })
+}
+
+/// The chunk's schema, name and comment, and the slice it covers as an intent's `bound` (`{"<column>": [start,
+/// end]}`, the server's text of each).
+pub(super) async fn slice(
+    client: &tokio_postgres::Client,
+    c: &PostgresConfig,
+    segment: &Segment,
+) -> Result<(String, String, Option<String>, String), StoreError> {
+    let row = client
+        .query_one(
+            "SELECT ch.chunk_schema::text, ch.chunk_name::text, obj_description(to_regclass($3), 'pg_class'), \
+                    ch.range_start::text, ch.range_end::text, d.column_name::text \
+             FROM timescaledb_information.chunks ch \
+             JOIN timescaledb_information.dimensions d ON d.hypertable_schema = ch.hypertable_schema \
+               AND d.hypertable_name = ch.hypertable_name AND d.dimension_number = 1 \
+             WHERE ch.hypertable_schema = $1 AND ch.hypertable_name = $2 \
+               AND to_regclass(format('%I.%I', ch.chunk_schema, ch.chunk_name)) = to_regclass($3)",
+            &[&c.schema, &c.table, &segment.locator],
+        )
+        .await
+        .map_err(|e| backend(format!("cannot look up chunk {}", segment.name), e))?;
+    let (schema, name, comment, start, end, column): (String, String, Option<String>, String, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
+    Ok((
+        schema,
+        name,
+        comment,
+        serde_json::json!({ column: [start, end] }).to_string(),
+    ))
 }
 
 /// Puts a trashed chunk (`schema.name` now) back: moved into its schema and attached to the hypertable with the slice

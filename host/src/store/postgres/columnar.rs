@@ -522,13 +522,48 @@ fn float(v: f64) -> String {
     }
 }
 
-/// The rows of `batch` as CSV lines for `COPY ... FROM STDIN (FORMAT csv)`, the columns in `cols`' order without
-/// the generated ones: every value in its type's text form, so the server's input reads it back exactly.
-pub fn csv(batch: &RecordBatch, cols: &[Column]) -> Result<Vec<u8>, String> {
+/// The value at `row` of column `c` (array `a`) in its type's text form, which the server's input reads back
+/// exactly; `None` for NULL.
+fn text(c: &Column, a: &ArrayRef, row: usize) -> Result<Option<String>, String> {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{
         Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
     };
+    if a.is_null(row) {
+        return Ok(None);
+    }
+    Ok(Some(match c.kind {
+        Kind::Bool => (if a.as_boolean().value(row) { "t" } else { "f" }).to_string(),
+        Kind::I16 => a.as_primitive::<Int16Type>().value(row).to_string(),
+        Kind::I32 => a.as_primitive::<Int32Type>().value(row).to_string(),
+        Kind::I64 => a.as_primitive::<Int64Type>().value(row).to_string(),
+        Kind::F32 => {
+            let v = a.as_primitive::<Float32Type>().value(row);
+            if v.is_finite() { format!("{v}") } else { float(v as f64) }
+        }
+        Kind::F64 => float(a.as_primitive::<Float64Type>().value(row)),
+        Kind::Text => a.as_string::<i32>().value(row).to_string(),
+        Kind::Bytes => format!("\\x{}", hex::encode(a.as_binary::<i32>().value(row))),
+        Kind::Timestamptz | Kind::Timestamp => {
+            let us = a.as_primitive::<TimestampMicrosecondType>().value(row);
+            let t = DateTime::from_timestamp_micros(us)
+                .ok_or_else(|| format!("column {}: timestamp {us} µs is out of range", c.name))?;
+            let tz = if c.kind == Kind::Timestamptz { "+00" } else { "" };
+            format!("{}{tz}", t.format("%Y-%m-%d %H:%M:%S%.6f"))
+        }
+        Kind::Date => {
+            let days = a.as_primitive::<Date32Type>().value(row);
+            let d = EPOCH
+                .checked_add_signed(chrono::TimeDelta::days(days as i64))
+                .ok_or_else(|| format!("column {}: date {days} is out of range", c.name))?;
+            d.format("%Y-%m-%d").to_string()
+        }
+    }))
+}
+
+/// The rows of `batch` as CSV lines for `COPY ... FROM STDIN (FORMAT csv)`, the columns in `cols`' order without
+/// the generated ones: every value in its type's text form, so the server's input reads it back exactly.
+pub fn csv(batch: &RecordBatch, cols: &[Column]) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(batch.num_rows() * 64);
     let arrays: Vec<(&Column, &ArrayRef)> = cols.iter().zip(batch.columns()).filter(|(c, _)| !c.generated).collect();
     for row in 0..batch.num_rows() {
@@ -536,39 +571,29 @@ pub fn csv(batch: &RecordBatch, cols: &[Column]) -> Result<Vec<u8>, String> {
             if n > 0 {
                 out.push(b',');
             }
-            if a.is_null(row) {
-                continue;
+            if let Some(text) = text(c, a, row)? {
+                quoted(&mut out, &text);
             }
-            let text = match c.kind {
-                Kind::Bool => (if a.as_boolean().value(row) { "t" } else { "f" }).to_string(),
-                Kind::I16 => a.as_primitive::<Int16Type>().value(row).to_string(),
-                Kind::I32 => a.as_primitive::<Int32Type>().value(row).to_string(),
-                Kind::I64 => a.as_primitive::<Int64Type>().value(row).to_string(),
-                Kind::F32 => {
-                    let v = a.as_primitive::<Float32Type>().value(row);
-                    if v.is_finite() { format!("{v}") } else { float(v as f64) }
-                }
-                Kind::F64 => float(a.as_primitive::<Float64Type>().value(row)),
-                Kind::Text => a.as_string::<i32>().value(row).to_string(),
-                Kind::Bytes => format!("\\x{}", hex::encode(a.as_binary::<i32>().value(row))),
-                Kind::Timestamptz | Kind::Timestamp => {
-                    let us = a.as_primitive::<TimestampMicrosecondType>().value(row);
-                    let t = DateTime::from_timestamp_micros(us)
-                        .ok_or_else(|| format!("column {}: timestamp {us} µs is out of range", c.name))?;
-                    let tz = if c.kind == Kind::Timestamptz { "+00" } else { "" };
-                    format!("{}{tz}", t.format("%Y-%m-%d %H:%M:%S%.6f"))
-                }
-                Kind::Date => {
-                    let days = a.as_primitive::<Date32Type>().value(row);
-                    let d = EPOCH
-                        .checked_add_signed(chrono::TimeDelta::days(days as i64))
-                        .ok_or_else(|| format!("column {}: date {days} is out of range", c.name))?;
-                    d.format("%Y-%m-%d").to_string()
-                }
-            };
-            quoted(&mut out, &text);
         }
         out.push(b'\n');
     }
     Ok(out)
+}
+
+/// The rows of `batch` as a JSON array of objects, a column's value its text form (or null), the generated columns
+/// left out: for `json_populate_recordset`, where `COPY ... FROM` is not to be had (TimescaleDB's WebAssembly build).
+pub fn json_rows(batch: &RecordBatch, cols: &[Column]) -> Result<String, String> {
+    let arrays: Vec<(&Column, &ArrayRef)> = cols.iter().zip(batch.columns()).filter(|(c, _)| !c.generated).collect();
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let mut obj = serde_json::Map::with_capacity(arrays.len());
+        for (c, a) in &arrays {
+            obj.insert(
+                c.name.clone(),
+                text(c, a, row)?.map_or(serde_json::Value::Null, serde_json::Value::String),
+            );
+        }
+        rows.push(serde_json::Value::Object(obj));
+    }
+    Ok(serde_json::Value::Array(rows).to_string())
 }

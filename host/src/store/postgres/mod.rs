@@ -10,13 +10,12 @@
 //!
 //! Actions: **drop**, crash-safely, into a trash schema with a grace period or for good (`drop.rs`, `recover.rs`,
 //! `trash.rs`; a bucket's rows in batches, `bucket.rs`). **archive** of a partition as verified Parquet
-//! (`archive.rs`, `columnar.rs`), of a bucket through a staging table (`bucket_archive.rs`), restored by
-//! `retention archive restore` (the [`Unarchive`] capability). **compress** of a chunk is TimescaleDB's
-//! `compress_chunk`; elsewhere it is refused (vanilla PostgreSQL has no table compression), and so are archiving a
-//! chunk and dropping a compressed chunk into the trash. A plan that
+//! (`archive.rs`, `columnar.rs`), of a bucket through a staging table (`bucket_archive.rs`), of a TimescaleDB chunk in the transaction that drops it (`chunk_archive.rs`), restored by `retention archive
+//! restore` (the [`Unarchive`] capability). **compress** of a chunk is TimescaleDB's `compress_chunk`; elsewhere it
+//! is refused (vanilla PostgreSQL has no table compression), and so is dropping a compressed chunk into the trash. A plan that
 //! asks for a refused action is refused whole before anything is applied. What is left of the issue is in `PLAN.md`.
 //!
-//! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `bucket.rs`, `bucket_archive.rs`, `chunk.rs`, `intent.rs` (what a table records
+//! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `bucket.rs`, `bucket_archive.rs`, `chunk.rs`, `chunk_archive.rs`, `intent.rs` (what a table records
 //! on itself while an action is under way, and in the trash), `drop.rs`, `recover.rs`, `trash.rs`, `archive.rs`,
 //! `columnar.rs`, `state.rs` (the state binding).
 
@@ -24,6 +23,7 @@ mod archive;
 mod bucket;
 mod bucket_archive;
 mod chunk;
+mod chunk_archive;
 mod columnar;
 pub mod config;
 mod drop;
@@ -42,6 +42,7 @@ pub use bucket_archive::{
     CRASH_POINTS as BUCKET_ARCHIVE_CRASH_POINTS, RESTORE_POINTS as BUCKET_RESTORE_POINTS, STAGING_SCHEMA,
 };
 pub use chunk::{CRASH_POINTS as CHUNK_CRASH_POINTS, TRASH_CRASH_POINTS as CHUNK_TRASH_CRASH_POINTS};
+pub use chunk_archive::{CRASH_POINTS as CHUNK_ARCHIVE_CRASH_POINTS, RESTORE_POINTS as CHUNK_RESTORE_POINTS};
 pub use drop::CRASH_POINTS;
 
 use async_trait::async_trait;
@@ -66,10 +67,6 @@ const NO_ARCHIVE: &str = "the dataset has no archive destination: set archive_ur
 /// Why dropping an archived partition is refused with a grace period.
 const NO_ARCHIVED_TRASH: &str = "dropping an archived partition into a trash is not supported yet: with \
                                  trash_grace_secs = 0 its objects are deleted at once; or keep it";
-
-/// Why archive is refused on a hypertable.
-const NO_CHUNK_ARCHIVE: &str = "archiving a TimescaleDB chunk is not supported yet (partitions of declaratively \
-                                partitioned tables are archived): plan keep, compress or drop for this dataset";
 
 /// Why a compressed chunk is not dropped into the trash.
 const NO_CHUNK_TRASH: &str = "TimescaleDB detaches only uncompressed chunks, so a compressed chunk cannot go into the \
@@ -223,11 +220,17 @@ impl Store for PostgresStore {
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::all();
         if let Some(h) = &self.hyper {
-            for tier in [Tier::Hot, Tier::Compressed, Tier::Archived] {
-                caps = caps.without(tier, Action::Archive, NO_CHUNK_ARCHIVE);
+            if self.archive.is_none() {
+                for tier in [Tier::Hot, Tier::Compressed, Tier::Archived] {
+                    caps = caps.without(tier, Action::Archive, NO_ARCHIVE);
+                }
             }
             if !self.config.trash_grace.is_zero() {
-                caps = caps.without(Tier::Compressed, Action::Drop, NO_CHUNK_TRASH);
+                caps = caps.without(Tier::Compressed, Action::Drop, NO_CHUNK_TRASH).without(
+                    Tier::Archived,
+                    Action::Drop,
+                    NO_ARCHIVED_TRASH,
+                );
             }
             if !h.compression {
                 caps = caps.without(Tier::Hot, Action::Compress, NO_CHUNK_COMPRESSION);
@@ -299,24 +302,32 @@ impl Store for PostgresStore {
                 continue;
             }
             if let Some(h) = &self.hyper {
-                let result = match w.action {
-                    Action::Compress if h.compression && w.segment.tier == Tier::Hot => {
+                let result = match (w.action, &self.archive) {
+                    (Action::Drop, Some(a)) if w.segment.tier == Tier::Archived => {
+                        archive::drop_archived(a, w.segment).await
+                    }
+                    (Action::Archive, Some(a)) if w.segment.tier != Tier::Archived => {
+                        chunk_archive::archive_chunk(&mut client, a, &self.config, h, w.segment, opts.now_ms).await
+                    }
+                    (Action::Compress, _) if h.compression && w.segment.tier == Tier::Hot => {
                         chunk::compress(&client, &self.config, w.segment).await
                     }
-                    Action::Drop if self.config.trash_grace.is_zero() => {
+                    (Action::Drop, _) if self.config.trash_grace.is_zero() => {
                         chunk::drop_chunk(&client, &self.config, h, w.segment).await
                     }
-                    Action::Drop if w.segment.tier == Tier::Hot => {
+                    (Action::Drop, _) if w.segment.tier == Tier::Hot => {
                         chunk::trash_chunk(&mut client, &self.config, w.segment, opts.now_ms).await
                     }
-                    action => Err(StoreError::Unsupported {
+                    (action, _) => Err(StoreError::Unsupported {
                         segment: w.segment.name.clone(),
                         action,
                         tier: w.segment.tier,
                         why: match action {
-                            Action::Archive => NO_CHUNK_ARCHIVE,
+                            Action::Archive => NO_ARCHIVE,
+                            Action::Drop if w.segment.tier == Tier::Archived => NO_ARCHIVED_TRASH,
                             Action::Drop => NO_CHUNK_TRASH,
                             _ if w.segment.tier == Tier::Compressed => ALREADY_COMPRESSED,
+                            _ if w.segment.tier == Tier::Archived => NO_COMPRESS,
                             _ => NO_CHUNK_COMPRESSION,
                         }
                         .to_string(),
@@ -372,6 +383,10 @@ impl Unarchive for PostgresStore {
         let (rel, m) = archive::lookup(a, &self.config, name).await?;
         let u = match m.bucket {
             Some(_) => bucket_archive::unarchive(&mut client, a, &self.config, name, &rel, m).await?,
+            // A TimescaleDB chunk's bound is the slice it covered.
+            None if m.bound.starts_with('{') => {
+                chunk_archive::unarchive(&mut client, a, &self.config, name, &rel, m).await?
+            }
             None => archive::unarchive(&mut client, a, &self.config, name, &rel, m).await?,
         };
         Ok(crate::store::Restored {

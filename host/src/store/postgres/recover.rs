@@ -80,6 +80,24 @@ pub(super) async fn recover(
                 }
             } else if intent.kind == Kind::Restore {
                 settle_restore(client, archive, &schema, &name, &intent, &mut rec).await;
+            } else if attached && intent.bound.starts_with('{') {
+                // A TimescaleDB chunk (its bound is the slice it covers): archived without a detach, it holds
+                // every row until the transaction that drops it commits.
+                match super::chunk_archive::settle(client, archive, &here, &intent).await {
+                    Ok(()) => rec.settled.push(Skipped {
+                        name: shown,
+                        reason: "an interrupted archive had not dropped the chunk: what it wrote deleted, its intent \
+                                 cleared, it stays in the table"
+                            .into(),
+                    }),
+                    Err(e) => rec.conflicts.push(Skipped {
+                        name: shown,
+                        reason: format!(
+                            "an interrupted archive's objects could not be deleted ({e}); the chunk holds every row; \
+                             the next pass tries again"
+                        ),
+                    }),
+                }
             } else if attached && !pending {
                 clear_intent(client, &here, &intent).await;
                 rec.settled.push(Skipped {
