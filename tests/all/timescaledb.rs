@@ -2,8 +2,8 @@
 //! `tests/timescaledb/`, one connection at a time, one shared session: the tests take [`tsdb_server::lock`] and each
 //! works in a schema of its own): a segment per chunk; a dry run changes nothing; a pass compresses chunks with
 //! TimescaleDB's own compression and drops old ones with `drop_chunks`, every other row untouched; with a grace period
-//! old chunks go into the trash, a restore attaches them back with identical rows, a later pass purges them; a
-//! compressed chunk's drop into the trash, an archive without an archive destination, and a compress without
+//! old chunks go into the trash (a compressed one decompressed first), a restore attaches them back with identical
+//! rows, a later pass purges them; an archive without an archive destination, and a compress without
 //! compression enabled are refused whole, saying why; old chunks, compressed or not, are archived as verified Parquet
 //! and restored with identical rows; a crash at each step leaves every row in one place and the next pass finishes.
 
@@ -306,24 +306,39 @@ fn a_pass_drops_old_chunks_into_the_trash_a_restore_attaches_them_back_and_a_lat
 }
 
 #[test]
-fn a_compressed_chunk_is_not_dropped_into_the_trash_and_the_plan_is_refused_whole() {
+fn a_compressed_chunk_is_decompressed_into_the_trash_and_restored_with_identical_rows() {
     let h = Hyper::new(true);
     ok_pass(&h.config("compress_after_days = 3", "trash_grace_secs = 0"), NOW, &[]);
-    let chunks = h.chunks();
-    assert_eq!(chunks.iter().filter(|c| c.ends_with("compressed")).count(), 8);
-    let before = h.checksum(1, 10);
-    let (status, report, stderr) = pass(&h.config("drop_after_days = 7", ""), NOW, &[], None);
-    assert_ne!(status.code(), Some(0), "{report:#}");
-    let all = format!("{}{report}{stderr}", report["error"].as_str().unwrap_or_default());
-    assert!(all.contains("TimescaleDB detaches only uncompressed chunks"), "{all}");
-    assert_eq!(h.chunks(), chunks, "nothing applied");
-    assert_eq!(h.checksum(1, 10), before);
+    assert_eq!(h.chunks().iter().filter(|c| c.ends_with("compressed")).count(), 8);
+    let original = h.checksum(1, 10);
+    let cfg = h.config("drop_after_days = 7", "");
+    let report = ok_pass(&cfg, NOW, &[]);
+    assert_eq!(report["stats"]["trashed"]["segments"], 4, "{report:#}");
+    let mut left: Vec<String> = (5..=8).map(|d| format!("{d:02} compressed")).collect();
+    left.extend(["09 hot".to_string(), "10 hot".to_string()]);
+    assert_eq!(h.chunks(), left);
+    assert_eq!(h.checksum(1, 4), EMPTY, "out of the hypertable");
+    assert_eq!(trash_names(&cfg).len(), 4);
+    restore_all(&cfg);
+    assert_eq!(
+        h.checksum(1, 10),
+        original,
+        "attached back (uncompressed) with identical rows"
+    );
+    assert_eq!(h.chunks()[..4], ["01 hot", "02 hot", "03 hot", "04 hot"]);
 }
 
 #[test]
 fn a_crash_at_each_step_of_a_drop_into_the_trash_leaves_every_row_in_one_place_and_the_next_pass_finishes() {
-    for point in retention::store::postgres::CHUNK_TRASH_CRASH_POINTS {
+    for (compressed, point) in [false, true].into_iter().flat_map(|c| {
+        retention::store::postgres::CHUNK_TRASH_CRASH_POINTS
+            .iter()
+            .map(move |p| (c, p))
+    }) {
         let h = Hyper::new(true);
+        if compressed {
+            ok_pass(&h.config("compress_after_days = 9", "trash_grace_secs = 0"), NOW, &[]);
+        }
         let original = h.checksum(1, 10);
         let cfg = h.config("drop_after_days = 7", "");
         let (status, report, stderr) = pass(&cfg, NOW, &[], Some(point));
@@ -551,4 +566,28 @@ fn at_every_crash_point_of_a_chunk_restore_every_row_stays_recoverable_and_the_n
         assert_eq!(out.status.code(), Some(0), "{point}: {stdout}{stderr}");
         assert_eq!(h.checksum(1, 10), original, "{point}");
     }
+}
+
+#[test]
+fn an_archived_chunk_that_expires_is_dropped_with_its_manifest() {
+    let (h, dir, _) = half_compressed();
+    let (_, line) = archive_of(&h);
+    ok_pass(
+        &h.config("archive_after_days = 7", &format!("{line}\ntrash_grace_secs = 0")),
+        NOW,
+        &[],
+    );
+    assert_eq!(files(&dir).len(), 8);
+    // Archived chunks older than 8 days (days 1 to 3) are dropped, objects and manifests; day 4 stays archived.
+    let cfg = h.config(
+        "archive_after_days = 7, drop_after_days = 8",
+        &format!("{line}\ntrash_grace_secs = 0"),
+    );
+    let report = ok_pass(&cfg, NOW, &[]);
+    assert_eq!(report["stats"]["dropped"]["segments"], 3, "{report:#}");
+    assert_eq!(files(&dir).len(), 2, "{:?}", files(&dir));
+    let rows = archived_rows(&dir);
+    assert_eq!(rows.len(), 24);
+    assert!(rows.iter().all(|r| r.starts_with("2026-01-04")), "{rows:?}");
+    assert_eq!(h.chunks().len(), 6, "the hypertable untouched");
 }

@@ -11,7 +11,7 @@
 //! goes into the trash as a partition does: its [`Intent`] recorded on it first (the slice it covers as `bound`,
 //! `{"<column>": [start, end]}`), then in one transaction `detach_chunk` and the move into the trash schema; a restore
 //! moves it back and `attach_chunk`s it with its slice. TimescaleDB detaches only uncompressed chunks: a compressed
-//! one is refused (with why). A chunk's archive is `chunk_archive.rs`.
+//! one is decompressed first, in the same transaction. A chunk's archive is `chunk_archive.rs`.
 
 use chrono::{DateTime, Utc};
 
@@ -251,8 +251,9 @@ pub(super) async fn drop_chunk(
     })
 }
 
-/// Drops the chunk into the trash: the intent recorded on it, then `detach_chunk` and the move into the trash schema
-/// in one transaction (so the chunk is attached carrying its intent, which recovery clears, or in the trash).
+/// Drops the chunk into the trash: the intent recorded on it, then (`decompress_chunk` of a compressed one,)
+/// `detach_chunk` and the move into the trash schema in one transaction (so the chunk is attached carrying its
+/// intent, which recovery clears, or in the trash).
 pub(super) async fn trash_chunk(
     client: &mut tokio_postgres::Client,
     c: &PostgresConfig,
@@ -288,10 +289,24 @@ pub(super) async fn trash_chunk(
         .transaction()
         .await
         .map_err(|e| backend("cannot begin a transaction", e))?;
-    let detached = tx
-        .execute("CALL detach_chunk($1::text::regclass)", &[&here])
-        .await
-        .map_err(|e| backend(format!("cannot detach chunk {here}"), e));
+    // TimescaleDB detaches only uncompressed chunks: a compressed one is decompressed first, in the same transaction
+    // (its rows are in its compressed chunk or in its heap, never both or neither; a restore attaches it
+    // uncompressed, and a later pass may compress it again).
+    let decompressed = if segment.tier == Tier::Compressed {
+        tx.execute("SELECT decompress_chunk($1::text::regclass)", &[&here])
+            .await
+            .map(|_| ())
+            .map_err(|e| backend(format!("cannot decompress chunk {here} to detach it"), e))
+    } else {
+        Ok(())
+    };
+    let detached = match decompressed {
+        Ok(()) => tx
+            .execute("CALL detach_chunk($1::text::regclass)", &[&here])
+            .await
+            .map_err(|e| backend(format!("cannot detach chunk {here}"), e)),
+        Err(e) => Err(e),
+    };
     let moved = match detached {
         Ok(_) => super::drop::finish_in(&tx, &schema, &name, &intent).await,
         Err(e) => Err(e),

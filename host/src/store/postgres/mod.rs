@@ -68,11 +68,6 @@ const NO_ARCHIVE: &str = "the dataset has no archive destination: set archive_ur
 const NO_ARCHIVED_TRASH: &str = "dropping an archived partition into a trash is not supported yet: with \
                                  trash_grace_secs = 0 its objects are deleted at once; or keep it";
 
-/// Why a compressed chunk is not dropped into the trash.
-const NO_CHUNK_TRASH: &str = "TimescaleDB detaches only uncompressed chunks, so a compressed chunk cannot go into the \
-                              trash: with trash_grace_secs = 0 in [dataset.postgres] chunks are dropped at once \
-                              (drop_chunks), or keep it";
-
 /// Why compress is refused on a hypertable without compression.
 const NO_CHUNK_COMPRESSION: &str = "compression is not enabled on this hypertable: ALTER TABLE <hypertable> SET \
                                     (timescaledb.compress) (with compress_segmentby as its queries need), or plan keep \
@@ -226,11 +221,7 @@ impl Store for PostgresStore {
                 }
             }
             if !self.config.trash_grace.is_zero() {
-                caps = caps.without(Tier::Compressed, Action::Drop, NO_CHUNK_TRASH).without(
-                    Tier::Archived,
-                    Action::Drop,
-                    NO_ARCHIVED_TRASH,
-                );
+                caps = caps.without(Tier::Archived, Action::Drop, NO_ARCHIVED_TRASH);
             }
             if !h.compression {
                 caps = caps.without(Tier::Hot, Action::Compress, NO_CHUNK_COMPRESSION);
@@ -315,7 +306,7 @@ impl Store for PostgresStore {
                     (Action::Drop, _) if self.config.trash_grace.is_zero() => {
                         chunk::drop_chunk(&client, &self.config, h, w.segment).await
                     }
-                    (Action::Drop, _) if w.segment.tier == Tier::Hot => {
+                    (Action::Drop, _) if w.segment.tier != Tier::Archived => {
                         chunk::trash_chunk(&mut client, &self.config, w.segment, opts.now_ms).await
                     }
                     (action, _) => Err(StoreError::Unsupported {
@@ -324,8 +315,7 @@ impl Store for PostgresStore {
                         tier: w.segment.tier,
                         why: match action {
                             Action::Archive => NO_ARCHIVE,
-                            Action::Drop if w.segment.tier == Tier::Archived => NO_ARCHIVED_TRASH,
-                            Action::Drop => NO_CHUNK_TRASH,
+                            Action::Drop => NO_ARCHIVED_TRASH,
                             _ if w.segment.tier == Tier::Compressed => ALREADY_COMPRESSED,
                             _ if w.segment.tier == Tier::Archived => NO_COMPRESS,
                             _ => NO_CHUNK_COMPRESSION,
