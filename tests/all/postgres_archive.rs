@@ -249,13 +249,101 @@ fn an_archived_partition_that_expires_is_dropped_with_its_manifest() {
             "public/events/events_p20260104.parquet"
         ]
     );
-    // With a grace period, a plan that drops an archived partition is refused whole, saying why.
-    let (status, report, _) = pass(&config(&db, "drop_after_days = 7", ""), NOW, &[], None);
-    assert_eq!(status.code(), Some(1), "{report:#}");
+}
+
+/// The archive's files outside its trash, and in it.
+fn in_and_out_of_trash(db: &Db) -> (Vec<String>, Vec<String>) {
+    files(&archive_dir(db))
+        .into_iter()
+        .partition(|f| !f.starts_with(".retention-trash/"))
+}
+
+#[test]
+fn an_archived_partition_dropped_with_a_grace_period_waits_in_the_archives_trash_and_comes_back_whole() {
+    let db = Db::events(false);
+    let original = db.checksum();
+    ok_pass(&config(&db, ARCHIVE, ""), NOW, &[]);
+    let archived = in_and_out_of_trash(&db).0;
+    // Days 1 to 3 are dropped from the archive into its trash: their objects and manifests move, nothing else.
+    let cfg = config(&db, "archive_after_days = 7, drop_after_days = 8", "");
+    let report = ok_pass(&cfg, NOW, &[]);
+    assert_eq!(report["stats"]["trashed"]["segments"], 3, "{report:#}");
+    let (out, trashed) = in_and_out_of_trash(&db);
+    assert_eq!(out, archived[6..], "day 4 stays archived");
+    assert_eq!(trashed.len(), 6, "{trashed:?}");
     assert!(
-        report["error"].as_str().unwrap().contains("trash_grace_secs = 0"),
-        "{report:#}"
+        trashed.iter().all(|f| f.contains("/public/events/events_p2026010")),
+        "{trashed:?}"
     );
+    let names = common::postgres::trash_names(&cfg);
+    assert_eq!(names, [day(1), day(2), day(3)]);
+    // Restored from the trash: archived again, and from the archive back into the table, rows exact.
+    for name in &names {
+        let (code, _, stderr) = common::postgres::trash(&cfg, &["restore", "--dataset", "events", name]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    assert_eq!(in_and_out_of_trash(&db), (archived.clone(), vec![]));
+    let all: Vec<String> = (1..=ARCHIVED).map(day).collect();
+    let (status, out) = restore(&cfg, &all, None);
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert_eq!(db.checksum(), original);
+    // Trashed again, and purged by a pass after the grace period.
+    // (Each config is written to the same file: the dropping one again after the archiving one.)
+    ok_pass(&config(&db, ARCHIVE, ""), NOW, &[]);
+    let cfg = config(&db, "archive_after_days = 7, drop_after_days = 8", "");
+    ok_pass(&cfg, NOW, &[]);
+    assert_eq!(in_and_out_of_trash(&db).1.len(), 6);
+    let report = ok_pass(&cfg, "2026-01-14T00:00:00Z", &[]);
+    assert_eq!(report["stats"]["purged"]["segments"], 3, "{report:#}");
+    // That pass moved day 4 (8 days old by then) into the trash in turn, and archived day 6.
+    let (out, trashed) = in_and_out_of_trash(&db);
+    assert_eq!(trashed.len(), 2, "days 1 to 3 purged: {trashed:?}");
+    assert!(trashed.iter().all(|f| f.contains(&day(4))), "{trashed:?}");
+    assert!(out.iter().all(|f| f.contains(&day(6))), "{out:?}");
+}
+
+#[test]
+fn at_every_crash_point_of_a_move_into_or_out_of_the_archives_trash_each_object_stays_in_one_place() {
+    let drops = retention::store::postgres::ARCHIVE_TRASH_CRASH_POINTS
+        .iter()
+        .map(|p| (true, p));
+    let restores = retention::store::postgres::ARCHIVE_UNTRASH_POINTS
+        .iter()
+        .map(|p| (false, p));
+    for (dropping, point) in drops.chain(restores) {
+        let db = Db::events(false);
+        ok_pass(&config(&db, ARCHIVE, ""), NOW, &[]);
+        let archived = in_and_out_of_trash(&db).0;
+        let cfg = config(&db, "archive_after_days = 7, drop_after_days = 8", "");
+        let mut cmd = retention();
+        if dropping {
+            cmd.args(["run", "--json", "--now", NOW, "--config"]).arg(&cfg);
+        } else {
+            ok_pass(&cfg, NOW, &[]);
+            cmd.args(["trash", "restore", "--dataset", "events", &day(1), "--config"])
+                .arg(&cfg);
+        }
+        let (out, stdout, stderr) = run(cmd.env("RETENTION_CRASH_AT", point));
+        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{point}: {stdout}{stderr}");
+        // A pass that keeps everything settles it: day 1 archived or in the trash, not both, and whole.
+        let keep = config(&db, "", "");
+        let report = ok_pass(&keep, NOW, &[]);
+        let (out, trashed) = in_and_out_of_trash(&db);
+        let day1 = |fs: &[String]| fs.iter().filter(|f| f.contains(&day(1))).count();
+        assert_eq!(
+            day1(&out) + day1(&trashed),
+            2,
+            "{point}: {out:?} {trashed:?}\n{report:#}"
+        );
+        assert!(day1(&out) == 0 || day1(&trashed) == 0, "{point}: {out:?} {trashed:?}");
+        // Whatever is in the trash comes back, and every row with it.
+        for name in common::postgres::trash_names(&keep) {
+            let (code, _, stderr) = common::postgres::trash(&keep, &["restore", "--dataset", "events", &name]);
+            assert_eq!(code, 0, "{point}: {stderr}");
+        }
+        assert_eq!(in_and_out_of_trash(&db), (archived, vec![]), "{point}");
+        settled(&db, false);
+    }
 }
 
 #[test]

@@ -11,15 +11,17 @@
 //! Actions: **drop**, crash-safely, into a trash schema with a grace period or for good (`drop.rs`, `recover.rs`,
 //! `trash.rs`; a bucket's rows in batches, `bucket.rs`). **archive** of a partition as verified Parquet
 //! (`archive.rs`, `columnar.rs`), of a bucket through a staging table (`bucket_archive.rs`), of a TimescaleDB chunk in the transaction that drops it (`chunk_archive.rs`), restored by `retention archive
-//! restore` (the [`Unarchive`] capability). **compress** of a chunk is TimescaleDB's `compress_chunk`; elsewhere it
+//! restore` (the [`Unarchive`] capability); an archived segment's drop moves its objects into the archive's trash
+//! (`archive_trash.rs`). **compress** of a chunk is TimescaleDB's `compress_chunk`; elsewhere it
 //! is refused (vanilla PostgreSQL has no table compression), and so is dropping a compressed chunk into the trash. A plan that
 //! asks for a refused action is refused whole before anything is applied. What is left of the issue is in `PLAN.md`.
 //!
 //! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `bucket.rs`, `bucket_archive.rs`, `chunk.rs`, `chunk_archive.rs`, `intent.rs` (what a table records
-//! on itself while an action is under way, and in the trash), `drop.rs`, `recover.rs`, `trash.rs`, `archive.rs`,
+//! on itself while an action is under way, and in the trash), `drop.rs`, `recover.rs`, `trash.rs`, `archive.rs`, `archive_trash.rs`,
 //! `columnar.rs`, `state.rs` (the state binding).
 
 mod archive;
+mod archive_trash;
 mod bucket;
 mod bucket_archive;
 mod chunk;
@@ -37,6 +39,7 @@ mod tests;
 mod trash;
 
 pub use archive::{CRASH_POINTS as ARCHIVE_CRASH_POINTS, RESTORE_POINTS};
+pub use archive_trash::{CRASH_POINTS as ARCHIVE_TRASH_CRASH_POINTS, RESTORE_POINTS as ARCHIVE_UNTRASH_POINTS};
 pub use bucket::CRASH_POINTS as BUCKET_CRASH_POINTS;
 pub use bucket_archive::{
     CRASH_POINTS as BUCKET_ARCHIVE_CRASH_POINTS, RESTORE_POINTS as BUCKET_RESTORE_POINTS, STAGING_SCHEMA,
@@ -63,10 +66,6 @@ const NO_COMPRESS: &str = "PostgreSQL has no compression of a table's partitions
 /// Why archive is refused without an archive destination.
 const NO_ARCHIVE: &str = "the dataset has no archive destination: set archive_url in [dataset.postgres] (file:// or \
                           s3://), or plan keep or drop instead";
-
-/// Why dropping an archived partition is refused with a grace period.
-const NO_ARCHIVED_TRASH: &str = "dropping an archived partition into a trash is not supported yet: with \
-                                 trash_grace_secs = 0 its objects are deleted at once; or keep it";
 
 /// Why compress is refused on a hypertable without compression.
 const NO_CHUNK_COMPRESSION: &str = "compression is not enabled on this hypertable: ALTER TABLE <hypertable> SET \
@@ -220,9 +219,6 @@ impl Store for PostgresStore {
                     caps = caps.without(tier, Action::Archive, NO_ARCHIVE);
                 }
             }
-            if !self.config.trash_grace.is_zero() {
-                caps = caps.without(Tier::Archived, Action::Drop, NO_ARCHIVED_TRASH);
-            }
             if !h.compression {
                 caps = caps.without(Tier::Hot, Action::Compress, NO_CHUNK_COMPRESSION);
             }
@@ -236,9 +232,6 @@ impl Store for PostgresStore {
             if self.archive.is_none() {
                 caps = caps.without(tier, Action::Archive, NO_ARCHIVE);
             }
-        }
-        if !self.config.trash_grace.is_zero() {
-            caps = caps.without(Tier::Archived, Action::Drop, NO_ARCHIVED_TRASH);
         }
         caps
     }
@@ -292,11 +285,22 @@ impl Store for PostgresStore {
                 out.push(None);
                 continue;
             }
+            // An archived segment (of any layout): its objects deleted, or moved into the archive's trash.
+            if w.action == Action::Drop
+                && w.segment.tier == Tier::Archived
+                && let Some(a) = &self.archive
+            {
+                let result = if self.config.trash_grace.is_zero() {
+                    archive::drop_archived(a, w.segment).await
+                } else {
+                    archive_trash::trash_archived(a, &self.config, w.segment, opts.now_ms).await
+                };
+                (opts.progress)(1);
+                out.push(Some(result));
+                continue;
+            }
             if let Some(h) = &self.hyper {
                 let result = match (w.action, &self.archive) {
-                    (Action::Drop, Some(a)) if w.segment.tier == Tier::Archived => {
-                        archive::drop_archived(a, w.segment).await
-                    }
                     (Action::Archive, Some(a)) if w.segment.tier != Tier::Archived => {
                         chunk_archive::archive_chunk(&mut client, a, &self.config, h, w.segment, opts.now_ms).await
                     }
@@ -314,8 +318,7 @@ impl Store for PostgresStore {
                         action,
                         tier: w.segment.tier,
                         why: match action {
-                            Action::Archive => NO_ARCHIVE,
-                            Action::Drop => NO_ARCHIVED_TRASH,
+                            Action::Archive | Action::Drop => NO_ARCHIVE,
                             _ if w.segment.tier == Tier::Compressed => ALREADY_COMPRESSED,
                             _ if w.segment.tier == Tier::Archived => NO_COMPRESS,
                             _ => NO_CHUNK_COMPRESSION,
@@ -331,7 +334,6 @@ impl Store for PostgresStore {
                 (Action::Drop, Tier::Hot, _) if let Some(b) = self.buckets() => {
                     bucket::drop_bucket(&mut client, &self.config, b, w.segment, opts.now_ms).await
                 }
-                (Action::Drop, Tier::Archived, Some(a)) => archive::drop_archived(a, w.segment).await,
                 (Action::Drop, _, _) => drop::drop_partition(&mut client, &self.config, w.segment, opts.now_ms).await,
                 (Action::Archive, Tier::Hot, Some(a)) if let Some(b) = self.buckets() => {
                     bucket_archive::archive_bucket(&mut client, a, &self.config, b, w.segment, opts.now_ms).await
@@ -390,22 +392,47 @@ impl Unarchive for PostgresStore {
 
 #[async_trait]
 impl Trash for PostgresStore {
+    /// Tables in the trash schemas, and archived segments in the archive's trash.
     async fn list(&self) -> Result<Vec<TrashEntry>, StoreError> {
         let client = self.connect().await?;
-        Ok(trash::list(&client, &self.config)
+        let mut out: Vec<TrashEntry> = trash::list(&client, &self.config)
             .await?
             .into_iter()
             .map(|t| t.entry)
-            .collect())
+            .collect();
+        if let Some(a) = &self.archive {
+            out.extend(archive_trash::list(a, &self.config).await?.into_iter().map(|t| t.entry));
+            out.sort_by(|a, b| (a.trashed_at_ms, &a.name).cmp(&(b.trashed_at_ms, &b.name)));
+        }
+        Ok(out)
     }
 
     async fn purge(&self, entries: &[TrashEntry]) -> Result<Vec<TrashEntry>, StoreError> {
         let client = self.connect().await?;
-        trash::purge(&client, &self.config, entries).await
+        // Each purges only what its own listing shows now.
+        let mut purged = trash::purge(&client, &self.config, entries).await?;
+        if let Some(a) = &self.archive {
+            purged.extend(archive_trash::purge(a, &self.config, entries).await?);
+        }
+        Ok(purged)
     }
 
+    /// The latest entry of that name, a table's or an archived segment's.
     async fn restore(&self, name: &str) -> Result<TrashEntry, StoreError> {
         let mut client = self.connect().await?;
+        if let Some(a) = &self.archive {
+            let objects = archive_trash::list(a, &self.config).await?;
+            if let Some(o) = objects.iter().rev().find(|t| t.entry.name == name) {
+                let tables = trash::list(&client, &self.config).await?;
+                let later_table = tables
+                    .iter()
+                    .any(|t| t.entry.name == name && t.entry.trashed_at_ms > o.entry.trashed_at_ms);
+                if !later_table {
+                    archive_trash::restore(a, &self.config, o).await?;
+                    return Ok(o.entry.clone());
+                }
+            }
+        }
         trash::restore(&mut client, &self.config, name).await
     }
 }

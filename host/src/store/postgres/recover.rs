@@ -42,6 +42,11 @@ pub(super) async fn recover(
         .await
         .map_err(|e| backend("cannot look for interrupted drops", e))?;
     let mut rec = Recovery::default();
+    // Moves into and out of the archive's trash first: they never touch a table, and an archive's recovery below
+    // must not take a trashed segment's object for one it wrote.
+    if let Some(archive) = archive {
+        super::archive_trash::recover(archive, c, repair, &mut rec).await?;
+    }
     for row in rows {
         let (schema, name, comment): (String, String, String) = (row.get(0), row.get(1), row.get(2));
         let Some(intent) = Intent::parse(&comment) else {

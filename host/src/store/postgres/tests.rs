@@ -181,36 +181,25 @@ impl Harness for PgHarness {
             }
         }
         if let Some(dir) = &self.pg().archive {
-            let base = dir.path().join("public/seg");
-            for e in std::fs::read_dir(&base).into_iter().flatten() {
-                let path = e.unwrap().path();
-                let Some(stem) = path.to_str().and_then(|p| p.strip_suffix(".manifest.json")) else {
-                    continue;
-                };
-                let m: super::archive::Manifest = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-                let bytes = std::fs::read(format!("{stem}.parquet")).unwrap();
-                assert_eq!(bytes.len() as u64, m.parquet_bytes, "a verified archive object");
-                let reader =
-                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-                        .unwrap()
-                        .build()
-                        .unwrap();
-                let mut rows: Vec<(i32, Vec<u8>)> = Vec::new();
-                for batch in reader {
-                    use arrow_array::cast::AsArray;
-                    let batch = batch.unwrap();
-                    let seq = batch.column(1).as_primitive::<arrow_array::types::Int32Type>();
-                    let chunk = batch.column(2).as_binary::<i32>();
-                    for i in 0..batch.num_rows() {
-                        rows.push((seq.value(i), chunk.value(i).to_vec()));
-                    }
+            // The archive's objects, and those of its trash (`.retention-trash/<batch>/public/seg/`).
+            let mut bases = vec![(dir.path().join("public/seg"), Place::Tier(Tier::Archived))];
+            for b in std::fs::read_dir(dir.path().join(crate::store::TRASH_DIR))
+                .into_iter()
+                .flatten()
+            {
+                bases.push((b.unwrap().path().join("public/seg"), Place::Trash));
+            }
+            for (base, place) in bases {
+                for e in std::fs::read_dir(&base).into_iter().flatten() {
+                    let path = e.unwrap().path();
+                    let Some(stem) = path.to_str().and_then(|p| p.strip_suffix(".manifest.json")) else {
+                        continue;
+                    };
+                    let m: super::archive::Manifest = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                    let bytes = std::fs::read(format!("{stem}.parquet")).unwrap();
+                    assert_eq!(bytes.len() as u64, m.parquet_bytes, "a verified archive object");
+                    out.push((m.partition.1, place, parquet_content(bytes)));
                 }
-                rows.sort();
-                out.push((
-                    m.partition.1,
-                    Place::Tier(Tier::Archived),
-                    rows.into_iter().flat_map(|(_, c)| c).collect(),
-                ));
             }
         }
         out
@@ -261,4 +250,24 @@ async fn the_postgres_store_with_an_archive_and_no_grace_period_passes_the_store
         grace: Duration::ZERO,
     };
     conformance::run_all(&mut h).await;
+}
+
+/// The content a segment's Parquet holds: its chunks in `seq` order.
+fn parquet_content(bytes: Vec<u8>) -> Vec<u8> {
+    use arrow_array::cast::AsArray;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows: Vec<(i32, Vec<u8>)> = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let seq = batch.column(1).as_primitive::<arrow_array::types::Int32Type>();
+        let chunk = batch.column(2).as_binary::<i32>();
+        for i in 0..batch.num_rows() {
+            rows.push((seq.value(i), chunk.value(i).to_vec()));
+        }
+    }
+    rows.sort();
+    rows.into_iter().flat_map(|(_, c)| c).collect()
 }
