@@ -13,7 +13,8 @@
 //! empty trash table: only rows moved or not. With `trash_grace_secs = 0` the batches are plain `DELETE`s.
 //!
 //! Batches follow the time index (see [`Batches`]): the time of the row after the bucket's next n is looked up, then
-//! the rows before it (n of them, but for ties) are removed by their time range; rows sharing one time beyond a batch are taken by `ctid`. The
+//! the rows before it (n of them, but for ties) are removed by their time range (a batch that fails, e.g. on a lock
+//! timeout, fails the drop cleanly: the rows moved so far go back into the table); rows sharing one time beyond a batch are taken by `ctid`. The
 //! statements are prepared once with generic plans (planning a range at the edge of the index with actual values
 //! walks the index entries of the rows just removed). A row updated during the drop is rechecked by the server
 //! under its row lock and moved or left whole, never both. A row written into the bucket during the drop is moved
@@ -553,12 +554,30 @@ pub(super) async fn move_rows(
         });
     }
     tx.commit().await.map_err(|e| backend(what(), e))?;
-    hit(c, points[0])?;
-    while more {
-        more = batches.step(&*client, params).await.map_err(|e| backend(what(), e))?;
-        hit(c, points[1])?;
+    let rest = async {
+        hit(c, points[0])?;
+        while more {
+            more = batches.step(&*client, params).await.map_err(|e| backend(what(), e))?;
+            hit(c, points[1])?;
+        }
+        hit(c, points[2])
     }
-    hit(c, points[2])
+    .await;
+    if let Err(e) = rest {
+        // A failed batch (a lock timeout) fails the action cleanly: a drop's moved rows go back into the table (the
+        // bucket as it was, dropped again by a later pass); an archive's caller settles its staging table. Should the
+        // move back fail too, the rows stay in the trash, restorable.
+        if intent.kind == Kind::Drop
+            && let Err(back) = restore(client, c, &target, &segment.name).await
+        {
+            tracing::warn!(
+                "the rows of bucket {} moved so far stay in {target}: {back}",
+                segment.name
+            );
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Moves the rows of trash table `trash` (of `intent`) back into the dataset's table, in batches, and drops it.
