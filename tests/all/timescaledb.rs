@@ -5,7 +5,8 @@
 //! old chunks go into the trash (a compressed one decompressed first), a restore attaches them back with identical
 //! rows, a later pass purges them; an archive without an archive destination, and a compress without
 //! compression enabled are refused whole, saying why; old chunks, compressed or not, are archived as verified Parquet
-//! and restored with identical rows; a crash at each step leaves every row in one place and the next pass finishes.
+//! and restored with identical rows; a crash at each step leaves every row in one place and the next pass finishes;
+//! and the store conformance checks pass over a hypertable.
 
 use crate::common;
 
@@ -590,4 +591,294 @@ fn an_archived_chunk_that_expires_is_dropped_with_its_manifest() {
     assert_eq!(rows.len(), 24);
     assert!(rows.iter().all(|r| r.starts_with("2026-01-04")), "{rows:?}");
     assert_eq!(h.chunks().len(), 6, "the hypertable untouched");
+}
+
+/// The store conformance checks over a hypertable: a segment per daily chunk of `<schema>.seg (ts, name, seq,
+/// chunk bytea)`, each written segment a day of its own (its rows its content line by line), compression enabled, an
+/// archive and a day's grace. The chunks' names are the server's: the harness maps each back to the name it wrote.
+/// Failure injection is per process (`RETENTION_FAIL_AT` is read once), so there are no failure points here: the
+/// crash tests above abort the real binary at every point of every action instead.
+struct TsdbHarness {
+    url: String,
+    schema: String,
+    dir: tempfile::TempDir,
+    day: std::sync::atomic::AtomicI64,
+    /// Chunk name (without its schema) -> the segment name written into it.
+    names: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Segment name -> its day.
+    days: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl TsdbHarness {
+    fn config(&self) -> retention::store::postgres::PostgresConfig {
+        let pw = self.dir.path().join("password");
+        std::fs::write(&pw, "any\n").unwrap();
+        let archive = self.dir.path().join("archive");
+        std::fs::create_dir_all(&archive).unwrap();
+        let raw: retention::store::postgres::RawPostgres = toml::from_str(&format!(
+            "url = \"{}\"\npassword_file = \"{}\"\nschema = \"{}\"\ntable = \"seg\"\narchive_url = \"file://{}\"\n",
+            self.url,
+            pw.display(),
+            self.schema,
+            archive.display()
+        ))
+        .unwrap();
+        retention::store::postgres::PostgresConfig::from_raw(raw, "dataset[0].postgres", std::path::Path::new("/"))
+            .unwrap()
+    }
+
+    /// Runs `f` on a connection of its own, closed before returning (the server takes one at a time).
+    async fn with<T>(&self, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
+        let c = connect(&self.url).await;
+        f(&c).await
+    }
+
+    async fn insert(&self, c: &tokio_postgres::Client, name: &str, start_ms: i64, content: &[u8]) {
+        let start = chrono::DateTime::from_timestamp_millis(start_ms).unwrap();
+        for (seq, chunk) in content.split_inclusive(|b| *b == b'\n').enumerate() {
+            let ts = start + chrono::TimeDelta::microseconds(seq as i64);
+            c.execute(
+                &format!("INSERT INTO {}.seg VALUES ($1, $2, $3, $4)", self.schema),
+                &[&ts, &name, &(seq as i32), &chunk],
+            )
+            .await
+            .unwrap();
+        }
+    }
+
+    /// The chunk holding segment `name`'s rows (schema-qualified, quoted).
+    async fn chunk_of(&self, c: &tokio_postgres::Client, name: &str) -> String {
+        c.query_one(
+            &format!(
+                "SELECT tableoid::regclass::text FROM {}.seg WHERE name = $1 LIMIT 1",
+                self.schema
+            ),
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    }
+
+    /// The rows of `table` by segment name, each as its content.
+    async fn rows_by_name(c: &tokio_postgres::Client, table: &str) -> Vec<(String, Vec<u8>)> {
+        let mut out: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+        for r in c
+            .query(&format!("SELECT name, chunk FROM {table} ORDER BY name, seq"), &[])
+            .await
+            .unwrap()
+        {
+            out.entry(r.get(0)).or_default().extend(r.get::<_, Vec<u8>>(1));
+        }
+        out.into_iter().collect()
+    }
+}
+
+/// The contents a Parquet of `seg` holds, by segment name (columns ts, name, seq, chunk).
+fn parquet_contents(bytes: Vec<u8>) -> Vec<(String, Vec<u8>)> {
+    use arrow_array::cast::AsArray;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows: std::collections::BTreeMap<String, Vec<(i32, Vec<u8>)>> = Default::default();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let name = batch.column(1).as_string::<i32>();
+        let seq = batch.column(2).as_primitive::<arrow_array::types::Int32Type>();
+        let chunk = batch.column(3).as_binary::<i32>();
+        for i in 0..batch.num_rows() {
+            rows.entry(name.value(i).to_string())
+                .or_default()
+                .push((seq.value(i), chunk.value(i).to_vec()));
+        }
+    }
+    rows.into_iter()
+        .map(|(n, mut r)| {
+            r.sort();
+            (n, r.into_iter().flat_map(|(_, c)| c).collect())
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl retention::store::conformance::Harness for TsdbHarness {
+    async fn fresh(&mut self) {
+        let (old, schema) = (self.schema.clone(), format!("t_{}", uuid::Uuid::new_v4().simple()));
+        self.with(async |c| {
+            c.batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {old} CASCADE; CREATE SCHEMA {schema}; \
+                 CREATE TABLE {schema}.seg (ts timestamptz NOT NULL, name text NOT NULL, seq int NOT NULL, chunk bytea); \
+                 SELECT create_hypertable('{schema}.seg', by_range('ts', INTERVAL '1 day')); \
+                 ALTER TABLE {schema}.seg SET (timescaledb.compress)"
+            ))
+            .await
+            .unwrap()
+        })
+        .await;
+        self.schema = schema;
+        self.dir = tempfile::tempdir().unwrap();
+        self.names.lock().unwrap().clear();
+        self.days.lock().unwrap().clear();
+    }
+
+    async fn open(&self) -> std::sync::Arc<dyn retention::store::Store> {
+        std::sync::Arc::new(
+            retention::store::postgres::PostgresStore::open(self.config())
+                .await
+                .unwrap(),
+        )
+    }
+
+    async fn write(&self, name: &str, content: &[u8]) {
+        // A day of its own; a name written again, its day again (its chunk's range: the place its trash entry had).
+        let day = *self
+            .days
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_insert_with(|| self.day.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let start_ms = 1_767_225_600_000 + day * 86_400_000;
+        let chunk = self
+            .with(async |c| {
+                self.insert(c, name, start_ms, content).await;
+                self.chunk_of(c, name).await
+            })
+            .await;
+        let bare = chunk.rsplit('.').next().unwrap().to_string();
+        self.names.lock().unwrap().insert(bare, name.to_string());
+    }
+
+    async fn change(&self, name: &str) {
+        self.with(async |c| {
+            // The chunk rewritten (a new relfilenode, as a recompress or VACUUM FULL gives), its content a line longer.
+            let chunk = self.chunk_of(c, name).await;
+            let start_ms: i64 = c
+                .query_one(
+                    &format!("SELECT (extract(epoch FROM min(ts)) * 1000)::bigint FROM {chunk}"),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            let mut content = Self::rows_by_name(c, &chunk).await.remove(0).1;
+            content.extend_from_slice(b"one more line\n");
+            c.batch_execute(&format!("TRUNCATE {chunk}")).await.unwrap();
+            self.insert(c, name, start_ms, &content).await;
+        })
+        .await
+    }
+
+    async fn census(&self) -> Vec<(String, retention::store::conformance::Place, Vec<u8>)> {
+        use retention::segment::Tier;
+        use retention::store::conformance::Place;
+        let mut out = Vec::new();
+        self.with(async |c| {
+            let tables = c
+                .query(
+                    "SELECT format('%I.%I', ch.chunk_schema, ch.chunk_name), ch.is_compressed \
+                     FROM timescaledb_information.chunks ch WHERE ch.hypertable_schema = $1",
+                    &[&self.schema],
+                )
+                .await
+                .unwrap();
+            for t in tables {
+                let (table, compressed): (String, bool) = (t.get(0), t.get(1));
+                let place = Place::Tier(if compressed { Tier::Compressed } else { Tier::Hot });
+                for (n, content) in Self::rows_by_name(c, &table).await {
+                    out.push((n, place, content));
+                }
+            }
+            let trashed = c
+                .query(
+                    "SELECT format('%I.%I', n.nspname, k.relname) FROM pg_class k \
+                     JOIN pg_namespace n ON n.oid = k.relnamespace \
+                     WHERE k.relkind = 'r' AND starts_with(n.nspname, '_retention_trash_') \
+                       AND starts_with(obj_description(k.oid, 'pg_class'), 'retention:') \
+                       AND obj_description(k.oid, 'pg_class') LIKE '%' || $1 || '%'",
+                    &[&self.schema],
+                )
+                .await
+                .unwrap();
+            for t in trashed {
+                for (n, content) in Self::rows_by_name(c, &t.get::<_, String>(0)).await {
+                    out.push((n, Place::Trash, content));
+                }
+            }
+        })
+        .await;
+        let archive = self.dir.path().join("archive");
+        let mut bases = vec![(archive.join(&self.schema).join("seg"), Place::Tier(Tier::Archived))];
+        for b in std::fs::read_dir(archive.join(".retention-trash"))
+            .into_iter()
+            .flatten()
+        {
+            bases.push((b.unwrap().path().join(&self.schema).join("seg"), Place::Trash));
+        }
+        for (base, place) in bases {
+            for e in std::fs::read_dir(&base).into_iter().flatten() {
+                let path = e.unwrap().path();
+                let Some(stem) = path.to_str().and_then(|p| p.strip_suffix(".manifest.json")) else {
+                    continue;
+                };
+                let bytes = std::fs::read(format!("{stem}.parquet")).unwrap();
+                for (n, content) in parquet_contents(bytes) {
+                    out.push((n, place, content));
+                }
+            }
+        }
+        out
+    }
+
+    fn failure_points(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    fn fail_at(&self, _point: &'static str) -> Box<dyn std::any::Any + Send> {
+        Box::new(())
+    }
+
+    fn drops_to_trash(&self) -> bool {
+        true
+    }
+
+    fn sizes_are_content_lengths(&self) -> bool {
+        false
+    }
+
+    /// `_timescaledb_internal._hyper_1_2_chunk` -> the name written into that chunk.
+    fn written_name(&self, shown: &str) -> String {
+        let bare = shown.rsplit('.').next().unwrap_or(shown);
+        self.names
+            .lock()
+            .unwrap()
+            .get(bare)
+            .cloned()
+            .unwrap_or_else(|| shown.to_string())
+    }
+}
+
+#[test]
+fn the_postgres_store_over_a_timescaledb_hypertable_passes_the_store_conformance_checks() {
+    // Held for the whole run (the harness is sent between threads; the guard cannot be).
+    let _lock = tsdb_server::lock();
+    let mut h = TsdbHarness {
+        url: tsdb_server::server(),
+        schema: format!("t_{}", uuid::Uuid::new_v4().simple()),
+        dir: tempfile::tempdir().unwrap(),
+        day: std::sync::atomic::AtomicI64::new(0),
+        names: Default::default(),
+        days: Default::default(),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        retention::store::conformance::run_all(&mut h).await;
+        let schema = h.schema.clone();
+        h.with(async |c| {
+            c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await
+                .unwrap()
+        })
+        .await;
+    });
 }

@@ -387,6 +387,29 @@ pub(super) async fn restore(
     let target = qualified(to_schema, to_name);
     super::sql::free_for_restore(client, &target, &shown).await?;
     let hypertable = qualified(&intent.parent.0, &intent.parent.1);
+    // A chunk written since over the same range (rows of that time inserted anew) holds its place.
+    let (start, end) = slice
+        .values()
+        .next()
+        .and_then(|v| Some((v[0].as_str()?.to_string(), v[1].as_str()?.to_string())))
+        .expect("checked above");
+    let covering: Option<String> = client
+        .query_opt(
+            "SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks \
+             WHERE hypertable_schema = $1 AND hypertable_name = $2 \
+               AND range_start < $3::text::timestamptz AND range_end > $4::text::timestamptz LIMIT 1",
+            &[&intent.parent.0, &intent.parent.1, &end, &start],
+        )
+        .await
+        .map_err(|e| backend(format!("cannot list the chunks of {hypertable}"), e))?
+        .map(|r| r.get(0));
+    if let Some(chunk) = covering {
+        return Err(StoreError::Taken {
+            doing: "restore",
+            name: shown,
+            place: format!("chunk {chunk} of {hypertable}, which covers its range now"),
+        });
+    }
     let old = intent.comment.as_deref().map_or("NULL".to_string(), literal);
     let tx = client
         .transaction()
