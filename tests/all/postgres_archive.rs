@@ -6,6 +6,7 @@
 //! settles it to exactly one.
 
 use crate::common;
+use common::files;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -46,24 +47,6 @@ fn archive_dir(db: &Db) -> PathBuf {
 fn config(db: &Db, params: &str, extra: &str) -> PathBuf {
     let url = format!("file://{}", archive_dir(db).display());
     db.config(params, &format!("archive_url = \"{url}\"\n{extra}"))
-}
-
-/// Every file under `dir`, relative, sorted.
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The rows of every archived partition that has its manifest and whose Parquet reads back as the manifest says

@@ -6,6 +6,7 @@
 //! and the next pass settles it to exactly one.
 
 use crate::common;
+use common::files;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -44,24 +45,6 @@ fn restore(config: &Path, names: &[String], crash_at: Option<&str>) -> (std::pro
     }
     let (out, stdout, stderr) = run(&mut cmd);
     (out.status, format!("{stdout}{stderr}"))
-}
-
-/// Every file under `dir`, relative, sorted.
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The rows of every archived bucket that has its manifest and whose Parquet reads back as the manifest says (a

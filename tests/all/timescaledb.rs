@@ -9,6 +9,7 @@
 //! and the store conformance checks pass over a hypertable.
 
 use crate::common;
+use common::files;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -362,24 +363,6 @@ fn archive_of(h: &Hyper) -> (PathBuf, String) {
     std::fs::create_dir_all(&dir).unwrap();
     let line = format!("archive_url = \"file://{}\"", dir.display());
     (dir, line)
-}
-
-/// Every file under `dir`, relative, sorted.
-fn files(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The rows (`ts|device|v`) of every archived chunk whose manifest is there and whose Parquet reads back as it says.

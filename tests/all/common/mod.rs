@@ -88,6 +88,24 @@ pub fn files_under(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 
 /// Whether `rel` (a path under a data root or a temp dir) is one of the engine's own files in a root's engine area,
 /// `.retention-trash/<file>` directly (the temporaries' key, state markers): no segment and no trash entry.
+/// Every file under `dir`, relative, sorted.
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 pub fn is_engine_file(rel: &str) -> bool {
     let after = match rel.strip_prefix(".retention-trash/") {
         Some(r) => r,

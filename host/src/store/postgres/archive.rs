@@ -143,16 +143,7 @@ pub(super) async fn archive_partition(
     let here = qualified(&p.schema, &p.name);
     let cols = columnar::columns(client, p.oid, &here).await?;
     let rel = rel(c, &p.schema, &p.name);
-    for key in [rel.clone(), manifest_rel(&rel)] {
-        let key = archive.key(&key);
-        if archive.head(&key).await?.is_some() {
-            return Err(StoreError::Taken {
-                doing: "archive",
-                name: segment.name.clone(),
-                place: archive.display(&key),
-            });
-        }
-    }
+    keys_free(archive, &rel, &segment.name).await?;
     let intent = Intent {
         kind: Kind::Archive,
         key: Some(rel.clone()),
@@ -348,6 +339,49 @@ pub(super) async fn delete_objects(archive: &Archive, rel: &str) -> Result<(), S
     archive.sync().await
 }
 
+/// Drops table `here` (quoted) if the manifest of `rel` is there, its Parquet reads back as it says, and the table's
+/// rows digest to the manifest's (read under the SHARE lock the drop is made in): an interrupted archive finished.
+pub(super) async fn drop_if_archived(
+    client: &mut tokio_postgres::Client,
+    archive: &Archive,
+    here: &str,
+    rel: &str,
+) -> Result<bool, StoreError> {
+    let Some(m) = manifest(archive, rel).await? else {
+        return Ok(false);
+    };
+    if !verified(archive, rel, &m).await {
+        return Ok(false);
+    }
+    let tx = locked(client, here).await?;
+    let read = columnar::read(&tx, &m.columns, here, None).await?;
+    if read.rows != m.rows || read.digest_hex() != m.rows_digest {
+        return Ok(false);
+    }
+    tx.batch_execute(&format!("DROP TABLE {here}"))
+        .await
+        .map_err(|e| backend(format!("cannot drop {here}"), e))?;
+    tx.commit()
+        .await
+        .map_err(|e| backend(format!("cannot commit the drop of {here}"), e))?;
+    Ok(true)
+}
+
+/// Refuses an archive of `name` to `rel` when its object or manifest key is taken.
+pub(super) async fn keys_free(archive: &Archive, rel: &str, name: &str) -> Result<(), StoreError> {
+    for key in [rel.to_string(), manifest_rel(rel)] {
+        let key = archive.key(&key);
+        if archive.head(&key).await?.is_some() {
+            return Err(StoreError::Taken {
+                doing: "archive",
+                name: name.to_string(),
+                place: archive.display(&key),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Settles a detached table carrying an archive intent (see the module's doc): forward when a verified object holds
 /// exactly its rows, else back into the table. Records what it did in `rec`.
 pub(super) async fn settle_archive(
@@ -372,23 +406,11 @@ pub(super) async fn settle_archive(
             .await?;
         }
         let rel = intent.key.clone().unwrap_or_default();
-        if let Some(m) = manifest(archive, &rel).await?
-            && verified(archive, &rel, &m).await
-        {
-            let tx = locked(client, &here).await?;
-            let read = columnar::read(&tx, &m.columns, &here, None).await?;
-            if read.rows == m.rows && read.digest_hex() == m.rows_digest {
-                tx.batch_execute(&format!("DROP TABLE {here}"))
-                    .await
-                    .map_err(|e| backend(format!("cannot drop {here}"), e))?;
-                tx.commit()
-                    .await
-                    .map_err(|e| backend(format!("cannot commit the drop of {here}"), e))?;
-                return Ok(
-                    "an interrupted archive had verified its object, which holds exactly the table's rows: the \
-                           table dropped",
-                );
-            }
+        if drop_if_archived(client, archive, &here, &rel).await? {
+            return Ok(
+                "an interrupted archive had verified its object, which holds exactly the table's rows: the table \
+                 dropped",
+            );
         }
         delete_objects(archive, &rel).await?;
         let old = intent.comment.as_deref().map_or("NULL".to_string(), literal);

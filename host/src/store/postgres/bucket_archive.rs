@@ -29,7 +29,7 @@ use crate::segment::Segment;
 use crate::store::object::Archive;
 use crate::store::{Applied, Recovery, Skipped, StoreError};
 
-use super::archive::{self, Manifest, Unarchived, copy_out, delete_objects, hit, locked, manifest, verified};
+use super::archive::{self, Manifest, Unarchived, copy_out, delete_objects, hit};
 use super::bucket::{self, Params, bucket_of, counted, labels_of, move_rows, trash_table_name};
 use super::columnar;
 use super::config::Buckets;
@@ -191,24 +191,11 @@ pub(super) async fn settle(
     let shown = intent.shown();
     let rel = intent.key.clone().unwrap_or_default();
     let result: Result<&str, StoreError> = async {
-        if intent.kind == Kind::Archive
-            && let Some(m) = manifest(archive, &rel).await?
-            && verified(archive, &rel, &m).await
-        {
-            let tx = locked(client, &here).await?;
-            let read = columnar::read(&tx, &m.columns, &here, None).await?;
-            if read.rows == m.rows && read.digest_hex() == m.rows_digest {
-                tx.batch_execute(&format!("DROP TABLE {here}"))
-                    .await
-                    .map_err(|e| backend(format!("cannot drop {here}"), e))?;
-                tx.commit()
-                    .await
-                    .map_err(|e| backend(format!("cannot commit the drop of {here}"), e))?;
-                return Ok(
-                    "an interrupted archive had verified its object, which holds exactly the rows it moved out: \
-                     their staging table dropped",
-                );
-            }
+        if intent.kind == Kind::Archive && archive::drop_if_archived(client, archive, &here, &rel).await? {
+            return Ok(
+                "an interrupted archive had verified its object, which holds exactly the rows it moved out: their \
+                 staging table dropped",
+            );
         }
         delete_objects(archive, &rel).await?;
         bucket::restore(client, c, &here, &shown).await?;

@@ -66,16 +66,7 @@ pub(super) async fn archive_chunk(
     // Every column's type checked before anything is written (the hypertable's: a chunk has its columns).
     let cols = columnar::columns(client, oid, &hyper).await?;
     let rel = archive::rel(c, &schema, &name);
-    for key in [rel.clone(), archive::manifest_rel(&rel)] {
-        let key = archive.key(&key);
-        if archive.head(&key).await?.is_some() {
-            return Err(StoreError::Taken {
-                doing: "archive",
-                name: segment.name.clone(),
-                place: archive.display(&key),
-            });
-        }
-    }
+    archive::keys_free(archive, &rel, &segment.name).await?;
     let intent = Intent {
         kind: Kind::Archive,
         key: Some(rel),

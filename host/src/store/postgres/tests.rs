@@ -230,15 +230,7 @@ impl Harness for PgHarness {
             }
         }
         if let Some(dir) = &self.pg().archive {
-            // The archive's objects, and those of its trash (`.retention-trash/<batch>/public/seg/`).
-            let mut bases = vec![(dir.path().join("public/seg"), Place::Tier(Tier::Archived))];
-            for b in std::fs::read_dir(dir.path().join(crate::store::TRASH_DIR))
-                .into_iter()
-                .flatten()
-            {
-                bases.push((b.unwrap().path().join("public/seg"), Place::Trash));
-            }
-            for (base, place) in bases {
+            for (base, place) in archive_bases(dir.path()) {
                 for e in std::fs::read_dir(&base).into_iter().flatten() {
                     let path = e.unwrap().path();
                     let Some(stem) = path.to_str().and_then(|p| p.strip_suffix(".manifest.json")) else {
@@ -388,14 +380,7 @@ impl PgHarness {
             out.extend(by_name.into_iter().map(|(n, content)| (n, place, content)));
         }
         if let Some(dir) = &self.pg().archive {
-            let mut bases = vec![(dir.path().join("public/seg"), Place::Tier(Tier::Archived))];
-            for b in std::fs::read_dir(dir.path().join(crate::store::TRASH_DIR))
-                .into_iter()
-                .flatten()
-            {
-                bases.push((b.unwrap().path().join("public/seg"), Place::Trash));
-            }
-            for (base, place) in bases {
+            for (base, place) in archive_bases(dir.path()) {
                 for e in std::fs::read_dir(&base).into_iter().flatten() {
                     let path = e.unwrap().path();
                     let Some(stem) = path.to_str().and_then(|p| p.strip_suffix(".manifest.json")) else {
@@ -421,4 +406,16 @@ async fn the_postgres_store_over_a_plain_table_in_time_buckets_passes_the_store_
         buckets: true,
     };
     conformance::run_all(&mut h).await;
+}
+
+/// Where the archive at `dir` keeps `public.seg`'s objects, and its trash's batches do (`.retention-trash/<batch>/`).
+fn archive_bases(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Place)> {
+    let mut bases = vec![(dir.join("public/seg"), Place::Tier(Tier::Archived))];
+    for b in std::fs::read_dir(dir.join(crate::store::TRASH_DIR))
+        .into_iter()
+        .flatten()
+    {
+        bases.push((b.unwrap().path().join("public/seg"), Place::Trash));
+    }
+    bases
 }
