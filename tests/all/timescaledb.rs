@@ -865,3 +865,23 @@ fn the_postgres_store_over_a_timescaledb_hypertable_passes_the_store_conformance
         .await;
     });
 }
+
+#[test]
+fn a_chunk_archive_failing_after_its_drop_committed_keeps_the_verified_object_its_rows_are_in() {
+    let (h, dir, cfg) = half_compressed();
+    let old = h.rows(1, 4);
+    let mut cmd = common::retention();
+    cmd.args(["run", "--json", "--now", NOW, "--config"])
+        .arg(&cfg)
+        .env("RETENTION_FAIL_AT", "pg-archive:dropped");
+    let (out, stdout, stderr) = common::run(&mut cmd);
+    assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
+    // Every chunk's drop committed before the failure: the objects are where the rows are, and stay.
+    let mut somewhere = h.rows(1, 4);
+    somewhere.extend(archived_rows(&dir));
+    somewhere.sort();
+    assert_eq!(somewhere, old, "every row once, nothing lost");
+    ok_pass(&cfg, NOW, &[]);
+    assert_eq!(archived_rows(&dir), old);
+    assert!(h.marked().is_empty(), "{:?}", h.marked());
+}

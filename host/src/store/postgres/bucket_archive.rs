@@ -29,12 +29,13 @@ use crate::segment::Segment;
 use crate::store::object::Archive;
 use crate::store::{Applied, Recovery, Skipped, StoreError};
 
-use super::archive::{self, Manifest, Unarchived, copy_out, delete_objects, hit};
+use super::archive::{self, Manifest, copy_out, delete_objects, hit};
 use super::bucket::{self, Params, bucket_of, counted, labels_of, move_rows, trash_table_name};
 use super::columnar;
 use super::config::Buckets;
 use super::intent::{BucketRef, Intent, Kind};
 use super::sql::{ident, literal, qualified};
+use super::unarchive::{self, Unarchived};
 use super::{PostgresConfig, backend};
 
 /// The schema of the staging tables.
@@ -244,22 +245,9 @@ pub(super) async fn unarchive(
     let staging = format!("{}_r", trash_table_name(c, &bucket));
     let target = qualified(STAGING_SCHEMA, &staging);
     super::sql::free_for_restore(client, &target, name).await?;
-    archive::same_columns(client, archive, &parent, rel, &m, name).await?;
-    let (_local, batches) = archive::fetch(archive, rel, &m, name).await?;
-    let intent = Intent {
-        kind: Kind::Restore,
-        key: Some(rel.to_string()),
-        table: m.table.clone(),
-        origin: m.table.clone(),
-        parent: m.table.clone(),
-        bound: String::new(),
-        trash: false,
-        trashed_at_ms: m.archived_at_ms,
-        expires_at_ms: m.archived_at_ms,
-        labels: m.labels.clone(),
-        comment: None,
-        bucket: Some(bucket),
-    };
+    unarchive::same_columns(client, archive, &parent, rel, &m, name).await?;
+    let (_local, batches) = unarchive::fetch(archive, rel, &m, name).await?;
+    let intent = unarchive::restore_intent(&m, rel);
     let tx = client
         .transaction()
         .await
@@ -271,7 +259,7 @@ pub(super) async fn unarchive(
     ))
     .await
     .map_err(|e| backend(format!("cannot create {target}"), e))?;
-    let rows = archive::fill(&tx, &target, &m, batches, name).await?;
+    let rows = unarchive::fill(&tx, &target, &m, batches, name).await?;
     tx.commit()
         .await
         .map_err(|e| backend(format!("cannot commit the restore of {name:?} into {target}"), e))?;

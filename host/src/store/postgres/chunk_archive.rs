@@ -25,12 +25,13 @@ use crate::segment::Segment;
 use crate::store::object::Archive;
 use crate::store::{Applied, StoreError};
 
-use super::archive::{self, Manifest, Unarchived, copy_out, delete_objects, hit};
+use super::archive::{self, Manifest, copy_out, delete_objects, hit};
 use super::chunk::{self, Hypertable};
 use super::columnar;
 use super::drop::clear_intent;
 use super::intent::{Intent, Kind};
 use super::sql::{exec, ident, literal, qualified};
+use super::unarchive::{self, Unarchived};
 use super::{PostgresConfig, backend};
 
 /// The failure points of a chunk's archive before the copy (the copy's are [`archive::CRASH_POINTS`] from
@@ -111,10 +112,17 @@ pub(super) async fn archive_chunk(
     )
     .await;
     if let Err(e) = copied {
-        // The chunk holds every row still (the drop commits with the copy): what was written goes, the intent too.
-        if delete_objects(archive, intent.key.as_deref().unwrap_or_default())
+        // Still a chunk: the drop did not commit and it holds every row, so what was written goes, the intent too.
+        // Gone: the drop committed (the error came after, or the commit's answer was lost) and the verified object
+        // is the rows' one place: it stays.
+        let still_there = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&here])
             .await
-            .is_ok()
+            .map(|r| r.get::<_, bool>(0));
+        if let Ok(true) = still_there
+            && delete_objects(archive, intent.key.as_deref().unwrap_or_default())
+                .await
+                .is_ok()
         {
             clear_intent(client, &here, &intent).await;
         }
@@ -155,8 +163,8 @@ pub(super) async fn unarchive(
             c.schema, c.table
         )));
     }
-    archive::same_columns(client, archive, &hyper, rel, &m, name).await?;
-    let (_local, batches) = archive::fetch(archive, rel, &m, name).await?;
+    unarchive::same_columns(client, archive, &hyper, rel, &m, name).await?;
+    let (_local, batches) = unarchive::fetch(archive, rel, &m, name).await?;
     let writable: Vec<String> = m
         .columns
         .iter()
@@ -208,18 +216,8 @@ pub(super) async fn unarchive(
     for r in marks {
         let (chunk, comment): (String, Option<String>) = (r.get(0), r.get(1));
         let intent = Intent {
-            kind: Kind::Restore,
-            key: Some(rel.to_string()),
-            table: m.table.clone(),
-            origin: m.partition.clone(),
-            parent: m.parent.clone(),
-            bound: m.bound.clone(),
-            trash: false,
-            trashed_at_ms: m.archived_at_ms,
-            expires_at_ms: m.archived_at_ms,
-            labels: m.labels.clone(),
             comment,
-            bucket: None,
+            ..unarchive::restore_intent(&m, rel)
         };
         tx.batch_execute(&format!(
             "COMMENT ON TABLE {chunk} IS {}",

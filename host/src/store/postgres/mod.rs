@@ -17,7 +17,7 @@
 //! asks for a refused action is refused whole before anything is applied. What is left of the issue is in `PLAN.md`.
 //!
 //! Layout: `config.rs` (the section), `sql.rs` (quoting), `scan.rs`, `bucket.rs`, `bucket_archive.rs`, `chunk.rs`, `chunk_archive.rs`, `intent.rs` (what a table records
-//! on itself while an action is under way, and in the trash), `drop.rs`, `recover.rs`, `trash.rs`, `archive.rs`, `archive_trash.rs`,
+//! on itself while an action is under way, and in the trash), `drop.rs`, `recover.rs`, `trash.rs`, `archive.rs`, `unarchive.rs`, `archive_trash.rs`,
 //! `columnar.rs`, `state.rs` (the state binding).
 
 mod archive;
@@ -37,8 +37,9 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 mod trash;
+mod unarchive;
 
-pub use archive::{CRASH_POINTS as ARCHIVE_CRASH_POINTS, RESTORE_POINTS};
+pub use archive::CRASH_POINTS as ARCHIVE_CRASH_POINTS;
 pub use archive_trash::{CRASH_POINTS as ARCHIVE_TRASH_CRASH_POINTS, RESTORE_POINTS as ARCHIVE_UNTRASH_POINTS};
 pub use bucket::CRASH_POINTS as BUCKET_CRASH_POINTS;
 pub use bucket_archive::{
@@ -47,6 +48,7 @@ pub use bucket_archive::{
 pub use chunk::{CRASH_POINTS as CHUNK_CRASH_POINTS, TRASH_CRASH_POINTS as CHUNK_TRASH_CRASH_POINTS};
 pub use chunk_archive::{CRASH_POINTS as CHUNK_ARCHIVE_CRASH_POINTS, RESTORE_POINTS as CHUNK_RESTORE_POINTS};
 pub use drop::CRASH_POINTS;
+pub use unarchive::RESTORE_POINTS;
 
 use async_trait::async_trait;
 
@@ -372,14 +374,14 @@ impl Unarchive for PostgresStore {
     async fn restore(&self, name: &str) -> Result<crate::store::Restored, StoreError> {
         let a = self.archive.as_ref().expect("unarchive() is None without an archive");
         let mut client = self.connect().await?;
-        let (rel, m) = archive::lookup(a, &self.config, name).await?;
+        let (rel, m) = unarchive::lookup(a, &self.config, name).await?;
         let u = match m.bucket {
             Some(_) => bucket_archive::unarchive(&mut client, a, &self.config, name, &rel, m).await?,
             // A TimescaleDB chunk's bound is the slice it covered.
             None if m.bound.starts_with('{') => {
                 chunk_archive::unarchive(&mut client, a, &self.config, name, &rel, m).await?
             }
-            None => archive::unarchive(&mut client, a, &self.config, name, &rel, m).await?,
+            None => unarchive::unarchive(&mut client, a, &self.config, name, &rel, m).await?,
         };
         Ok(crate::store::Restored {
             name: u.name,

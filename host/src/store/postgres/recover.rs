@@ -14,10 +14,11 @@ use crate::store::{Recovery, Skipped, StoreError};
 
 use crate::store::object::Archive;
 
-use super::archive::{remove_staged, settle_archive, settle_restore};
+use super::archive::{remove_staged, settle_archive};
 use super::drop::{clear_intent, finish};
 use super::intent::{Intent, Kind, PREFIX, trash_prefix};
 use super::sql::{exec, qualified};
+use super::unarchive::settle_restore;
 use super::{PostgresConfig, backend};
 
 pub(super) async fn recover(
